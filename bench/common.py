@@ -1,0 +1,415 @@
+"""What every hub benchmark needs: a fresh seeded database, a hub in its own process, tokens
+minted without logging in, many Socket.IO clients in one asyncio loop, and honest statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.error import URLError
+from urllib.parse import urlsplit, urlunsplit
+from urllib.request import Request, urlopen
+
+import aiohttp
+import socketio
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PG_ADMIN = "postgresql://127.0.0.1:5432/test"
+DEMO_PASSWORD = "demo-password"
+
+# ---------------------------------------------------------------------------------------------
+# Statistics
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    """Nearest-rank percentile of already sorted values (p in 0..100)."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+@dataclass
+class Samples:
+    """Latencies in seconds of one measure, plus the failures seen while taking them."""
+
+    name: str
+    values: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def add(self, seconds: float) -> None:
+        self.values.append(seconds)
+
+    def fail(self, reason: str) -> None:
+        self.errors[reason] = self.errors.get(reason, 0) + 1
+
+    def summary(self) -> dict[str, Any]:
+        v = sorted(self.values)
+        ms = [x * 1000 for x in v]
+        return {
+            "name": self.name,
+            "n": len(v),
+            "errors": dict(self.errors),
+            "p50_ms": percentile(ms, 50),
+            "p90_ms": percentile(ms, 90),
+            "p99_ms": percentile(ms, 99),
+            "max_ms": ms[-1] if ms else math.nan,
+            "mean_ms": sum(ms) / len(ms) if ms else math.nan,
+        }
+
+
+def fmt_ms(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    return f"{value:.1f} ms" if value < 100 else f"{value:,.0f} ms"
+
+
+class LoopLag:
+    """How late the benchmark's own event loop wakes up. If this is high, the client side is the
+    bottleneck and the latencies it measures are inflated by it."""
+
+    def __init__(self, every_s: float = 0.005) -> None:
+        self.every_s = every_s
+        self.samples = Samples("client event-loop lag")
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            start = time.perf_counter()
+            await asyncio.sleep(self.every_s)
+            self.samples.add(max(0.0, time.perf_counter() - start - self.every_s))
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def take(self) -> Samples:
+        """The lag seen since the last take."""
+        taken, self.samples = self.samples, Samples("client event-loop lag")
+        return taken
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+
+
+# ---------------------------------------------------------------------------------------------
+# The machine
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    with suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    commit = ""
+    with suppress(OSError, subprocess.CalledProcessError):
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "commit": commit,
+    }
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time a local process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------------------------------------
+# A fresh database
+
+
+@dataclass
+class BenchDatabase:
+    url: str  # SQLAlchemy URL the hub and the benchmark use
+    backend: str  # "sqlite" or "postgresql"
+    data_dir: Path
+
+
+@contextmanager
+def fresh_database(
+    database_url: str | None, pg_admin: str = PG_ADMIN, keep: bool = False
+) -> Iterator[BenchDatabase]:
+    """A new data dir and an empty database: SQLite in the data dir unless `database_url` names
+    a PostgreSQL database, which is created here (it must not exist yet) and dropped afterwards."""
+    data_dir = Path(tempfile.mkdtemp(prefix="lektiecafe-bench-"))
+    pg_name: str | None = None
+    try:
+        if not database_url or database_url.startswith("sqlite"):
+            url = database_url or f"sqlite:///{data_dir / 'hub.db'}"
+            yield BenchDatabase(url, "sqlite", data_dir)
+            return
+        if not database_url.startswith("postgresql"):
+            raise SystemExit(f"unsupported database URL: {database_url}")
+        import psycopg
+
+        parts = urlsplit(database_url)
+        pg_name = parts.path.lstrip("/") or f"lc_bench_{uuid.uuid4().hex[:10]}"
+        url = urlunsplit(parts._replace(path=f"/{pg_name}"))
+        with psycopg.connect(pg_admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{pg_name}"')  # fails if it exists: never reuse one
+        yield BenchDatabase(url, "postgresql", data_dir)
+    finally:
+        if pg_name is not None and not keep:
+            import psycopg
+
+            with psycopg.connect(pg_admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+        if not keep:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def seed(url: str, students: int, helpers: int) -> None:
+    """Migrate and fill the database with the demo data at the given size."""
+    from hub import clock
+    from hub.db import Database
+    from hub.demo import seed_demo
+    from hub.server import prepare_database
+
+    db = Database(url)
+    try:
+        prepare_database(db)
+        with db.transaction() as s:
+            seed_demo(s, students=students, helpers=helpers, now=clock.now())
+    finally:
+        db.dispose()
+
+
+def database_version(url: str) -> str:
+    from sqlalchemy import text
+
+    from hub.db import Database
+
+    db = Database(url)
+    try:
+        with db.transaction() as s:
+            if db.is_sqlite:
+                return f"SQLite {s.scalar(text('select sqlite_version()'))}"
+            return f"PostgreSQL {str(s.scalar(text('show server_version'))).split()[0]}"
+    finally:
+        db.dispose()
+
+
+# ---------------------------------------------------------------------------------------------
+# Users and tokens
+
+
+@dataclass(frozen=True)
+class BenchUser:
+    username: str
+    user_id: int | None
+    token: str
+
+
+def mint_tokens(database_url: str, secret_key: str, usernames: list[str]) -> list[BenchUser]:
+    """Tokens exactly as the hub's `POST /api/auth/token` makes them, without paying for argon2:
+    the hub's own `make_token` in an app built on the same secret key and database."""
+    from sqlalchemy import select
+
+    from hub import create_app
+    from hub.accounts.access import make_token
+    from hub.accounts.models import User
+    from hub.config import HubConfig
+    from hub.state import hub_state
+
+    app = create_app(HubConfig(database_url=database_url, secret_key=secret_key))
+    try:
+        with app.app_context():
+            with hub_state().db.transaction() as s:
+                rows = s.execute(select(User.username, User.id).where(User.username.in_(usernames)))
+                ids = {username: user_id for username, user_id in rows}
+            missing = [u for u in usernames if u not in ids]
+            if missing:
+                raise SystemExit(
+                    f"{len(missing)} users missing from the database (e.g. {missing[0]}); "
+                    "was it seeded with enough demo students and helpers?"
+                )
+            return [BenchUser(u, ids[u], make_token(ids[u])) for u in usernames]
+    finally:
+        app.extensions["lektiecafe"].db.dispose()
+
+
+async def login_tokens(
+    hub_url: str, usernames: list[str], password: str = DEMO_PASSWORD, in_flight: int = 8
+) -> list[BenchUser]:
+    """Tokens through `POST /api/auth/token` (slow: one argon2 check per user)."""
+    limit = asyncio.Semaphore(in_flight)
+
+    async def one(session: aiohttp.ClientSession, username: str) -> BenchUser:
+        async with limit:
+            r = await session.post(
+                hub_url + "/api/auth/token", json={"username": username, "password": password}
+            )
+            body = await r.json()
+        if not body.get("ok"):
+            raise SystemExit(f"login of {username} failed: {body}")
+        return BenchUser(username, body.get("user_id"), body["token"])
+
+    async with aiohttp.ClientSession() as session:
+        return list(await asyncio.gather(*(one(session, u) for u in usernames)))
+
+
+def subject_ids(hub_url: str, token: str) -> list[int]:
+    request = Request(hub_url + "/api/catalog", headers={"Authorization": f"Bearer {token}"})
+    with urlopen(request, timeout=10) as r:
+        return [int(s["id"]) for s in json.load(r)["subjects"]]
+
+
+# ---------------------------------------------------------------------------------------------
+# The hub process
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class HubProcess:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def tail(self, chars: int = 3000) -> str:
+        with suppress(OSError):
+            return self.log.read_text(errors="replace")[-chars:]
+        return ""
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_hub(
+    database_url: str, data_dir: Path, secret_key: str, env: dict[str, str]
+) -> HubProcess:
+    port = free_port()
+    log = data_dir / f"hub-{port}.log"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lektiecafe.cli",
+            "hub",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--database-url",
+            database_url,
+            "--insecure-cookies",
+            "--no-migrate",
+            "--secret-key",
+            secret_key,
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    hub = HubProcess(process, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the hub exited:\n{hub.tail()}")
+        with suppress(URLError, OSError), urlopen(hub.url + "/healthz", timeout=1) as r:
+            if r.status == 200:
+                return hub
+        time.sleep(0.1)
+    hub.stop()
+    raise SystemExit(f"the hub did not start:\n{hub.tail()}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Clients
+
+
+def client_session() -> aiohttp.ClientSession:
+    """One HTTP session for all clients: no connection limit (each websocket holds one for good)
+    and no shared cookies."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar()
+    )
+
+
+def new_client(http: aiohttp.ClientSession) -> socketio.AsyncClient:
+    return socketio.AsyncClient(reconnection=False, http_session=http, handle_sigint=False)
+
+
+async def connect_all(
+    hub_url: str,
+    clients: list[tuple[socketio.AsyncClient, str]],
+    in_flight: int,
+) -> Samples:
+    """Connect every (client, token) over the websocket transport; the connect times."""
+    limit = asyncio.Semaphore(in_flight)
+    samples = Samples("connect")
+
+    async def one(sio: socketio.AsyncClient, token: str) -> None:
+        async with limit:
+            start = time.perf_counter()
+            try:
+                await sio.connect(
+                    hub_url, auth={"token": token}, transports=["websocket"], wait_timeout=30
+                )
+            except socketio.exceptions.ConnectionError as exc:
+                samples.fail(str(exc) or type(exc).__name__)
+                return
+            samples.add(time.perf_counter() - start)
+
+    await asyncio.gather(*(one(sio, token) for sio, token in clients))
+    return samples
+
+
+async def disconnect_all(clients: list[socketio.AsyncClient], in_flight: int = 200) -> None:
+    limit = asyncio.Semaphore(in_flight)
+
+    async def one(sio: socketio.AsyncClient) -> None:
+        async with limit:
+            with suppress(Exception):
+                await asyncio.wait_for(sio.disconnect(), 5)
+
+    await asyncio.gather(*(one(c) for c in clients))

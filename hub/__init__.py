@@ -1,0 +1,171 @@
+"""The Lektiecafé hub: accounts, matching, rooms, break room and admin pages in one Flask app."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from hub.config import HubConfig
+from hub.db import Database
+from hub.errors import HubError, Unauthenticated
+from hub.extensions import babel, csrf, socketio
+from hub.state import HubState
+
+LOCALES = ("da", "en")
+HERE = Path(__file__).parent
+
+
+def create_app(config: HubConfig) -> Flask:
+    """The hub's Flask app on `config`'s database. Socket handlers register on import."""
+    config = config.with_secret()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=config.secret_key,
+        SESSION_COOKIE_SECURE=config.secure_cookies,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_NAME="lektiecafe_session",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        MAX_CONTENT_LENGTH=config.attachment_max_bytes + 256 * 1024,
+        BABEL_DEFAULT_LOCALE="da",
+        BABEL_TRANSLATION_DIRECTORIES=str(HERE / "translations"),
+        WTF_CSRF_CHECK_DEFAULT=False,
+        WTF_CSRF_TIME_LIMIT=None,
+    )
+    app.extensions["lektiecafe"] = HubState(
+        config=config, db=Database(config.resolved_database_url)
+    )
+    babel.init_app(app, locale_selector=select_locale)
+    csrf.init_app(app)
+    socketio.init_app(
+        app,
+        message_queue=config.message_queue or None,
+        cors_allowed_origins=[],  # same origin only
+        max_http_buffer_size=1_000_000,
+    )
+
+    from hub.accounts.routes import bp as accounts_bp
+    from hub.admin.routes import bp as admin_bp
+    from hub.attachments.routes import bp as attachments_bp
+    from hub.catalog.routes import bp as catalog_bp
+    from hub.matching.routes import helper_bp, student_bp
+
+    for bp in (accounts_bp, admin_bp, attachments_bp, catalog_bp, helper_bp, student_bp):
+        app.register_blueprint(bp)
+
+    # Socket handlers register themselves on import.
+    import hub.breakroom.events
+    import hub.matching.events  # noqa: F401
+
+    app.before_request(_protect_forms)
+    app.after_request(_security_headers)
+    app.register_error_handler(HubError, _hub_error)
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.context_processor(lambda: {"locale": select_locale(), "locales": LOCALES})
+
+    @app.route("/healthz")
+    def healthz() -> ResponseReturnValue:
+        return {"ok": True}
+
+    return app
+
+
+def select_locale() -> str:
+    chosen = session.get("lang") if _has_request() else None
+    if chosen in LOCALES:
+        return str(chosen)
+    if _has_request():
+        return request.accept_languages.best_match(LOCALES) or "da"
+    return "da"
+
+
+def _has_request() -> bool:
+    from flask import has_request_context
+
+    return has_request_context()
+
+
+# Takes JSON only (which a cross-site form cannot send) and sets no cookie.
+CSRF_EXEMPT = {"accounts.api_token"}
+
+
+def _protect_forms() -> None:
+    """CSRF for everything a browser sends with its cookie; bearer-token calls carry no cookie."""
+    if (
+        request.method in ("POST", "PUT", "PATCH", "DELETE")
+        and request.endpoint not in CSRF_EXEMPT
+        and not request.headers.get("Authorization", "").startswith("Bearer ")
+    ):
+        csrf.protect()
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+        "connect-src 'self' ws: wss:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+    )
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault(
+        "Permissions-Policy", "camera=(self), microphone=(self), geolocation=()"
+    )
+    return response
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _error_response(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> ResponseReturnValue:
+    if _wants_json():
+        error = {"code": code, "message": message, **({"details": details} if details else {})}
+        return {"ok": False, "error": error}, status
+    return render_template("error.html", status=status, message=message), status
+
+
+def _hub_error(exc: HubError) -> ResponseReturnValue:
+    if isinstance(exc, Unauthenticated) and not _wants_json():
+        return redirect(url_for("accounts.login", next=request.full_path.rstrip("?")))
+    return _error_response(exc.status, exc.code, exc.message, exc.details)
+
+
+def _csrf_error(exc: CSRFError) -> ResponseReturnValue:
+    return _error_response(
+        400, "csrf", _("The form had expired. Please go back, reload the page and try again.")
+    )
+
+
+def _http_error(exc: HTTPException) -> ResponseReturnValue:
+    status = exc.code or 500
+    messages = {
+        400: _("The request was not understood."),
+        401: _("Please log in first."),
+        403: _("You do not have access to this page."),
+        404: _("This page does not exist."),
+        405: _("This address does not accept that kind of request."),
+        413: _("The file is too large."),
+        429: _("Too many requests. Wait a moment and try again."),
+    }
+    codes = {
+        400: "invalid",
+        401: "unauthenticated",
+        403: "forbidden",
+        404: "not_found",
+        413: "too_large",
+        429: "rate_limited",
+    }
+    return _error_response(
+        status, codes.get(status, "error"), messages.get(status, _("Something went wrong."))
+    )

@@ -1,0 +1,95 @@
+"""People and the places they belong to: sites, partner organisations, users and their roles."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, ForeignKey, String, Table
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from hub.catalog.models import Language, Subject
+from hub.db import Base
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    COORDINATOR = "coordinator"
+    SITE_STAFF = "site_staff"
+    HELPER = "helper"
+    STUDENT = "student"
+
+
+class Site(Base):
+    """A school, library or youth club where students come from; students join with its code."""
+
+    __tablename__ = "sites"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(20))  # school | library | youth_club
+    invite_code: Mapped[str] = mapped_column(String(32), unique=True)
+    contact: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Organisation(Base):
+    """A partner organisation that recruits helpers (e.g. Red Cross Youth)."""
+
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    contact: Mapped[str] = mapped_column(String(200), default="")
+
+
+helper_subjects = Table(
+    "helper_subjects",
+    Base.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("subject_id", ForeignKey("subjects.id", ondelete="CASCADE"), primary_key=True),
+)
+
+helper_languages = Table(
+    "helper_languages",
+    Base.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("language_code", ForeignKey("languages.code", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class User(Base):
+    """Anyone who logs in. Students give only a nickname and grade; no name, no e-mail."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(40), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20), index=True)
+    display_name: Mapped[str] = mapped_column(String(60))
+    grade: Mapped[int | None] = mapped_column(default=None)
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"), default=None)
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisations.id"), default=None
+    )
+    # Helpers: a coordinator has checked the child-protection certificate.
+    approved: Mapped[bool] = mapped_column(default=False)
+    grade_min: Mapped[int] = mapped_column(default=8)
+    grade_max: Mapped[int] = mapped_column(default=10)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime]
+
+    site: Mapped[Site | None] = relationship(lazy="joined")
+    organisation: Mapped[Organisation | None] = relationship(lazy="joined")
+    subjects: Mapped[list[Subject]] = relationship(secondary=helper_subjects, lazy="selectin")
+    languages: Mapped[list[Language]] = relationship(secondary=helper_languages, lazy="selectin")
+
+
+class LoginFailure(Base):
+    """Recent failed logins per username, to slow down guessing. Holds no personal data."""
+
+    __tablename__ = "login_failures"
+
+    username: Mapped[str] = mapped_column(String(40), primary_key=True)
+    count: Mapped[int] = mapped_column(default=0)
+    last_at: Mapped[datetime]

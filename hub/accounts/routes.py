@@ -1,0 +1,190 @@
+"""Login, logout, registration, language choice and API tokens."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from pydantic import Field
+
+from hub import clock
+from hub.accounts import mydata, service
+from hub.accounts.access import (
+    Identity,
+    caller,
+    current_identity,
+    login_session,
+    make_token,
+    roles_required,
+)
+from hub.accounts.models import Role
+from hub.errors import HubError, Unauthenticated
+from hub.realtime.presence import disconnect_user
+from hub.state import hub_state
+from hub.validation import Payload, parse
+
+bp = Blueprint("accounts", __name__)
+
+
+class LoginIn(Payload):
+    username: str = Field(min_length=1, max_length=40)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class RegisterIn(Payload):
+    invite_code: str = Field(min_length=1, max_length=32)
+    username: str = Field(min_length=1, max_length=40)
+    nickname: str = Field(min_length=1, max_length=30)
+    grade: int
+    password: str = Field(min_length=1, max_length=200)
+
+
+def _authenticate(data: LoginIn) -> Identity:
+    state = hub_state()
+    with state.db.transaction() as s:
+        user = service.authenticate(s, data.username, data.password, clock.now(), state.config)
+        identity = Identity.of(user) if user is not None else None
+    if identity is None:  # raised after the commit, so the failed try is counted
+        raise Unauthenticated(_("Wrong username or password."))
+    return identity
+
+
+def start_page(identity: Identity) -> str:
+    return url_for(service.START_PAGES[identity.role])
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a path on this site, never another host."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc and target.startswith("/") else None
+
+
+@bp.route("/")
+def index() -> ResponseReturnValue:
+    identity = current_identity()
+    return redirect(start_page(identity) if identity else url_for("accounts.login"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    error: str | None = None
+    status = 200
+    if request.method == "POST":
+        try:
+            identity = _authenticate(parse(request.form.to_dict(), LoginIn))
+        except HubError as exc:
+            error, status = exc.message, exc.status
+        else:
+            lang = session.get("lang")
+            login_session(identity)
+            if lang:
+                session["lang"] = lang
+            return redirect(_safe_next(request.args.get("next")) or start_page(identity))
+    return render_template(
+        "login.html", error=error, username=request.form.get("username", "")
+    ), status
+
+
+@bp.route("/logout", methods=["POST"])
+def logout() -> ResponseReturnValue:
+    lang = session.get("lang")
+    session.clear()
+    if lang:
+        session["lang"] = lang
+    return redirect(url_for("accounts.login"))
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register() -> ResponseReturnValue:
+    error: str | None = None
+    fields: dict[str, Any] = {}
+    status = 200
+    if request.method == "POST":
+        state = hub_state()
+        try:
+            data = parse(request.form.to_dict(), RegisterIn)
+            with state.db.transaction() as s:
+                user = service.register_student(
+                    s,
+                    invite_code=data.invite_code,
+                    username=data.username,
+                    nickname=data.nickname,
+                    grade=data.grade,
+                    password=data.password,
+                    now=clock.now(),
+                )
+                identity = Identity.of(user)
+        except HubError as exc:
+            error, status, fields = exc.message, exc.status, exc.details.get("fields", {})
+        else:
+            login_session(identity)
+            return redirect(start_page(identity))
+    return render_template("register.html", error=error, fields=fields, form=request.form), status
+
+
+@bp.route("/lang/<code>", methods=["POST"])
+def set_language(code: str) -> ResponseReturnValue:
+    if code in ("da", "en"):
+        session["lang"] = code
+    return redirect(_safe_next(request.form.get("next")) or url_for("accounts.index"))
+
+
+@bp.route("/api/auth/token", methods=["POST"])
+def api_token() -> ResponseReturnValue:
+    identity = _authenticate(parse(request.get_json(silent=True), LoginIn))
+    return {
+        "ok": True,
+        "token": make_token(identity.user_id),
+        "role": identity.role.value,
+        "user_id": identity.user_id,
+    }
+
+
+@bp.route("/privacy")
+def privacy() -> ResponseReturnValue:
+    return render_template("privacy.html")
+
+
+@bp.route("/me/data")
+@roles_required(Role.STUDENT)
+def my_data() -> ResponseReturnValue:
+    with hub_state().db.transaction() as s:
+        return render_template("mydata.html", **mydata.collect(s, caller().user_id))
+
+
+class ConfirmIn(Payload):
+    confirm: Literal["yes"]
+
+
+@bp.route("/me/delete", methods=["POST"])
+@roles_required(Role.STUDENT)
+def delete_me() -> ResponseReturnValue:
+    identity = caller()
+    parse(request.form.to_dict(), ConfirmIn)
+    state = hub_state()
+    with state.db.transaction() as s:
+        mydata.delete_student(s, identity.user_id, state.config.attachments_dir)
+    session.clear()
+    disconnect_user(state.db, identity.user_id)
+    return render_template("deleted.html")
+
+
+@bp.route("/api/me")
+def api_me() -> ResponseReturnValue:
+    identity = current_identity()
+    if identity is None:
+        return {
+            "ok": False,
+            "error": {"code": "unauthenticated", "message": _("Please log in first.")},
+        }, 401
+    return {
+        "ok": True,
+        "user_id": identity.user_id,
+        "role": identity.role.value,
+        "display_name": identity.display_name,
+    }

@@ -1,0 +1,102 @@
+"""Checking and storing attachments. Files are judged by their content, never their name:
+images are decoded and re-encoded (dropping metadata such as GPS position and anything hidden
+after the picture); PDFs must look like PDFs. Everything else is refused."""
+
+from __future__ import annotations
+
+import io
+import secrets
+from datetime import datetime
+from pathlib import Path
+
+from flask_babel import gettext as _
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.accounts.access import Identity
+from hub.accounts.models import Role
+from hub.attachments.models import Attachment
+from hub.errors import Invalid, NotFound, TooLarge
+from hub.matching.models import HelpRequest, Offer
+from hub.rooms.models import Room
+
+MAX_PIXELS = 40_000_000  # refuses decompression bombs
+MAX_SIDE = 2400  # photos are scaled down to this; enough to read a worksheet
+
+
+def clean_upload(data: bytes, max_bytes: int) -> tuple[bytes, str]:
+    """The bytes to store and their MIME type, or an error saying what is wrong."""
+    if not data:
+        raise Invalid(_("The file is empty."))
+    if len(data) > max_bytes:
+        raise TooLarge(
+            _("The file is too large. The limit is %(mb)d MB.", mb=max_bytes // (1024 * 1024))
+        )
+    if data.startswith(b"%PDF-"):
+        if b"%%EOF" not in data[-2048:]:
+            raise Invalid(_("The PDF file is damaged or incomplete."))
+        return data, "application/pdf"
+    return _reencode_image(data), "image/jpeg"
+
+
+def _reencode_image(data: bytes) -> bytes:
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format not in ("JPEG", "PNG", "WEBP", "GIF", "HEIF", "BMP"):
+                raise Invalid(_("Only photos (JPEG, PNG, WebP) and PDF files can be attached."))
+            img.load()
+            picture = _upright(img).convert("RGB")
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise Invalid(_("Only photos (JPEG, PNG, WebP) and PDF files can be attached.")) from exc
+    picture.thumbnail((MAX_SIDE, MAX_SIDE))
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=85, optimize=True)
+    return out.getvalue()
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    from PIL import ImageOps
+
+    return ImageOps.exif_transpose(img) or img
+
+
+def store(
+    s: Session, owner: Identity, data: bytes, mime: str, folder: Path, now: datetime
+) -> Attachment:
+    attachment = Attachment(
+        id=secrets.token_hex(16), owner_id=owner.user_id, mime=mime, size=len(data), created_at=now
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / attachment.id).write_bytes(data)
+    s.add(attachment)
+    return attachment
+
+
+def readable(s: Session, viewer: Identity, attachment_id: str) -> Attachment:
+    """The attachment if `viewer` may see it: its owner, a helper it was offered to or who helps in
+    its room, or an admin."""
+    attachment = s.get(Attachment, attachment_id)
+    if attachment is None:
+        raise NotFound(_("That file was not found."))
+    if viewer.role == Role.ADMIN or attachment.owner_id == viewer.user_id:
+        return attachment
+    if viewer.role == Role.HELPER and attachment.request_id is not None:
+        offered = s.scalar(
+            select(Offer.id).where(
+                Offer.request_id == attachment.request_id, Offer.helper_id == viewer.user_id
+            )
+        )
+        in_room = s.scalar(
+            select(Room.id).where(
+                Room.request_id == attachment.request_id, Room.helper_id == viewer.user_id
+            )
+        )
+        if offered is not None or in_room is not None:
+            return attachment
+    raise NotFound(_("That file was not found."))
+
+
+def request_of(s: Session, attachment: Attachment) -> HelpRequest | None:
+    return s.get(HelpRequest, attachment.request_id) if attachment.request_id else None

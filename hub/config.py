@@ -1,0 +1,82 @@
+"""Settings of one hub process, from defaults, a TOML file, the environment and the command line
+(later ones win). Environment variables are the setting's name in capitals prefixed
+`LEKTIECAFE_`, e.g. `LEKTIECAFE_DATABASE_URL`."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    data_dir: Path = Path("lektiecafe-data")
+    database_url: str = ""  # empty: SQLite in data_dir
+    secret_key: str = ""  # empty: generated once and kept in data_dir
+    # Cookies only over HTTPS. The demo on plain http://127.0.0.1 turns this off.
+    secure_cookies: bool = True
+    message_queue: str = ""  # e.g. redis://127.0.0.1:6379/0 when several hub processes run
+    offer_timeout_s: float = 30.0
+    student_grace_s: float = 60.0
+    helper_grace_s: float = 0.0
+    tick_s: float = 1.0
+    typical_session_s: int = 20 * 60  # the wait estimate's guess before any session has ended
+    attachment_max_bytes: int = 8 * 1024 * 1024
+    breakroom_burst: int = 5  # messages a student may send ...
+    breakroom_window_s: float = 10.0  # ... within this many seconds
+    login_free_failures: int = 5  # failed logins before each try must wait
+    login_wait_s: float = 30.0
+    token_max_age_s: int = 12 * 3600
+    stun_urls: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'hub.db').resolve()}"
+
+    @property
+    def attachments_dir(self) -> Path:
+        return self.data_dir / "attachments"
+
+    def with_secret(self) -> HubConfig:
+        """The config with a secret key: the given one, or one generated once per data dir."""
+        if self.secret_key:
+            return self
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key_file = self.data_dir / "secret_key"
+        if not key_file.exists():
+            key_file.write_text(secrets.token_urlsafe(48))
+            key_file.chmod(0o600)
+        return replace(self, secret_key=key_file.read_text().strip())
+
+
+def load_config(file: Path | None = None, **overrides: Any) -> HubConfig:
+    values: dict[str, Any] = {}
+    if file is not None:
+        values.update(tomllib.loads(file.read_text()))
+    for f in fields(HubConfig):
+        env = os.environ.get(f"LEKTIECAFE_{f.name.upper()}")
+        if env is not None:
+            values[f.name] = env
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return HubConfig(
+        **{f.name: _coerce(f.type, values[f.name]) for f in fields(HubConfig) if f.name in values}
+    )
+
+
+def _coerce(kind: Any, value: Any) -> Any:
+    kind = str(kind)
+    if kind == "Path":
+        return Path(value)
+    if kind == "bool" and isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    if kind in ("float", "int"):
+        return {"float": float, "int": int}[kind](value)
+    if kind.startswith("tuple") and isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if kind.startswith("tuple"):
+        return tuple(value)
+    return value

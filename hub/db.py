@@ -1,0 +1,81 @@
+"""The hub's storage: one SQLAlchemy engine, one declarative base, one way to open a unit of work.
+
+SQLite is the embedded default and PostgreSQL the scale-out store; the same code serves both.
+Under gevent, SQLite's C-level busy wait would block the whole process while another greenlet
+holds the write lock, so on SQLite every unit of work is serialised by a process-wide lock
+(SQLite allows one writer anyway). PostgreSQL needs no such lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Engine, create_engine, event, text
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both SQLite (which keeps naive ones) and PostgreSQL."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class Database:
+    """The engine and session factory of one hub process."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine: Engine = create_engine(
+                url, connect_args={"check_same_thread": False, "timeout": 30}
+            )
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._lock = threading.RLock() if self.is_sqlite else None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session inside one transaction: committed when the block ends, rolled back on error."""
+        with self._lock or nullcontext(), self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def matching_transaction(self) -> Iterator[Session]:
+        """A transaction that changes matching state: serialised across hub processes, so the
+        dispatcher's pass never sees half of another change (e.g. an offer just accepted)."""
+        with self.transaction() as session:
+            if not self.is_sqlite:  # on SQLite the process lock already serialises everything
+                session.execute(text("SELECT pg_advisory_xact_lock(4242)"))
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

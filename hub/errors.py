@@ -1,0 +1,57 @@
+"""The hub's one error type. Every refusal a client sees is a HubError with a code and a message
+in the caller's language; socket acks and JSON routes turn it into {"ok": false, "error": {...}}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class HubError(Exception):
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def as_dict(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            error["details"] = self.details
+        return error
+
+
+class Invalid(HubError):
+    code = "invalid"
+    status = 400
+
+
+class Unauthenticated(HubError):
+    code = "unauthenticated"
+    status = 401
+
+
+class Forbidden(HubError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(HubError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(HubError):
+    code = "conflict"
+    status = 409
+
+
+class TooLarge(HubError):
+    code = "too_large"
+    status = 413
+
+
+class RateLimited(HubError):
+    code = "rate_limited"
+    status = 429

@@ -1,0 +1,11 @@
+"""The Flask extensions, created once and bound to the app in `create_app`."""
+
+from __future__ import annotations
+
+from flask_babel import Babel
+from flask_socketio import SocketIO
+from flask_wtf.csrf import CSRFProtect
+
+socketio = SocketIO()
+babel = Babel()
+csrf = CSRFProtect()

@@ -1,0 +1,529 @@
+"""Matching over the database: requests, duty, offers and the dispatcher's one pass.
+
+Every function runs inside the caller's transaction and returns the notices to send after it
+commits. Nothing here keeps state in memory, so any hub process can run any of it."""
+
+from __future__ import annotations
+
+import secrets
+import statistics
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from hub.accounts.access import Identity
+from hub.accounts.models import User, helper_languages, helper_subjects
+from hub.attachments.models import Attachment
+from hub.catalog.models import GRADES, Language, Subject
+from hub.config import HubConfig
+from hub.errors import Conflict, Forbidden, Invalid, NotFound
+from hub.matching import policy
+from hub.matching.models import (
+    DutyStatus,
+    HelperDuty,
+    HelpRequest,
+    Offer,
+    OfferStatus,
+    RequestStatus,
+)
+from hub.realtime.notices import Notice
+from hub.rooms.models import Room
+
+# ---------------------------------------------------------------------------------------------
+# Students
+
+
+def open_request_of(s: Session, student_id: int) -> HelpRequest | None:
+    return s.scalar(
+        select(HelpRequest).where(
+            HelpRequest.student_id == student_id, HelpRequest.status == RequestStatus.WAITING
+        )
+    )
+
+
+def create_request(
+    s: Session,
+    student: Identity,
+    *,
+    subject_id: int,
+    grade: int,
+    language_code: str | None,
+    note: str,
+    attachment_ids: list[str],
+    now: datetime,
+    config: HubConfig,
+) -> dict[str, Any]:
+    if open_request_of(s, student.user_id) is not None:
+        raise Conflict(_("You are already waiting for a helper."))
+    subject = s.get(Subject, subject_id)
+    if subject is None or not subject.active:
+        raise Invalid(_("That subject does not exist."), fields={"subject": "unknown"})
+    if grade not in GRADES:
+        raise Invalid(_("Grade must be 8, 9 or 10."), fields={"grade": "unknown"})
+    if language_code is not None:
+        language = s.get(Language, language_code)
+        if language is None or not language.active:
+            raise Invalid(_("That language does not exist."), fields={"language": "unknown"})
+    request = HelpRequest(
+        student_id=student.user_id,
+        subject_id=subject_id,
+        grade=grade,
+        language_code=language_code,
+        note=note,
+        created_at=now,
+    )
+    s.add(request)
+    s.flush()
+    if attachment_ids:
+        attachments = list(s.scalars(select(Attachment).where(Attachment.id.in_(attachment_ids))))
+        if len(attachments) != len(set(attachment_ids)) or any(
+            a.owner_id != student.user_id or a.request_id is not None for a in attachments
+        ):
+            raise Invalid(_("An attachment was not found."), fields={"attachment_ids": "unknown"})
+        for a in attachments:
+            a.request_id = request.id
+    status = queue_status(s, request, config)
+    request.told_position, request.told_eta_s = status["position"], status["eta_s"]
+    return {"request_id": request.id, **status}
+
+
+def queue_status(s: Session, request: HelpRequest, config: HubConfig) -> dict[str, Any]:
+    """The student's place and estimated wait, as told in the ack and in `queue:update`."""
+    position = 1 + (
+        s.scalar(
+            select(func.count()).where(
+                HelpRequest.status == RequestStatus.WAITING,
+                HelpRequest.subject_id == request.subject_id,
+                (HelpRequest.created_at < request.created_at)
+                | ((HelpRequest.created_at == request.created_at) & (HelpRequest.id < request.id)),
+            )
+        )
+        or 0
+    )
+    on_duty = _on_duty_skills(s)
+    waiting = _as_waiting(request)
+    able = [h for h, free in on_duty if policy.can_help(h, waiting)]
+    free_able = sum(1 for h, free in on_duty if free and policy.can_help(h, waiting))
+    eta = policy.estimate_wait_s(position, free_able, len(able), typical_session_s(s, config))
+    return {"position": position, "eta_s": eta, "next_shift": None}
+
+
+def cancel_request(s: Session, student: Identity, request_id: int, now: datetime) -> list[Notice]:
+    request = s.get(HelpRequest, request_id)
+    if request is None or request.student_id != student.user_id:
+        raise NotFound(_("That request was not found."))
+    notices = _close_request(s, request_id, RequestStatus.CANCELLED, now)
+    if notices is None:
+        raise Conflict(_("That request is no longer waiting."))
+    return notices
+
+
+# State changes below are conditional UPDATEs ("... WHERE status = 'waiting'"), so two processes
+# racing (a helper accepting while the student cancels, an offer expiring while it is accepted)
+# cannot both win: the loser changes nothing and is told so.
+
+
+def _close_request(
+    s: Session, request_id: int, status: RequestStatus, now: datetime
+) -> list[Notice] | None:
+    """End a waiting request and withdraw its offers; None if it was no longer waiting."""
+    closed = s.execute(
+        update(HelpRequest)
+        .where(HelpRequest.id == request_id, HelpRequest.status == RequestStatus.WAITING)
+        .values(status=status, ended_at=now)
+    )
+    if closed.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return _withdraw_offers(s, Offer.request_id == request_id, now)
+
+
+def _move_offers(s: Session, where: Any, to: OfferStatus, now: datetime) -> list[Offer]:
+    """Move the pending offers matching `where` to `to`; the ones moved."""
+    return list(
+        s.scalars(
+            update(Offer)
+            .where(where, Offer.status == OfferStatus.PENDING)
+            .values(status=to, answered_at=now)
+            .returning(Offer)
+        )
+    )
+
+
+def _withdraw_offers(s: Session, where: Any, now: datetime) -> list[Notice]:
+    return [
+        Notice(o.helper_id, "offer:expired", {"offer_id": o.id, "reason": "withdrawn"})
+        for o in _move_offers(s, where, OfferStatus.WITHDRAWN, now)
+    ]
+
+
+def student_gone(s: Session, student_id: int, now: datetime) -> None:
+    s.execute(
+        update(HelpRequest)
+        .where(HelpRequest.student_id == student_id, HelpRequest.status == RequestStatus.WAITING)
+        .values(offline_since=now)
+    )
+
+
+def student_back(s: Session, student_id: int, config: HubConfig) -> list[Notice]:
+    """The state a reconnecting student gets back: its waiting request's place, or its room."""
+    request = open_request_of(s, student_id)
+    if request is not None:
+        request.offline_since = None
+        status = queue_status(s, request, config)
+        request.told_position, request.told_eta_s = status["position"], status["eta_s"]
+        return [Notice(student_id, "queue:update", {"request_id": request.id, **status})]
+    return _rejoin_notices(s, student_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def set_duty(s: Session, helper: Identity, status: DutyStatus, now: datetime) -> list[Notice]:
+    user = s.get(User, helper.user_id)
+    assert user is not None
+    if not user.approved:
+        raise Forbidden(_("A coordinator must approve you before you can go on duty."))
+    duty = s.get(HelperDuty, helper.user_id)
+    if duty is None:
+        duty = HelperDuty(helper_id=helper.user_id, status=DutyStatus.OFF, idle_since=now)
+        s.add(duty)
+    if status == DutyStatus.AVAILABLE and duty.status != DutyStatus.AVAILABLE:
+        duty.idle_since = now
+    duty.status = status
+    if status != DutyStatus.AVAILABLE:
+        return _withdraw_offers(s, Offer.helper_id == helper.user_id, now)
+    return []
+
+
+def duty_of(s: Session, helper_id: int) -> DutyStatus:
+    duty = s.get(HelperDuty, helper_id)
+    return DutyStatus(duty.status) if duty else DutyStatus.OFF
+
+
+def helper_gone(s: Session, helper_id: int, now: datetime) -> None:
+    """The helper's last connection closed: off duty (a room keeps them busy), offers move on."""
+    s.execute(
+        update(HelperDuty)
+        .where(HelperDuty.helper_id == helper_id, HelperDuty.status != DutyStatus.BUSY)
+        .values(status=DutyStatus.OFF)
+    )
+    _withdraw_offers(s, Offer.helper_id == helper_id, now)
+
+
+def take_off_duty(s: Session, helper_id: int, now: datetime) -> list[Notice]:
+    """Off duty at once, e.g. when deactivated or no longer approved; pending offers move on."""
+    s.execute(
+        update(HelperDuty).where(HelperDuty.helper_id == helper_id).values(status=DutyStatus.OFF)
+    )
+    withdrawn = _withdraw_offers(s, Offer.helper_id == helper_id, now)
+    return [Notice(helper_id, "duty:status", {"status": DutyStatus.OFF.value}), *withdrawn]
+
+
+def helper_back(s: Session, helper_id: int) -> list[Notice]:
+    """A reconnecting helper gets back its duty status, its pending offer, or its room."""
+    notices = [Notice(helper_id, "duty:status", {"status": duty_of(s, helper_id).value})]
+    offer = s.scalar(
+        select(Offer).where(Offer.helper_id == helper_id, Offer.status == OfferStatus.PENDING)
+    )
+    if offer is not None:
+        notices.append(_offer_notice(s, offer, offer.created_at))
+    return notices + _rejoin_notices(s, helper_id)
+
+
+def _answer_offer(
+    s: Session, helper: Identity, offer_id: int, to: OfferStatus, now: datetime
+) -> Offer:
+    offer = s.get(Offer, offer_id)
+    if offer is None or offer.helper_id != helper.user_id:
+        raise NotFound(_("That offer was not found."))
+    if not _move_offers(s, (Offer.id == offer_id) & (Offer.expires_at > now), to, now):
+        raise Conflict(_("That offer has expired or was withdrawn."))
+    return offer
+
+
+def accept_offer(
+    s: Session, helper: Identity, offer_id: int, now: datetime, ice: list[dict[str, Any]]
+) -> tuple[Room, list[Notice]]:
+    offer = _answer_offer(s, helper, offer_id, OfferStatus.ACCEPTED, now)
+    if _close_request(s, offer.request_id, RequestStatus.MATCHED, now) is None:
+        raise Conflict(_("The student is no longer waiting."))  # rolls back the acceptance
+    request = s.get(HelpRequest, offer.request_id)
+    assert request is not None
+    room = Room(
+        id=secrets.token_hex(8),
+        request_id=request.id,
+        student_id=request.student_id,
+        helper_id=helper.user_id,
+        created_at=now,
+    )
+    s.add(room)
+    s.execute(
+        update(HelperDuty)
+        .where(HelperDuty.helper_id == helper.user_id)
+        .values(status=DutyStatus.BUSY)
+    )
+    match = {"room_id": room.id, "peer": room_peer(s, room, request.student_id), "ice_servers": ice}
+    return room, [Notice(request.student_id, "match", match)]
+
+
+def decline_offer(s: Session, helper: Identity, offer_id: int, now: datetime) -> None:
+    _answer_offer(s, helper, offer_id, OfferStatus.DECLINED, now)
+
+
+def room_peer(s: Session, room: Room, viewer_id: int) -> dict[str, Any]:
+    other_id = room.helper_id if viewer_id == room.student_id else room.student_id
+    other = s.get(User, other_id)
+    assert other is not None
+    return {
+        "display_name": other.display_name,
+        "role": other.role,
+        "organisation": other.organisation.name if other.organisation else None,
+    }
+
+
+def _rejoin_notices(s: Session, user_id: int) -> list[Notice]:
+    room = s.scalar(
+        select(Room)
+        .where((Room.student_id == user_id) | (Room.helper_id == user_id), Room.ended_at.is_(None))
+        .order_by(Room.created_at.desc())
+    )
+    if room is None:
+        return []
+    return [
+        Notice(user_id, "room:rejoined", {"room_id": room.id, "peer": room_peer(s, room, user_id)})
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# The dispatcher's pass
+
+
+def dispatch(s: Session, now: datetime, config: HubConfig) -> list[Notice]:
+    """One pass of the matching loop: expire offers, drop students gone too long, make new offers
+    and tell waiting students about changed places. Safe to run from any process at any time."""
+    notices = _expire_offers(s, now)
+    notices += _drop_absent_students(s, now, config)
+    waiting = _waiting_requests(s)
+    on_duty = _on_duty_skills(s)
+    busy_helpers = set(
+        s.scalars(select(Offer.helper_id).where(Offer.status == OfferStatus.PENDING))
+    )
+    offered_requests = set(
+        s.scalars(select(Offer.request_id).where(Offer.status == OfferStatus.PENDING))
+    )
+    free = [h for h, is_free in on_duty if is_free and h.id not in busy_helpers]
+    unoffered = [r for r in waiting if r.id not in offered_requests]
+    if free and unoffered:
+        for request_id, helper_id in policy.plan_offers(_with_history(s, unoffered), free):
+            offer = Offer(
+                request_id=request_id,
+                helper_id=helper_id,
+                created_at=now,
+                expires_at=now + timedelta(seconds=config.offer_timeout_s),
+            )
+            s.add(offer)
+            s.flush()
+            notices.append(_offer_notice(s, offer, now))
+    return notices + _queue_updates(s, waiting, on_duty, config)
+
+
+def next_deadline(s: Session) -> datetime | None:
+    """When the next pending offer expires, so the dispatcher can wake in time."""
+    return s.scalar(select(func.min(Offer.expires_at)).where(Offer.status == OfferStatus.PENDING))
+
+
+def _expire_offers(s: Session, now: datetime) -> list[Notice]:
+    """Expired offers move on; a helper who missed one is paused, since they are likely away."""
+    expired = _move_offers(s, Offer.expires_at <= now, OfferStatus.EXPIRED, now)
+    helper_ids = {o.helper_id for o in expired}
+    if helper_ids:
+        s.execute(
+            update(HelperDuty)
+            .where(HelperDuty.helper_id.in_(helper_ids), HelperDuty.status == DutyStatus.AVAILABLE)
+            .values(status=DutyStatus.PAUSED)
+        )
+    return [
+        Notice(o.helper_id, "offer:expired", {"offer_id": o.id, "reason": "expired"})
+        for o in expired
+    ] + [Notice(h, "duty:status", {"status": DutyStatus.PAUSED.value}) for h in helper_ids]
+
+
+def _drop_absent_students(s: Session, now: datetime, config: HubConfig) -> list[Notice]:
+    cutoff = now - timedelta(seconds=config.student_grace_s)
+    gone = s.scalars(
+        select(HelpRequest.id).where(
+            HelpRequest.status == RequestStatus.WAITING, HelpRequest.offline_since <= cutoff
+        )
+    ).all()
+    notices: list[Notice] = []
+    for request_id in gone:
+        notices += _close_request(s, request_id, RequestStatus.LEFT, now) or []
+    return notices
+
+
+def _offer_notice(s: Session, offer: Offer, now: datetime) -> Notice:
+    request = s.get(HelpRequest, offer.request_id)
+    assert request is not None
+    student = s.get(User, request.student_id)
+    assert student is not None
+    attachments = s.scalars(select(Attachment).where(Attachment.request_id == request.id))
+    payload = {
+        "offer_id": offer.id,
+        "expires_in_s": max(0.0, (offer.expires_at - now).total_seconds()),
+        "request": {
+            "subject": request.subject_id,
+            "grade": request.grade,
+            "language": request.language_code,
+            "note": request.note,
+            "nickname": student.display_name,
+            "attachments": [
+                {"id": a.id, "mime": a.mime, "url": f"/api/attachments/{a.id}"} for a in attachments
+            ],
+            "waited_s": int((now - request.created_at).total_seconds()),
+        },
+    }
+    return Notice(offer.helper_id, "offer", payload)
+
+
+def _as_waiting(r: HelpRequest) -> policy.WaitingRequest:
+    return policy.WaitingRequest(
+        r.id, r.student_id, r.subject_id, r.grade, r.language_code, r.created_at
+    )
+
+
+def _waiting_requests(s: Session) -> list[HelpRequest]:
+    return list(
+        s.scalars(
+            select(HelpRequest)
+            .where(HelpRequest.status == RequestStatus.WAITING)
+            .order_by(HelpRequest.created_at, HelpRequest.id)
+        )
+    )
+
+
+def _with_history(s: Session, requests: list[HelpRequest]) -> list[policy.WaitingRequest]:
+    """Requests with who declined them and the student's previous helper."""
+    ids = [r.id for r in requests]
+    declined: dict[int, set[int]] = defaultdict(set)
+    for request_id, helper_id in s.execute(
+        select(Offer.request_id, Offer.helper_id).where(
+            Offer.request_id.in_(ids), Offer.status == OfferStatus.DECLINED
+        )
+    ):
+        declined[request_id].add(helper_id)
+    previous: dict[int, int] = {}
+    for student_id, helper_id in s.execute(
+        select(Room.student_id, Room.helper_id)
+        .where(Room.student_id.in_({r.student_id for r in requests}))
+        .order_by(Room.created_at)
+    ):
+        previous[student_id] = helper_id  # the latest room wins
+    return [
+        policy.WaitingRequest(
+            r.id,
+            r.student_id,
+            r.subject_id,
+            r.grade,
+            r.language_code,
+            r.created_at,
+            previous.get(r.student_id),
+            frozenset(declined[r.id]),
+        )
+        for r in requests
+    ]
+
+
+def _on_duty_skills(s: Session) -> list[tuple[policy.HelperSkills, bool]]:
+    """Every helper on duty with their skills, and whether they are free (available)."""
+    rows = s.execute(
+        select(
+            HelperDuty.helper_id,
+            HelperDuty.status,
+            HelperDuty.idle_since,
+            User.grade_min,
+            User.grade_max,
+        )
+        .join(User, User.id == HelperDuty.helper_id)
+        .where(HelperDuty.status.in_([DutyStatus.AVAILABLE, DutyStatus.BUSY]))
+    ).all()
+    ids = [r.helper_id for r in rows]
+    subjects: dict[int, set[int]] = defaultdict(set)
+    languages: dict[int, set[str]] = defaultdict(set)
+    if ids:
+        for uid, sid in s.execute(
+            select(helper_subjects.c.user_id, helper_subjects.c.subject_id).where(
+                helper_subjects.c.user_id.in_(ids)
+            )
+        ):
+            subjects[uid].add(sid)
+        for uid, code in s.execute(
+            select(helper_languages.c.user_id, helper_languages.c.language_code).where(
+                helper_languages.c.user_id.in_(ids)
+            )
+        ):
+            languages[uid].add(code)
+    return [
+        (
+            policy.HelperSkills(
+                r.helper_id,
+                frozenset(subjects[r.helper_id]),
+                r.grade_min,
+                r.grade_max,
+                frozenset(languages[r.helper_id]),
+                r.idle_since,
+            ),
+            r.status == DutyStatus.AVAILABLE,
+        )
+        for r in rows
+    ]
+
+
+def typical_session_s(s: Session, config: HubConfig) -> int:
+    """The median length of the last 50 finished sessions, or the configured guess."""
+    rows = s.execute(
+        select(Room.created_at, Room.ended_at)
+        .where(Room.ended_at.is_not(None))
+        .order_by(Room.ended_at.desc())
+        .limit(50)
+    ).all()
+    if len(rows) < 3:
+        return config.typical_session_s
+    return int(statistics.median((r.ended_at - r.created_at).total_seconds() for r in rows))
+
+
+def _queue_updates(
+    s: Session,
+    waiting: list[HelpRequest],
+    on_duty: list[tuple[policy.HelperSkills, bool]],
+    config: HubConfig,
+) -> list[Notice]:
+    """`queue:update` for every waiting student whose place or estimate changed."""
+    still = [r for r in waiting if r.status == RequestStatus.WAITING]
+    positions = policy.queue_positions(_as_waiting(r) for r in still)
+    typical = typical_session_s(s, config) if still else config.typical_session_s
+    ability: dict[tuple[int, int, str | None], tuple[int, int]] = {}
+    notices = []
+    for r in still:
+        key = (r.subject_id, r.grade, r.language_code)
+        if key not in ability:
+            w = _as_waiting(r)
+            able = [free for h, free in on_duty if policy.can_help(h, w)]
+            ability[key] = (sum(able), len(able))
+        free_able, able_count = ability[key]
+        position = positions[r.id]
+        eta = policy.estimate_wait_s(position, free_able, able_count, typical)
+        if (position, eta) != (r.told_position, r.told_eta_s):
+            r.told_position, r.told_eta_s = position, eta
+            notices.append(
+                Notice(
+                    r.student_id,
+                    "queue:update",
+                    {"request_id": r.id, "position": position, "eta_s": eta},
+                )
+            )
+    return notices

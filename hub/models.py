@@ -1,0 +1,22 @@
+"""Every table of the hub, imported in one place for Alembic and for creating a database."""
+
+from hub.accounts import models as accounts
+from hub.attachments import models as attachments
+from hub.breakroom import models as breakroom
+from hub.catalog import models as catalog
+from hub.db import Base
+from hub.matching import models as matching
+from hub.realtime import models as realtime
+from hub.rooms import models as rooms
+
+metadata = Base.metadata
+__all__ = [
+    "accounts",
+    "attachments",
+    "breakroom",
+    "catalog",
+    "matching",
+    "metadata",
+    "realtime",
+    "rooms",
+]

@@ -1,0 +1,62 @@
+"""Which users have an open connection, on any hub process."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from hub.db import Database
+from hub.extensions import socketio
+from hub.realtime.models import Connection, HubInstance
+
+
+def connected(db: Database, sid: str, user_id: int, instance_id: str, now: datetime) -> None:
+    with db.transaction() as s:
+        s.merge(Connection(sid=sid, user_id=user_id, instance_id=instance_id, connected_at=now))
+
+
+def disconnected(db: Database, sid: str) -> bool:
+    """Forget one connection; True when it was its user's last one."""
+    with db.transaction() as s:
+        conn = s.get(Connection, sid)
+        if conn is None:
+            return False
+        s.delete(conn)
+        s.flush()
+        return not _has_connection(s, conn.user_id)
+
+
+def _has_connection(s: Session, user_id: int) -> bool:
+    return bool(s.scalar(select(func.count()).where(Connection.user_id == user_id)))
+
+
+def disconnect_user(db: Database, user_id: int) -> None:
+    """Close every connection of a user, on any hub process (e.g. when deactivated)."""
+    with db.transaction() as s:
+        sids = list(s.scalars(select(Connection.sid).where(Connection.user_id == user_id)))
+    for sid in sids:
+        socketio.server.disconnect(sid, namespace="/")
+
+
+def heartbeat(db: Database, instance_id: str, now: datetime, stale_after_s: float) -> list[int]:
+    """Mark this process alive; close the connections of processes that stopped.
+
+    Returns the users whose last connection went with a dead process."""
+    with db.transaction() as s:
+        s.merge(HubInstance(id=instance_id, seen_at=now))
+        dead = list(
+            s.scalars(
+                select(HubInstance.id).where(
+                    HubInstance.seen_at < now - timedelta(seconds=stale_after_s)
+                )
+            )
+        )
+        if not dead:
+            return []
+        users = set(s.scalars(select(Connection.user_id).where(Connection.instance_id.in_(dead))))
+        s.execute(delete(Connection).where(Connection.instance_id.in_(dead)))
+        s.execute(delete(HubInstance).where(HubInstance.id.in_(dead)))
+        s.flush()
+        return [u for u in users if not _has_connection(s, u)]

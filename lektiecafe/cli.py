@@ -1,0 +1,178 @@
+"""`lektiecafe SUBCOMMAND`: hub, demo, migrate, create-admin."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def _hub_options(p: argparse.ArgumentParser, default_port: int = 5000) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=default_port, help=f"port (default {default_port})")
+    p.add_argument("--data-dir", type=Path, help="folder for the database, uploads and secret key")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lektiecafe", description="Lektiecafé Online")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    hub = sub.add_parser("hub", help="run the hub from a config file and the environment")
+    _hub_options(hub)
+    hub.add_argument(
+        "--config", type=Path, help="TOML file with hub settings (see docs/operations.md)"
+    )
+    hub.add_argument(
+        "--database-url", help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db"
+    )
+    hub.add_argument(
+        "--secret-key", help="session secret (default: generated once in the data dir)"
+    )
+    hub.add_argument("--message-queue", help="Redis URL shared by several hub processes")
+    hub.add_argument(
+        "--insecure-cookies", action="store_true", help="allow session cookies over plain HTTP"
+    )
+    hub.add_argument(
+        "--no-migrate", action="store_true", help="do not upgrade the database schema at start"
+    )
+
+    demo = sub.add_parser("demo", help="run the hub on a fresh demo database and print the logins")
+    _hub_options(demo)
+    demo.add_argument("--students", type=int, default=5, help="demo students (default 5)")
+    demo.add_argument("--helpers", type=int, default=3, help="demo helpers (default 3)")
+
+    migrate = sub.add_parser("migrate", help="upgrade the database schema and stop")
+    migrate.add_argument("--config", type=Path)
+    migrate.add_argument("--database-url")
+    migrate.add_argument("--data-dir", type=Path)
+
+    admin = sub.add_parser(
+        "create-admin",
+        help="create an admin account (password from a prompt or LEKTIECAFE_ADMIN_PASSWORD)",
+    )
+    admin.add_argument("username")
+    admin.add_argument("--config", type=Path)
+    admin.add_argument("--database-url")
+    admin.add_argument("--data-dir", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if args.command in ("hub", "demo"):
+        # Before anything else imports socket, ssl or threading (see docs/architecture.md).
+        from gevent import monkey
+
+        monkey.patch_all()
+    command = {
+        "hub": _run_hub,
+        "demo": _run_demo,
+        "migrate": _migrate,
+        "create-admin": _create_admin,
+    }[args.command]
+    return command(args)
+
+
+def _config(args: argparse.Namespace, **extra: Any) -> Any:
+    from hub.config import load_config
+
+    options = {"data_dir": args.data_dir, "database_url": getattr(args, "database_url", None)}
+    config = load_config(getattr(args, "config", None), **{**options, **extra})
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    return config
+
+
+def _run_hub(args: argparse.Namespace) -> int:
+    from hub.server import build, serve
+
+    config = _config(
+        args,
+        secret_key=args.secret_key,
+        message_queue=args.message_queue,
+        secure_cookies=False if args.insecure_cookies else None,
+    )
+    serve(build(config, migrate=not args.no_migrate), args.host, args.port)
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from hub import clock
+    from hub.db import Database
+    from hub.demo import DEMO_PASSWORD, seed_demo
+    from hub.server import build, prepare_database, serve
+
+    data_dir: Path = args.data_dir or Path(tempfile.mkdtemp(prefix="lektiecafe-demo-"))
+    if args.data_dir and (data_dir / "hub.db").exists():
+        for leftover in ("hub.db", "hub.db-wal", "hub.db-shm", "attachments"):
+            path = data_dir / leftover
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    config = _config(args, data_dir=data_dir, secure_cookies=False, database_url="")
+    db = Database(config.resolved_database_url)
+    prepare_database(db)
+    with db.transaction() as s:
+        logins = seed_demo(s, students=args.students, helpers=args.helpers, now=clock.now())
+    db.dispose()
+    url = f"http://{args.host}:{args.port}"
+    lines = [
+        f"Lektiecafé demo on {url}/login  (data in {data_dir})",
+        f"Every demo login has the password: {DEMO_PASSWORD}",
+        *(f"  {role:<12} {username}" for role, username in logins.usernames),
+        "Invite codes for new students:",
+        *(f"  {name:<20} {code}" for name, code in logins.sites),
+    ]
+    print("\n".join(lines), flush=True)
+    serve(build(config, migrate=False), args.host, args.port)
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from hub.db import Database
+    from hub.server import prepare_database
+
+    prepare_database(Database(_config(args).resolved_database_url))
+    print("Database is up to date.")
+    return 0
+
+
+def _create_admin(args: argparse.Namespace) -> int:
+    from hub import clock
+    from hub.accounts.models import Role, User
+    from hub.accounts.service import check_new_credentials, hash_password
+    from hub.db import Database
+    from hub.errors import HubError
+    from hub.server import prepare_database
+
+    db = Database(_config(args).resolved_database_url)
+    prepare_database(db)
+    password = os.environ.get("LEKTIECAFE_ADMIN_PASSWORD") or getpass.getpass("Password: ")
+    try:
+        with db.transaction() as s:
+            username = check_new_credentials(s, args.username, password)
+            s.add(
+                User(
+                    username=username,
+                    password_hash=hash_password(password),
+                    role=Role.ADMIN.value,
+                    display_name=username,
+                    created_at=clock.now(),
+                )
+            )
+    except HubError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    print(f"Admin {username} created.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

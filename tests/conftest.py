@@ -1,0 +1,191 @@
+"""Fixtures that start a real hub process on a real database (SQLite file or a fresh PostgreSQL
+database) and hand out logged-in clients."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import requests
+
+from hub import clock
+from hub.db import Database
+from hub.demo import seed_demo
+from hub.server import prepare_database
+from tests.hubclient import PASSWORD, Browserless, Client
+
+PG_ADMIN = "postgresql://127.0.0.1:5432/test"
+ROOT = Path(__file__).resolve().parent.parent
+
+# Short timings so the tests watch offers expire and students leave within seconds.
+FAST = {
+    "LEKTIECAFE_OFFER_TIMEOUT_S": "2",
+    "LEKTIECAFE_STUDENT_GRACE_S": "1.5",
+    "LEKTIECAFE_TICK_S": "0.2",
+    "LEKTIECAFE_LOGIN_FREE_FAILURES": "3",
+    "LEKTIECAFE_LOGIN_WAIT_S": "2",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RunningHub:
+    def __init__(
+        self,
+        url: str,
+        database: Database,
+        data_dir: Path,
+        process: subprocess.Popen[bytes],
+        log: Path,
+    ) -> None:
+        self.url = url
+        self.db = database
+        self.data_dir = data_dir
+        self.process = process
+        self.log = log
+        self._clients: list[Client] = []
+
+    def token(self, username: str, password: str = PASSWORD) -> str:
+        r = requests.post(
+            self.url + "/api/auth/token",
+            json={"username": username, "password": password},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        return str(r.json()["token"])
+
+    def client(self, username: str, connect: bool = True) -> Client:
+        c = Client(self.url, token=self.token(username))
+        self._clients.append(c)
+        return c.connect() if connect else c
+
+    def browserless(self) -> Browserless:
+        return Browserless(self.url)
+
+    def close_clients(self) -> None:
+        for c in self._clients:
+            with suppress(Exception):
+                c.close()
+
+
+def start_hub(
+    database_url: str,
+    data_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    port: int | None = None,
+) -> tuple[subprocess.Popen[bytes], str, Path]:
+    port = port or free_port()
+    log = data_dir / f"hub-{port}.log"
+    env = {**os.environ, **FAST, **(extra_env or {})}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lektiecafe.cli",
+            "hub",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--database-url",
+            database_url,
+            "--insecure-cookies",
+            "--no-migrate",
+            "--secret-key",
+            "test-secret",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(url, process, log)
+    return process, url, log
+
+
+def wait_until_up(
+    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"hub exited: {log.read_text()[-3000:]}")
+        with suppress(requests.ConnectionError):
+            if requests.get(url + "/healthz", timeout=1).ok:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"hub did not start: {log.read_text()[-3000:]}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database with demo data; SQLite unless the test is parametrised."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hub.db'}"
+        yield from _seeded(url, request)
+        return
+    name = f"lc_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield from _seeded(f"postgresql+psycopg://127.0.0.1:5432/{name}", request)
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _seeded(url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    marker = request.node.get_closest_marker("demo")
+    sizes: dict[str, Any] = {"students": 5, "helpers": 3, **(marker.kwargs if marker else {})}
+    db = Database(url)
+    prepare_database(db)
+    with db.transaction() as s:
+        seed_demo(s, now=clock.now(), **sizes)
+    db.dispose()
+    yield url
+
+
+@pytest.fixture
+def hub(database_url: str, tmp_path: Path) -> Iterator[RunningHub]:
+    process, url, log = start_hub(database_url, tmp_path)
+    running = RunningHub(url, Database(database_url), tmp_path, process, log)
+    try:
+        yield running
+    finally:
+        stop(process)  # first, so clients see the close at once instead of waiting on it
+        running.close_clients()
+        running.db.dispose()
+
+
+both_backends = pytest.mark.parametrize(
+    "database_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "demo(students=N, helpers=M): size of the demo data")

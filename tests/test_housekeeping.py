@@ -1,0 +1,50 @@
+"""What is no longer needed is deleted: old break-room messages, uploads never used."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from hub import clock, housekeeping
+from hub.accounts.models import User
+from hub.attachments.models import Attachment
+from hub.breakroom.models import BreakroomMessage
+from hub.db import Database
+
+
+def test_old_break_room_messages_and_unused_uploads_are_deleted(database_url, tmp_path):
+    db = Database(database_url)
+    now = clock.now()
+    folder = tmp_path / "attachments"
+    folder.mkdir()
+    with db.transaction() as s:
+        student = s.scalar(select(User).where(User.username == "student1"))
+        for age_h, text in ((25, "old"), (1, "new")):
+            s.add(
+                BreakroomMessage(
+                    author_id=student.id,
+                    client_msg_id=text,
+                    text=text,
+                    created_at=now - timedelta(hours=age_h),
+                )
+            )
+        for age_h, name in ((25, "oldfile"), (1, "newfile")):
+            s.add(
+                Attachment(
+                    id=name,
+                    owner_id=student.id,
+                    mime="application/pdf",
+                    size=1,
+                    created_at=now - timedelta(hours=age_h),
+                )
+            )
+            (folder / name).write_bytes(b"%PDF-")
+    with db.transaction() as s:
+        housekeeping.run(s, folder, now)
+    with db.transaction() as s:
+        assert list(s.scalars(select(BreakroomMessage.text))) == ["new"]
+        assert list(s.scalars(select(Attachment.id))) == ["newfile"]
+        assert s.scalar(select(func.count()).select_from(User)) > 0
+    assert sorted(p.name for p in folder.iterdir()) == ["newfile"]
+    db.dispose()

@@ -1,0 +1,229 @@
+"""Asking for help and being matched, over real Socket.IO connections to a running hub, on
+SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import requests
+from sqlalchemy import update
+
+from hub.accounts.models import User
+from tests.conftest import both_backends, start_hub
+from tests.hubclient import Client
+
+pytestmark = both_backends
+
+
+def subject_id(hub, key: str) -> int:
+    catalog = requests.get(hub.url + "/api/catalog", timeout=5).json()
+    return next(s["id"] for s in catalog["subjects"] if s["key"] == key)
+
+
+def ask(student: Client, hub, key: str = "math", grade: int = 9, **extra) -> dict:
+    return student.ok("help:request", {"subject": subject_id(hub, key), "grade": grade, **extra})
+
+
+def on_duty(*helpers: Client) -> None:
+    for h in helpers:
+        h.ok("duty:set", {"status": "available"})
+        time.sleep(0.02)  # distinct idle-since times: the first to go on duty is idle longest
+
+
+def set_profile(hub, username: str, subjects: list[str], grades=(8, 10), languages=("da",)) -> None:
+    web = hub.browserless()
+    assert web.login(username).status_code == 302
+    token = web.csrf("/helper")
+    form = {
+        "csrf_token": token,
+        "grade_min": grades[0],
+        "grade_max": grades[1],
+        "subjects": [subject_id(hub, k) for k in subjects],
+        "languages": list(languages),
+    }
+    assert (
+        web.http.post(hub.url + "/helper/profile", data=form, allow_redirects=False).status_code
+        == 302
+    )
+
+
+def test_student_and_helper_are_told_they_are_matched(hub):
+    student, helper = hub.client("student1"), hub.client("helper1")
+    on_duty(helper)
+    ack = ask(student, hub, note="Brøker med forskellige nævnere")
+    assert ack["position"] == 1 and ack["eta_s"] is not None
+
+    offer = helper.wait_for("offer")
+    assert offer["request"]["nickname"] == "Elev 1"
+    assert offer["request"]["note"] == "Brøker med forskellige nævnere"
+    assert 0 < offer["expires_in_s"] <= 2
+
+    accepted = helper.ok("offer:accept", {"offer_id": offer["offer_id"]})
+    match = student.wait_for("match")
+    assert match["room_id"] == accepted["room_id"]
+    assert match["peer"]["display_name"] == "Hjælper 1"
+    assert match["peer"]["organisation"] == "Demo-frivillige"
+    assert accepted["peer"]["display_name"] == "Elev 1"
+
+
+def test_offer_moves_on_when_it_expires_and_the_helper_is_paused(hub):
+    student, first, second = hub.client("student1"), hub.client("helper1"), hub.client("helper2")
+    on_duty(first, second)
+    ask(student, hub)
+    offer = first.wait_for("offer")
+    assert first.wait_for("offer:expired", timeout=5)["offer_id"] == offer["offer_id"]
+    assert first.wait_for("duty:status", where=lambda d: d["status"] == "paused")
+    assert second.wait_for("offer", timeout=5)["request"]["nickname"] == "Elev 1"
+    late = first.call("offer:accept", {"offer_id": offer["offer_id"]})
+    assert late["ok"] is False and late["error"]["code"] == "conflict"
+
+
+def test_offer_moves_on_when_the_helper_declines(hub):
+    student, first, second = hub.client("student1"), hub.client("helper1"), hub.client("helper2")
+    on_duty(first, second)
+    ask(student, hub)
+    first.ok("offer:decline", {"offer_id": first.wait_for("offer")["offer_id"]})
+    second_offer = second.wait_for("offer", timeout=3)
+    assert second_offer["request"]["nickname"] == "Elev 1"
+    # Declined means "not this one": nobody is asked about it twice.
+    second.ok("offer:decline", {"offer_id": second_offer["offer_id"]})
+    first.nothing("offer", within=1.0)
+    second.nothing("offer", within=0.2)
+    # The helpers stay on duty and get the next student's request.
+    ask(hub.client("student2"), hub)
+    assert first.wait_for("offer")["request"]["nickname"] == "Elev 2"
+
+
+def test_a_helper_who_disconnects_goes_off_duty_and_the_offer_moves_on(hub):
+    student, first, second = hub.client("student1"), hub.client("helper1"), hub.client("helper2")
+    on_duty(first, second)
+    ask(student, hub)
+    first.wait_for("offer")
+    first.close()
+    assert second.wait_for("offer", timeout=3)["request"]["nickname"] == "Elev 1"
+    again = hub.client("helper1")
+    assert again.wait_for("duty:status")["status"] == "off"
+
+
+def test_a_student_who_cancels_leaves_the_queue_and_the_others_move_up(hub):
+    students = [hub.client(f"student{i}") for i in (1, 2, 3)]
+    acks = [ask(s, hub) for s in students]
+    assert [a["position"] for a in acks] == [1, 2, 3]
+    assert [a["eta_s"] for a in acks] == [None, None, None]  # nobody on duty
+    students[0].ok("help:cancel", {"request_id": acks[0]["request_id"]})
+    assert students[1].wait_for("queue:update")["position"] == 1
+    assert students[2].wait_for("queue:update")["position"] == 2
+    helper = hub.client("helper1")
+    on_duty(helper)
+    assert helper.wait_for("offer")["request"]["nickname"] == "Elev 2"
+    again = students[0].call("help:cancel", {"request_id": acks[0]["request_id"]})
+    assert again["error"]["code"] == "conflict"
+
+
+def test_waiting_students_see_the_estimate_change_when_a_helper_comes_on_duty(hub):
+    student = hub.client("student1")
+    assert ask(student, hub)["eta_s"] is None
+    on_duty(hub.client("helper1"))
+    update = student.wait_for("queue:update")
+    assert update["position"] == 1 and update["eta_s"] is not None
+
+
+def test_a_student_who_drops_briefly_keeps_their_place(hub):
+    first, second = hub.client("student1"), hub.client("student2")
+    ask(first, hub)
+    request_id = ask(second, hub)["request_id"]
+    second.close()
+    back = hub.client("student2")
+    update = back.wait_for("queue:update")
+    assert update == {"request_id": request_id, "position": 2, "eta_s": None, "next_shift": None}
+    time.sleep(2.5)  # longer than the grace period: still there, since the student came back
+    assert (
+        first.call("help:request", {"subject": subject_id(hub, "math"), "grade": 9})["error"][
+            "code"
+        ]
+        == "conflict"
+    )
+    on_duty(hub.client("helper1"), hub.client("helper2"))
+    assert back.drain("match") == []
+
+
+def test_a_student_gone_longer_than_the_grace_period_leaves_the_queue(hub):
+    first, second = hub.client("student1"), hub.client("student2")
+    ask(first, hub)
+    ask(second, hub)
+    first.close()
+    assert second.wait_for("queue:update", timeout=5)["position"] == 1
+    helper = hub.client("helper1")
+    on_duty(helper)
+    assert helper.wait_for("offer")["request"]["nickname"] == "Elev 2"
+
+
+def test_the_helper_idle_longest_is_asked_first(hub):
+    first, second = hub.client("helper1"), hub.client("helper2")
+    on_duty(second, first)
+    ask(hub.client("student1"), hub)
+    assert second.wait_for("offer")["request"]["nickname"] == "Elev 1"
+    first.nothing("offer", within=0.3)
+
+
+def test_requests_are_offered_in_the_order_they_came(hub):
+    students = [hub.client(f"student{i}") for i in (1, 2, 3)]
+    for s in students:
+        ask(s, hub)
+    helpers = [hub.client(f"helper{i}") for i in (1, 2)]
+    on_duty(*helpers)
+    names = {h.wait_for("offer")["request"]["nickname"] for h in helpers}
+    assert names == {"Elev 1", "Elev 2"}
+    assert students[2].drain("match") == []
+
+
+def test_a_returning_student_gets_their_previous_helper_first(hub):
+    student, first, second = hub.client("student1"), hub.client("helper1"), hub.client("helper2")
+    on_duty(second)
+    ask(student, hub)
+    second.ok("offer:accept", {"offer_id": second.wait_for("offer")["offer_id"]})
+    student.wait_for("match")
+    on_duty(first)
+    time.sleep(0.05)
+    on_duty(second)  # back from the session: idle for less time than helper1
+    ask(student, hub)
+    assert second.wait_for("offer")["request"]["nickname"] == "Elev 1"
+    first.nothing("offer", within=0.3)
+
+
+def test_only_helpers_who_know_the_subject_grade_and_language_are_asked(hub):
+    set_profile(hub, "helper1", ["math"], grades=(8, 8), languages=("da",))
+    set_profile(hub, "helper2", ["danish"], grades=(8, 10), languages=("da", "ar"))
+    first, second = hub.client("helper1"), hub.client("helper2")
+    on_duty(first, second)
+    student = hub.client("student1")
+    unanswerable = ask(student, hub, key="math", grade=9)  # helper1 only takes grade 8
+    assert unanswerable["eta_s"] is None
+    student.ok("help:cancel", {"request_id": unanswerable["request_id"]})
+    ask(student, hub, key="danish", grade=9, language="ar")
+    assert second.wait_for("offer")["request"]["language"] == "ar"
+    first.nothing("offer", within=0.3)
+
+
+def test_a_helper_not_yet_approved_cannot_go_on_duty(hub):
+    with hub.db.transaction() as s:
+        s.execute(update(User).where(User.username == "helper1").values(approved=False))
+    answer = hub.client("helper1").call("duty:set", {"status": "available"})
+    assert answer["ok"] is False and answer["error"]["code"] == "forbidden"
+
+
+def test_a_hub_killed_and_restarted_loses_no_waiting_student(hub):
+    student = hub.client("student1")
+    request_id = ask(student, hub, note="ligninger")["request_id"]
+    hub.process.send_signal(signal.SIGKILL)
+    hub.process.wait()
+    port = int(hub.url.rsplit(":", 1)[1])
+    process, _url, _log = start_hub(hub.db.url, hub.data_dir, port=port)
+    hub.process = process
+    back = hub.client("student1")
+    assert back.wait_for("queue:update")["request_id"] == request_id
+    helper = hub.client("helper1")
+    on_duty(helper)
+    offer = helper.wait_for("offer")
+    assert offer["request"]["note"] == "ligninger"

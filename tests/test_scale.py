@@ -1,0 +1,43 @@
+"""The scale-out configuration: two hub processes on one PostgreSQL database, joined by Redis."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.db import Database
+from tests.conftest import RunningHub, start_hub, stop
+from tests.hubclient import Client
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_student_on_one_hub_process_is_matched_with_a_helper_on_another(database_url, tmp_path):
+    env = {"LEKTIECAFE_MESSAGE_QUEUE": "redis://127.0.0.1:6379/0"}
+    (a_dir := tmp_path / "a").mkdir()
+    (b_dir := tmp_path / "b").mkdir()
+    a_process, a_url, a_log = start_hub(database_url, a_dir, env)
+    # B's matching loop sleeps long, so the offer is made by A and must reach B through Redis.
+    b_process, b_url, b_log = start_hub(database_url, b_dir, {**env, "LEKTIECAFE_TICK_S": "60"})
+    a = RunningHub(a_url, Database(database_url), a_dir, a_process, a_log)
+    b = RunningHub(b_url, Database(database_url), b_dir, b_process, b_log)
+    try:
+        student: Client = a.client("student1")
+        helper: Client = b.client("helper1")
+        helper.ok("duty:set", {"status": "available"})
+        request_id = student.ok("help:request", {"subject": 1, "grade": 9})["request_id"]
+        offer = helper.wait_for("offer")
+        assert offer["request"]["nickname"] == "Elev 1"
+
+        # Process A dies; the student comes back through B and still has their request.
+        stop(a_process)
+        again = b.client("student1")
+        assert again.wait_for("queue:update")["request_id"] == request_id
+
+        helper.ok("offer:accept", {"offer_id": offer["offer_id"]})
+        assert again.wait_for("match")["peer"]["display_name"] == "Hjælper 1"
+    finally:
+        for running in (a, b):
+            stop(running.process)
+            running.close_clients()
+            running.db.dispose()
