@@ -18,11 +18,15 @@ PASSWORD = "demo-password"
 
 
 class Browserless:
-    """An HTTP session logged in through the real login form (cookie + CSRF)."""
+    """An HTTP session logged in through the real login form (cookie + CSRF).
 
-    def __init__(self, base_url: str) -> None:
+    `lang` is the browser's Accept-Language; None leaves it out, so the hub's default applies."""
+
+    def __init__(self, base_url: str, lang: str | None = None) -> None:
         self.base_url = base_url
         self.http = requests.Session()
+        if lang:
+            self.http.headers["Accept-Language"] = lang
 
     def csrf(self, path: str = "/login") -> str:
         page = self.http.get(self.base_url + path)

@@ -106,10 +106,14 @@ def alerts(html: str) -> list[str]:
 
 
 class Staff(Browserless):
-    """A logged-in browser session that posts forms with the page's CSRF token."""
+    """A logged-in browser session that posts forms with the page's CSRF token.
 
-    def __init__(self, base_url: str, username: str, password: str = PASSWORD) -> None:
-        super().__init__(base_url)
+    The tests read the pages in English (`lang`); None keeps the hub's default, Danish."""
+
+    def __init__(
+        self, base_url: str, username: str, password: str = PASSWORD, lang: str | None = "en"
+    ) -> None:
+        super().__init__(base_url, lang)
         r = self.login(username, password)
         assert r.status_code == 302, r.text
         self.token = self.csrf("/login")
@@ -196,7 +200,7 @@ def test_admin_adds_a_language_and_can_switch_it_off(hub):
 
 
 def register(hub: Any, invite_code: str, username: str) -> requests.Response:
-    visitor = Browserless(hub.url)
+    visitor = Browserless(hub.url, lang="en")
     token = visitor.csrf("/register")
     return visitor.http.post(
         hub.url + "/register",
@@ -590,7 +594,7 @@ def test_changing_something_that_does_not_exist_says_so(hub):
 
 @pytest.mark.parametrize("username", ["admin", "coordinator1", "staff1"])
 def test_admin_pages_are_danish_by_default_and_english_on_request(hub, username):
-    person = Staff(hub.url, username)
+    person = Staff(hub.url, username, lang=None)
     assert '<html lang="da">' in person.get("/admin").text
     person.post_raw("/lang/en", next="/admin")
     assert '<html lang="en">' in person.get("/admin").text
