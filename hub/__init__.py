@@ -62,7 +62,8 @@ def create_app(config: HubConfig) -> Flask:
 
     # Socket handlers register themselves on import.
     import hub.breakroom.events
-    import hub.matching.events  # noqa: F401
+    import hub.matching.events
+    import hub.rooms.events  # noqa: F401
 
     app.before_request(_protect_forms)
     app.after_request(_security_headers)

@@ -26,12 +26,32 @@ class HubConfig:
     tick_s: float = 1.0
     typical_session_s: int = 20 * 60  # the wait estimate's guess before any session has ended
     attachment_max_bytes: int = 8 * 1024 * 1024
+    pairing_expires_s: int = 600  # a kiosk's pairing code is valid this long
+    pairing_interval_s: int = 5  # the kiosk polls no faster than this
     breakroom_burst: int = 5  # messages a student may send ...
     breakroom_window_s: float = 10.0  # ... within this many seconds
     login_free_failures: int = 5  # failed logins before each try must wait
     login_wait_s: float = 30.0
     token_max_age_s: int = 12 * 3600
     stun_urls: tuple[str, ...] = field(default_factory=tuple)
+    # TURN (coturn with use-auth-secret): no secret, no TURN; "relay" hides each side's address
+    turn_urls: tuple[str, ...] = field(default_factory=tuple)
+    turn_secret: str = ""
+    turn_ttl_s: int = 3600  # lifetime of a TURN credential
+    ice_transport_policy: str = "all"  # or "relay": every call through TURN
+    # Rooms
+    room_grace_s: float = 120.0  # a member who dropped may come back this long
+    chat_burst: int = 10  # room chat messages one member may send ...
+    chat_window_s: float = 10.0  # ... within this many seconds
+    doc_compact_every: int = 200  # document updates between snapshots
+    retention_days: int = 30  # chat, documents and attachments of ended rooms
+
+    def __post_init__(self) -> None:
+        # Refuse to start rather than run calls that can never connect.
+        if self.ice_transport_policy not in ("all", "relay"):
+            raise ValueError("ice_transport_policy must be 'all' or 'relay'")
+        if self.ice_transport_policy == "relay" and not (self.turn_urls and self.turn_secret):
+            raise ValueError("ice_transport_policy 'relay' needs turn_urls and turn_secret")
 
     @property
     def resolved_database_url(self) -> str:

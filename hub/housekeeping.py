@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 from hub.accounts.models import LoginFailure
 from hub.attachments.models import Attachment
 from hub.breakroom.service import delete_old as delete_old_breakroom_messages
+from hub.config import HubConfig
+from hub.rooms.service import delete_expired_content as delete_expired_room_content
 
 # An upload never attached to a request (the student gave up) is kept this long.
 UNUSED_ATTACHMENT_AGE = timedelta(hours=24)
@@ -32,7 +34,8 @@ def delete_unused_attachments(s: Session, folder: Path, now: datetime) -> int:
     return len(stale)
 
 
-def run(s: Session, attachments_folder: Path, now: datetime) -> None:
+def run(s: Session, config: HubConfig, now: datetime) -> None:
     delete_old_breakroom_messages(s, now)
-    delete_unused_attachments(s, attachments_folder, now)
+    delete_unused_attachments(s, config.attachments_dir, now)
+    delete_expired_room_content(s, now, config)
     s.execute(delete(LoginFailure).where(LoginFailure.last_at < now - LOGIN_FAILURE_AGE))

@@ -7,6 +7,8 @@ import re
 
 from flask_babel import gettext as _
 
+from hub.errors import HubError
+
 _PHONE = re.compile(r"(?<!\d)(?:\+|00)?\d(?:[\s.\-/()]*\d){7,}(?!\d)")
 _EMAIL = re.compile(r"[\w.+-]+\s*(?:@|\(at\)|\[at\])\s*[\w-]+(?:\.[\w-]+)+", re.IGNORECASE)
 _LINK = re.compile(
@@ -17,6 +19,20 @@ _HANDLE = re.compile(
     r"(?<![\w.])@[A-Za-z0-9_.]{2,30}\b|\b(?:snap(?:chat)?|insta(?:gram)?|tiktok|discord|telegram|whatsapp)\b",
     re.IGNORECASE,
 )
+
+
+class Blocked(HubError):
+    """A message that was not sent; `details.reason` says which kind of contact it carried."""
+
+    code = "blocked"
+    status = 422
+
+
+def check(text: str) -> None:
+    """Refuse `text` with Blocked if it carries a way to get in touch outside the platform."""
+    reason = blocked_reason(text)
+    if reason is not None:
+        raise Blocked(explain(reason), reason=reason)
 
 
 def blocked_reason(text: str) -> str | None:

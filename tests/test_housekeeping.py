@@ -10,6 +10,7 @@ from hub import clock, housekeeping
 from hub.accounts.models import User
 from hub.attachments.models import Attachment
 from hub.breakroom.models import BreakroomMessage
+from hub.config import HubConfig
 from hub.db import Database
 
 
@@ -41,7 +42,7 @@ def test_old_break_room_messages_and_unused_uploads_are_deleted(database_url, tm
             )
             (folder / name).write_bytes(b"%PDF-")
     with db.transaction() as s:
-        housekeeping.run(s, folder, now)
+        housekeeping.run(s, HubConfig(data_dir=tmp_path), now)
     with db.transaction() as s:
         assert list(s.scalars(select(BreakroomMessage.text))) == ["new"]
         assert list(s.scalars(select(Attachment.id))) == ["newfile"]

@@ -16,15 +16,10 @@ from hub.breakroom.models import BreakroomMessage
 from hub.config import HubConfig
 from hub.errors import HubError, NotFound, RateLimited
 from hub.matching.service import open_request_of
-from hub.moderation import blocked_reason, explain
+from hub.moderation import check
 
 KEEP_FOR = timedelta(hours=24)
 HISTORY = 50
-
-
-class Blocked(HubError):
-    code = "blocked"
-    status = 422
 
 
 def as_payload(message: BreakroomMessage, author: str) -> dict[str, Any]:
@@ -51,9 +46,7 @@ def post(
         return as_payload(existing, student.display_name), False
     if open_request_of(s, student.user_id) is None:
         raise HubError(_("The break room is for students waiting for a helper."))
-    reason = blocked_reason(text)
-    if reason is not None:
-        raise Blocked(explain(reason), reason=reason)
+    check(text)
     recent = s.scalar(
         select(func.count()).where(
             BreakroomMessage.author_id == student.user_id,

@@ -15,6 +15,7 @@ from hub.matching import service
 from hub.realtime import presence
 from hub.realtime.events import user_gone
 from hub.realtime.notices import deliver
+from hub.rooms import service as rooms
 from hub.state import HubState
 
 log = logging.getLogger(__name__)
@@ -60,9 +61,10 @@ class Dispatcher:
         if now.timestamp() - self._last_housekeeping >= HOUSEKEEPING_EVERY_S:
             self._last_housekeeping = now.timestamp()
             with self.state.db.transaction() as s:
-                housekeeping.run(s, self.state.config.attachments_dir, now)
+                housekeeping.run(s, self.state.config, now)
         with self.state.db.matching_transaction() as s:
-            notices = service.dispatch(s, now, self.state.config)
+            notices = rooms.end_abandoned(s, now, self.state.config)
+            notices += service.dispatch(s, now, self.state.config)
             deadline = service.next_deadline(s)
         deliver(notices)
         sleep = self.state.config.tick_s

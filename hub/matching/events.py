@@ -14,6 +14,7 @@ from hub.matching.models import DutyStatus
 from hub.realtime.events import handler, user_connected, user_gone
 from hub.realtime.notices import deliver
 from hub.rooms.ice import ice_servers
+from hub.rooms.service import room_peer
 from hub.state import hub_state
 from hub.validation import Payload
 
@@ -82,7 +83,7 @@ def offer_accept(helper: Identity, data: OfferRef) -> dict[str, Any]:
     ice = ice_servers(state.config)
     with state.db.matching_transaction() as s:
         room, notices = service.accept_offer(s, helper, data.offer_id, clock.now(), ice)
-        peer = service.room_peer(s, room, helper.user_id)
+        peer = room_peer(s, room, helper.user_id)
     deliver(notices)
     state.kick_matching()
     return {"room_id": room.id, "peer": peer, "ice_servers": ice}

@@ -32,6 +32,7 @@ from hub.matching.models import (
 )
 from hub.realtime.notices import Notice
 from hub.rooms.models import Room
+from hub.rooms.service import open_room_of, room_peer
 
 # ---------------------------------------------------------------------------------------------
 # Students
@@ -275,23 +276,8 @@ def decline_offer(s: Session, helper: Identity, offer_id: int, now: datetime) ->
     _answer_offer(s, helper, offer_id, OfferStatus.DECLINED, now)
 
 
-def room_peer(s: Session, room: Room, viewer_id: int) -> dict[str, Any]:
-    other_id = room.helper_id if viewer_id == room.student_id else room.student_id
-    other = s.get(User, other_id)
-    assert other is not None
-    return {
-        "display_name": other.display_name,
-        "role": other.role,
-        "organisation": other.organisation.name if other.organisation else None,
-    }
-
-
 def _rejoin_notices(s: Session, user_id: int) -> list[Notice]:
-    room = s.scalar(
-        select(Room)
-        .where((Room.student_id == user_id) | (Room.helper_id == user_id), Room.ended_at.is_(None))
-        .order_by(Room.created_at.desc())
-    )
+    room = open_room_of(s, user_id)
     if room is None:
         return []
     return [
