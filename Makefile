@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/lektiecafe demo $(ARGS)
 
 test: $(STAMP)
-	scripts/ensure-chromium
+	scripts/ensure-test-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

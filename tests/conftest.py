@@ -171,8 +171,14 @@ def _seeded(url: str, request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture
-def hub(database_url: str, tmp_path: Path) -> Iterator[RunningHub]:
-    process, url, log = start_hub(database_url, tmp_path)
+def hub_env() -> dict[str, str]:
+    """Extra environment for the `hub` fixture's process; a test module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture
+def hub(database_url: str, tmp_path: Path, hub_env: dict[str, str]) -> Iterator[RunningHub]:
+    process, url, log = start_hub(database_url, tmp_path, hub_env)
     running = RunningHub(url, Database(database_url), tmp_path, process, log)
     try:
         yield running
