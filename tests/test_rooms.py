@@ -247,6 +247,7 @@ def test_a_member_who_drops_and_comes_back_finds_the_room_intact(hub):
     joined = back.ok("room:join", {"room_id": room})
     assert student.wait_for("peer:back") == {"room_id": room}
     assert joined["peer_present"] is True and joined["ended"] is False
+    assert joined["ice_transport_policy"] == "all" and isinstance(joined["ice_servers"], list)
     assert [m["text"] for m in joined["chat_history"]] == ["Er du der?"]
     assert str(Writer(joined["doc_state"]).text) == "Trin 1"
 

@@ -24,7 +24,7 @@ from hub.moderation import Blocked
 from hub.realtime.events import handler, user_gone
 from hub.realtime.notices import deliver
 from hub.rooms import service
-from hub.rooms.ice import ice_servers
+from hub.rooms.ice import ice_servers, ice_transport_policy
 from hub.state import hub_state
 from hub.validation import Payload
 
@@ -108,7 +108,11 @@ def room_join(member: Identity, data: RoomRef) -> dict[str, Any]:
         room, answer, notices = service.join(s, member, data.room_id, str(get_locale()))
     join_room(service.room_channel(room.id))
     deliver(notices)
-    return {**answer, "ice_servers": ice_servers(state.config)}
+    return {
+        **answer,
+        "ice_servers": ice_servers(state.config),
+        "ice_transport_policy": ice_transport_policy(state.config),
+    }
 
 
 @handler("rtc:signal", roles=MEMBERS, payload=SignalIn)
