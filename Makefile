@@ -24,7 +24,7 @@ test: $(STAMP)
 
 translations: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -o hub/translations/messages.pot --ignore-dirs='.* _* node_modules' --no-location --omit-header --sort-output .
-	$(BIN)/pybabel update -i hub/translations/messages.pot -d hub/translations --no-location --omit-header --no-fuzzy-matching
+	$(BIN)/pybabel update -i hub/translations/messages.pot -d hub/translations --no-fuzzy-matching --ignore-obsolete --width=0
 	$(BIN)/pybabel compile -d hub/translations --statistics
 
 clean:
