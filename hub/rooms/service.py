@@ -414,3 +414,62 @@ def delete_expired_content(s: Session, now: datetime, config: HubConfig) -> int:
         room.content_deleted_at = now
     s.execute(delete(Report).where(Report.closed_at <= cutoff))
     return len(rooms)
+
+
+# ---------------------------------------------------------------------------------------------
+# Handling reports (coordinators and admins)
+
+
+def _reports_visible_to(reader: Identity) -> Any:
+    """Admins see every report; a coordinator those on rooms of their organisation's helpers."""
+    if reader.role == Role.ADMIN:
+        return select(Report)
+    helpers = select(User.id).where(User.organisation_id == reader.organisation_id)
+    return select(Report).join(Room, Room.id == Report.room_id).where(Room.helper_id.in_(helpers))
+
+
+def reports_for(s: Session, reader: Identity) -> list[dict[str, Any]]:
+    """Open reports first (oldest first), then the closed ones (newest first)."""
+    rows = s.scalars(_reports_visible_to(reader).order_by(Report.created_at)).all()
+    listed = [_report_summary(s, r) for r in rows]
+    return [r for r in listed if not r["closed"]] + [r for r in reversed(listed) if r["closed"]]
+
+
+def _report_summary(s: Session, report: Report) -> dict[str, Any]:
+    room = s.get(Room, report.room_id)
+    assert room is not None
+    names = {
+        u.id: u
+        for u in s.scalars(
+            select(User).where(User.id.in_([room.student_id, room.helper_id, report.reporter_id]))
+        )
+    }
+    return {
+        "report": report,
+        "room": room,
+        "closed": report.closed_at is not None,
+        "student": names[room.student_id].display_name,
+        "helper": names[room.helper_id].display_name,
+        "reporter_role": role_in(room, report.reporter_id),
+    }
+
+
+def report_for(s: Session, reader: Identity, report_id: int) -> dict[str, Any]:
+    """One report with what happened in the room, if `reader` may handle it."""
+    report = s.scalar(_reports_visible_to(reader).where(Report.id == report_id))
+    if report is None:
+        raise NotFound(_("That report was not found."))
+    return {
+        **_report_summary(s, report),
+        "chat": chat_history(s, report.room_id),
+        "document": document_text(s, report.room_id),
+    }
+
+
+def close_report(
+    s: Session, reader: Identity, report_id: int, resolution: str, now: datetime
+) -> None:
+    report = report_for(s, reader, report_id)["report"]
+    if report.closed_at is not None:
+        raise Conflict(_("That report is already closed."))
+    report.closed_at, report.closed_by, report.resolution = now, reader.user_id, resolution
