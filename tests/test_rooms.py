@@ -370,3 +370,16 @@ def test_malformed_room_payloads_are_refused(hub, payload):
     for event in ("room:join", "chat:send", "doc:update", "rtc:signal", "room:end"):
         answer = student.call(event, payload)
         assert answer["ok"] is False and answer["error"]["code"] == "invalid", (event, payload)
+
+
+def test_a_student_sees_their_room_chat_in_their_data_and_deleting_removes_it(hub):
+    student, _helper, room = matched(hub)
+    student.ok("chat:send", {"room_id": room, "text": "tak for hjælpen", "client_msg_id": "t"})
+    web = hub.browserless()
+    web.login("student1")
+    assert "tak for hjælpen" in web.http.get(hub.url + "/me/data").text
+    form = {"csrf_token": web.csrf("/me/data"), "confirm": "yes"}
+    assert web.http.post(hub.url + "/me/delete", data=form).status_code == 200
+    with hub.db.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(RoomMessage)) == 0
+        assert s.get(Room, room) is None

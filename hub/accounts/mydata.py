@@ -13,6 +13,7 @@ from hub.attachments.models import Attachment
 from hub.breakroom.models import BreakroomMessage
 from hub.catalog.models import Subject
 from hub.matching.models import HelpRequest
+from hub.rooms.models import RoomMessage
 
 
 def collect(s: Session, user_id: int) -> dict[str, Any]:
@@ -32,6 +33,13 @@ def collect(s: Session, user_id: int) -> dict[str, Any]:
                 select(BreakroomMessage)
                 .where(BreakroomMessage.author_id == user_id)
                 .order_by(BreakroomMessage.created_at.desc())
+            )
+        ),
+        "room_messages": list(
+            s.scalars(
+                select(RoomMessage)
+                .where(RoomMessage.author_id == user_id)
+                .order_by(RoomMessage.created_at.desc())
             )
         ),
         "attachments": list(s.scalars(select(Attachment).where(Attachment.owner_id == user_id))),

@@ -147,7 +147,7 @@ def api_token() -> ResponseReturnValue:
 
 @bp.route("/privacy")
 def privacy() -> ResponseReturnValue:
-    return render_template("privacy.html")
+    return render_template("privacy.html", retention_days=hub_state().config.retention_days)
 
 
 @bp.route("/me/data")
