@@ -3,6 +3,7 @@
 
 import { connect, onConnectionChange } from "./socket.js";
 import { clockTime, pageTexts, readJSON, showConnection } from "./i18n.js";
+import { createRoom } from "./room.js";
 
 const t = pageTexts();
 const catalog = readJSON("catalog", { subjects: [], languages: [] });
@@ -14,6 +15,7 @@ const subjectNames = new Map(catalog.subjects.map((s) => [s.id, s.name]));
 const languageNames = new Map(catalog.languages.map((l) => [l.code, l.name]));
 
 const hub = connect();
+const room = createRoom({ hub, role: "helper" });
 
 // ---- connection -------------------------------------------------------------------------
 
@@ -257,7 +259,7 @@ acceptBtn.addEventListener("click", async () => {
     return;
   }
   hideOffer();
-  showMatched({ room_id: ack.room_id, name: (ack.peer && ack.peer.display_name) || current.nickname });
+  showMatched({ room_id: ack.room_id, peer: ack.peer || { display_name: current.nickname } });
 });
 
 declineBtn.addEventListener("click", async () => {
@@ -272,19 +274,23 @@ declineBtn.addEventListener("click", async () => {
 
 // ---- matched --------------------------------------------------------------------------------
 
-function showMatched({ room_id, name }) {
+function showMatched({ room_id, peer }) {
   const el = $("matched-view");
+  const name = (peer && peer.display_name) || "";
   el.dataset.roomId = room_id;
-  $("matched-text").textContent = t("You are helping {name}", { name: name || "" });
+  $("matched-text").textContent = t("You are helping {name}", { name });
   el.hidden = false;
   renderDuty("busy");
-  document.title = `${t("You are helping {name}", { name: name || "" })} · ${baseTitle}`;
+  // The room needs the whole screen; the station's other cards come back after the session.
+  document.body.classList.add("in-room");
+  document.title = `${t("You are helping {name}", { name })} · ${baseTitle}`;
   el.focus();
+  room.enter(room_id, peer);
 }
 
 hub.on("room:rejoined", (m) => {
   hideOffer();
-  showMatched({ room_id: m.room_id, name: m.peer && m.peer.display_name });
+  showMatched({ room_id: m.room_id, peer: m.peer });
 });
 
 // ---- break-room moderation ------------------------------------------------------------------

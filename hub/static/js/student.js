@@ -3,6 +3,7 @@
 
 import { connect, onConnectionChange } from "./socket.js";
 import { clockTime, pageTexts, randomId, readJSON, showConnection } from "./i18n.js";
+import { createRoom } from "./room.js";
 
 const t = pageTexts();
 const page = readJSON("page-data");
@@ -11,6 +12,7 @@ const csrfToken = document.querySelector('meta[name="csrf-token"]')?.content || 
 const baseTitle = document.title;
 
 const hub = connect();
+const room = createRoom({ hub, role: "student" });
 
 const views = { ask: $("ask-view"), wait: $("wait-view"), matched: $("matched-view") };
 let view = null; // "ask" | "wait" | "matched"; null until the hub has told us
@@ -420,6 +422,7 @@ function showMatched(m) {
     : t("You are matched with {name}", { name: peer.display_name });
   show("matched");
   el.focus();
+  room.enter(m.room_id, peer);
 }
 
 hub.on("match", showMatched);

@@ -1,0 +1,263 @@
+"""The learning room in headless Chromium against a real hub: a student and a helper with
+Chromium's fake camera and microphone see and hear each other, chat, write and draw together,
+come back after a reload, end the session and give feedback."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+from tests.test_browser import (
+    CHROMIUM_ARGS,
+    UNLABELLED_FIELDS,
+    ask,
+    assert_no_sideways_scrolling,
+    go_on_duty,
+    log_in,
+)
+
+pytestmark = pytest.mark.browser
+
+MEDIA_ARGS = [
+    *CHROMIUM_ARGS,
+    "--use-fake-device-for-media-stream",  # a test pattern and a beep instead of real devices
+    "--use-fake-ui-for-media-stream",  # no permission prompt
+]
+MEDIA = {"permissions": ["camera", "microphone"]}
+DESKTOP = {"viewport": {"width": 1280, "height": 900}}
+SLOW = 30_000  # ms: WebRTC on a busy two-core machine
+
+# True once the element's video has a picture and its time moves on.
+VIDEO_PLAYING = """async (testid) => {
+  const v = document.querySelector(`[data-testid="${testid}"]`);
+  if (!v || v.videoWidth === 0 || v.readyState < 2 || v.paused) return false;
+  const before = v.currentTime;
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  return v.currentTime > before;
+}"""
+
+# How many pixels of the whiteboard have ink on them.
+INKED_PIXELS = """() => {
+  const c = document.querySelector('[data-testid="whiteboard"]');
+  const data = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
+  return n;
+}"""
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Playwright]:
+    with sync_playwright() as p:  # one per process: both browsers come from it
+        yield p
+
+
+@pytest.fixture(scope="module")
+def media_browser(chromium: Playwright) -> Iterator[Browser]:
+    """Chromium with a fake camera and microphone."""
+    browser = chromium.chromium.launch(executable_path="/usr/bin/chromium", args=MEDIA_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def plain_browser(chromium: Playwright) -> Iterator[Browser]:
+    """Chromium with no camera or microphone at all."""
+    browser = chromium.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+def meet(
+    student_browser: Browser,
+    helper_browser: Browser,
+    hub,
+    student_context: Mapping[str, object] | None = None,
+    attach: Path | None = None,
+) -> tuple[Page, Page]:
+    """A student asks, a helper accepts; returns both pages once both are in the room."""
+    student = log_in(student_browser, hub, "student1", **{**DESKTOP, **(student_context or {})})
+    ask(student, hub, "Opgave 4: andengradsligninger", attach=attach)
+    expect(student.get_by_test_id("queue-position")).to_have_text("1")
+    helper = log_in(helper_browser, hub, "helper1", **DESKTOP, **MEDIA)
+    go_on_duty(helper)
+    helper.get_by_test_id("offer-accept").click()
+    for page in (student, helper):
+        expect(page.get_by_test_id("matched")).to_be_visible()
+        expect(page.get_by_test_id("room")).to_have_attribute("data-state", "joined")
+        expect(page.get_by_test_id("peer-status")).to_have_attribute("data-state", "present")
+    return student, helper
+
+
+def expect_video_from_the_other_side(page: Page) -> None:
+    expect(page.get_by_test_id("rtc-state")).to_have_attribute(
+        "data-state", "connected", timeout=SLOW
+    )
+    page.wait_for_function(VIDEO_PLAYING, arg="remote-video", timeout=SLOW, polling=250)
+
+
+def say(page: Page, text: str) -> None:
+    page.get_by_test_id("chat-input").fill(text)
+    page.get_by_test_id("chat-send").click()
+
+
+def draw(page: Page, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """A mouse drag across the whiteboard, from and to fractions of its size."""
+    board = page.get_by_test_id("whiteboard")
+    board.scroll_into_view_if_needed()
+    box = board.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] * start[0], box["y"] + box["height"] * start[1])
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * end[0], box["y"] + box["height"] * end[1], steps=12)
+    page.mouse.up()
+
+
+def test_student_and_helper_see_each_other_chat_write_draw_and_come_back_after_a_reload(
+    media_browser, hub, tmp_path
+):
+    picture = tmp_path / "opgave.png"
+    Image.new("RGB", (400, 240), (30, 120, 200)).save(picture)
+    student, helper = meet(media_browser, media_browser, hub, MEDIA, attach=picture)
+
+    # Video both ways, from Chromium's fake camera.
+    for page in (student, helper):
+        expect(page.get_by_test_id("media-error")).to_be_hidden()
+        page.wait_for_function(VIDEO_PLAYING, arg="local-video", timeout=SLOW, polling=250)
+        expect_video_from_the_other_side(page)
+    # The attached assignment is beside the document, for both.
+    for page in (student, helper):
+        expect(page.get_by_test_id("assignment-note")).to_have_text("Opgave 4: andengradsligninger")
+        expect(page.get_by_test_id("assignment-image")).to_be_visible()
+
+    # Chat both ways.
+    say(student, "Hej! Jeg sidder fast i opgave 4")
+    expect(helper.get_by_test_id("chat-log")).to_contain_text("Hej! Jeg sidder fast i opgave 4")
+    expect(helper.get_by_test_id("chat-log")).to_contain_text("Elev 1")
+    say(helper, "Hej Elev 1, lad os se på den sammen")
+    expect(student.get_by_test_id("chat-log")).to_contain_text("lad os se på den sammen")
+    expect(student.get_by_test_id("chat-log")).to_contain_text("Hjælper 1")
+
+    # Contact details are refused in plain words; the typed text stays to be fixed.
+    say(student, "skriv til mig på ali@example.com")
+    expect(student.get_by_test_id("chat-error")).to_contain_text(re.compile("e-mail", re.I))
+    expect(student.get_by_test_id("chat-input")).to_have_value("skriv til mig på ali@example.com")
+    expect(student.get_by_test_id("chat-log")).not_to_contain_text("ali@example.com")
+    expect(helper.get_by_test_id("chat-log")).not_to_contain_text("ali@example.com")
+
+    # Text typed on one side appears on the other, and both can write.
+    student_text = student.get_by_test_id("doc-text")
+    helper_text = helper.get_by_test_id("doc-text")
+    student_text.click()
+    student_text.press_sequentially("x^2 - 5x + 6 = 0")
+    expect(helper_text).to_have_value("x^2 - 5x + 6 = 0")
+    helper_text.click()
+    helper_text.press("Control+End")
+    helper_text.press_sequentially("\n(x - 2)(x - 3) = 0")
+    expect(student_text).to_have_value("x^2 - 5x + 6 = 0\n(x - 2)(x - 3) = 0")
+    # The student's caret stays where it was while the helper writes at the end.
+    student_text.press("Control+Home")
+    student_text.press_sequentially("Opgave 4: ")
+    expect(helper_text).to_have_value("Opgave 4: x^2 - 5x + 6 = 0\n(x - 2)(x - 3) = 0")
+
+    # A stroke drawn on one side appears on the other.
+    student.get_by_test_id("pen-red").click()
+    draw(student, (0.2, 0.3), (0.7, 0.6))
+    helper_board = helper.get_by_test_id("whiteboard")
+    expect(student.get_by_test_id("whiteboard")).to_have_attribute("data-strokes", "1")
+    expect(helper_board).to_have_attribute("data-strokes", "1")
+    helper.wait_for_function(f"() => ({INKED_PIXELS})() > 200", polling=250)
+
+    for page, who in ((student, "student"), (helper, "helper")):
+        page.screenshot(path=f"/tmp/room-{who}-desktop.png", full_page=True)
+        assert page.evaluate(UNLABELLED_FIELDS) == [], f"the {who}'s room has unlabelled fields"
+
+    # The helper reloads: chat, notes and drawing are back, and the video reconnects.
+    helper.reload()
+    expect(helper.get_by_test_id("room")).to_have_attribute("data-state", "joined")
+    expect(helper.get_by_test_id("chat-log")).to_contain_text("Hej! Jeg sidder fast i opgave 4")
+    expect(helper.get_by_test_id("chat-log")).to_contain_text("lad os se på den sammen")
+    expect(helper_text).to_have_value("Opgave 4: x^2 - 5x + 6 = 0\n(x - 2)(x - 3) = 0")
+    expect(helper_board).to_have_attribute("data-strokes", "1")
+    helper.wait_for_function(f"() => ({INKED_PIXELS})() > 200", polling=250)
+    for page in (helper, student):
+        expect(page.get_by_test_id("peer-status")).to_have_attribute(
+            "data-state", "present", timeout=SLOW
+        )
+        expect_video_from_the_other_side(page)
+
+    # What is written after the reload still reaches the other side.
+    say(helper, "Nu er jeg tilbage")
+    expect(student.get_by_test_id("chat-log")).to_contain_text("Nu er jeg tilbage")
+    draw(helper, (0.1, 0.8), (0.9, 0.8))
+    expect(student.get_by_test_id("whiteboard")).to_have_attribute("data-strokes", "2")
+
+    # Clearing the whiteboard is shared too.
+    helper.get_by_test_id("board-clear").click()
+    expect(student.get_by_test_id("whiteboard")).to_have_attribute("data-strokes", "0")
+
+    # The helper ends the session: both see it and give feedback.
+    helper.get_by_test_id("end-session").click()
+    helper.get_by_test_id("end-confirm").click()
+    for page, rating in ((student, "5"), (helper, "4")):
+        expect(page.get_by_test_id("room-ended")).to_be_visible()
+        expect(page.get_by_test_id("rtc-state")).to_have_attribute("data-state", "closed")
+        page.get_by_test_id("feedback-rating").get_by_label(rating).check()
+        page.get_by_test_id("feedback-comment").fill("Godt")
+        page.get_by_test_id("feedback-submit").click()
+        expect(page.get_by_test_id("feedback-done")).to_be_visible()
+    expect(student.get_by_test_id("room-ended-reason")).to_contain_text("Hjælper 1")
+    expect(helper.get_by_test_id("room-ended-reason")).to_have_text("Du afsluttede sessionen.")
+    expect(student.get_by_test_id("doc-text")).not_to_be_editable()
+    student.screenshot(path="/tmp/room-student-ended.png", full_page=True)
+
+
+def test_the_room_fits_a_phone_in_english(media_browser, hub):
+    phone = {"viewport": {"width": 360, "height": 740}, **MEDIA}
+    student, helper = meet(media_browser, media_browser, hub, phone)
+    for page in (student, helper):
+        page.set_viewport_size({"width": 360, "height": 740})
+    student.get_by_role("button", name="English").click()
+    expect(student.locator("html")).to_have_attribute("lang", "en")
+    expect(student.get_by_test_id("room")).to_have_attribute("data-state", "joined")
+    expect(student.get_by_test_id("peer-status")).to_have_text("Hjælper 1 is in the room.")
+    expect_video_from_the_other_side(student)
+    expect_video_from_the_other_side(helper)
+    draw(student, (0.3, 0.3), (0.6, 0.5))
+    student.get_by_test_id("doc-text").fill("Notes on a phone")
+    expect(helper.get_by_test_id("doc-text")).to_have_value("Notes on a phone")
+    for page, who in ((student, "student"), (helper, "helper")):
+        assert_no_sideways_scrolling(page, f"the {who}'s room")
+        page.screenshot(path=f"/tmp/room-{who}-phone.png", full_page=True)
+    for testid in ("chat-send", "end-session", "report", "mute-toggle", "pen-blue", "board-clear"):
+        box = student.get_by_test_id(testid).bounding_box()
+        assert box and box["height"] >= 44 and box["width"] >= 44, f"{testid} is too small: {box}"
+
+    # A report goes to the coordinators.
+    student.get_by_test_id("report").click()
+    student.get_by_test_id("report-text").fill("Testing the report form")
+    student.get_by_test_id("report-submit").click()
+    expect(student.get_by_test_id("report-done")).to_be_visible()
+
+
+def test_a_student_without_camera_is_told_so_and_can_still_chat_and_write(
+    plain_browser, media_browser, hub
+):
+    student, helper = meet(plain_browser, media_browser, hub)
+    error = student.get_by_test_id("media-error")
+    expect(error).to_be_visible(timeout=SLOW)
+    expect(error).to_contain_text(re.compile("kamera", re.I))
+    expect(student.get_by_test_id("mute-toggle")).to_be_hidden()
+
+    say(student, "Mit kamera virker ikke, men jeg kan skrive")
+    expect(helper.get_by_test_id("chat-log")).to_contain_text("Mit kamera virker ikke")
+    student.get_by_test_id("doc-text").fill("Jeg skriver her i stedet")
+    expect(helper.get_by_test_id("doc-text")).to_have_value("Jeg skriver her i stedet")
+    # The student still sees the helper.
+    expect_video_from_the_other_side(student)
+    student.screenshot(path="/tmp/room-student-no-camera.png", full_page=True)
