@@ -90,8 +90,8 @@ def test_a_request_nobody_can_take_does_not_block_the_ones_behind_it():
 
 
 def test_queue_places_count_within_a_subject_in_arrival_order():
-    places = queue_positions(
-        [request(1, minute=3), request(2, minute=1, subject=2), request(3, minute=2)]
+    places = queue_positions(  # the queue, oldest first
+        [request(2, minute=1, subject=2), request(3, minute=2), request(1, minute=3)]
     )
     assert places == {3: 1, 1: 2, 2: 1}
 

@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 INSTANCE_STALE_S = 30.0
 HEARTBEAT_EVERY_S = 5.0
 HOUSEKEEPING_EVERY_S = 600.0
+# Places and estimates are sent at most this often: computing them reads the whole queue, and
+# doing that on every kick would delay the offers (the part a helper is waiting for).
+QUEUE_UPDATES_EVERY_S = 0.5
 
 
 class Dispatcher:
@@ -32,6 +35,7 @@ class Dispatcher:
         self._wake = threading.Event()
         self._last_heartbeat = 0.0
         self._last_housekeeping = 0.0
+        self._last_queue_updates = 0.0
 
     def kick(self) -> None:
         self._wake.set()
@@ -62,12 +66,19 @@ class Dispatcher:
             self._last_housekeeping = now.timestamp()
             with self.state.db.transaction() as s:
                 housekeeping.run(s, self.state.config, now)
+        queue_updates_due = self._last_queue_updates + QUEUE_UPDATES_EVERY_S - now.timestamp()
+        if queue_updates_due <= 0:
+            self._last_queue_updates = now.timestamp()
         with self.state.db.matching_transaction() as s:
             notices = rooms.end_abandoned(s, now, self.state.config)
-            notices += service.dispatch(s, now, self.state.config)
+            notices += service.dispatch(
+                s, now, self.state.config, queue_updates=queue_updates_due <= 0
+            )
             deadline = service.next_deadline(s)
         deliver(notices)
         sleep = self.state.config.tick_s
+        if queue_updates_due > 0:
+            sleep = min(sleep, queue_updates_due)
         if deadline is not None:
             sleep = min(sleep, max(0.01, (deadline - clock.now()).total_seconds()))
         return sleep

@@ -7,6 +7,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 # While a helper is free, the wait is about one offer round-trip; say so rather than "0".
 FREE_HELPER_WAIT_S = 30
@@ -34,7 +35,20 @@ class HelperSkills:
     idle_since: datetime
 
 
-def can_help(helper: HelperSkills, request: WaitingRequest) -> bool:
+class Asking(Protocol):
+    """What a request must say for the policy: a WaitingRequest, or a database row."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def subject_id(self) -> int: ...
+    @property
+    def grade(self) -> int: ...
+    @property
+    def language_code(self) -> str | None: ...
+
+
+def can_help(helper: HelperSkills, request: Asking) -> bool:
     return (
         request.subject_id in helper.subject_ids
         and helper.grade_min <= request.grade <= helper.grade_max
@@ -67,11 +81,13 @@ def plan_offers(
     return plan
 
 
-def queue_positions(waiting: Iterable[WaitingRequest]) -> dict[int, int]:
-    """Each request's place (1 = next) among the requests waiting for the same subject."""
+def queue_positions(waiting_in_order: Iterable[Asking]) -> dict[int, int]:
+    """Each request's place (1 = next) among the requests waiting for the same subject.
+
+    `waiting_in_order` is the queue oldest first (the database sorts it)."""
     positions: dict[int, int] = {}
     counts: dict[int, int] = {}
-    for request in sorted(waiting, key=lambda r: (r.created_at, r.id)):
+    for request in waiting_in_order:
         counts[request.subject_id] = counts.get(request.subject_id, 0) + 1
         positions[request.id] = counts[request.subject_id]
     return positions

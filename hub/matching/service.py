@@ -106,9 +106,8 @@ def queue_status(s: Session, request: HelpRequest, config: HubConfig) -> dict[st
         or 0
     )
     on_duty = _on_duty_skills(s)
-    waiting = _as_waiting(request)
-    able = [h for h, free in on_duty if policy.can_help(h, waiting)]
-    free_able = sum(1 for h, free in on_duty if free and policy.can_help(h, waiting))
+    able = [free for h, free in on_duty if policy.can_help(h, request)]
+    free_able = sum(able)
     eta = policy.estimate_wait_s(position, free_able, len(able), typical_session_s(s, config))
     return {"position": position, "eta_s": eta, "next_shift": None}
 
@@ -289,23 +288,49 @@ def _rejoin_notices(s: Session, user_id: int) -> list[Notice]:
 # The dispatcher's pass
 
 
-def dispatch(s: Session, now: datetime, config: HubConfig) -> list[Notice]:
+def dispatch(
+    s: Session, now: datetime, config: HubConfig, *, queue_updates: bool = True
+) -> list[Notice]:
     """One pass of the matching loop: expire offers, drop students gone too long, make new offers
-    and tell waiting students about changed places. Safe to run from any process at any time."""
+    and (with `queue_updates`) tell waiting students about changed places. Safe to run from any
+    process at any time."""
     notices = _expire_offers(s, now)
     notices += _drop_absent_students(s, now, config)
-    waiting = _waiting_requests(s)
     on_duty = _on_duty_skills(s)
     busy_helpers = set(
         s.scalars(select(Offer.helper_id).where(Offer.status == OfferStatus.PENDING))
     )
-    offered_requests = set(
-        s.scalars(select(Offer.request_id).where(Offer.status == OfferStatus.PENDING))
-    )
     free = [h for h, is_free in on_duty if is_free and h.id not in busy_helpers]
-    unoffered = [r for r in waiting if r.id not in offered_requests]
-    if free and unoffered:
-        for request_id, helper_id in policy.plan_offers(_with_history(s, unoffered), free):
+    if free:
+        notices += _make_offers(s, free, now, config)
+    if queue_updates:
+        notices += _queue_updates(s, on_duty, config)
+    return notices
+
+
+# Unoffered requests are planned in chunks, oldest first, until every free helper has an offer:
+# usually the first chunk does, so a pass does not read the whole queue to make one offer.
+OFFER_CHUNK = 200
+
+
+def _make_offers(
+    s: Session, free: list[policy.HelperSkills], now: datetime, config: HubConfig
+) -> list[Notice]:
+    offered = select(Offer.request_id).where(Offer.status == OfferStatus.PENDING)
+    unoffered = (
+        select(HelpRequest)
+        .where(HelpRequest.status == RequestStatus.WAITING, HelpRequest.id.not_in(offered))
+        .order_by(HelpRequest.created_at, HelpRequest.id)
+    )
+    notices: list[Notice] = []
+    remaining = list(free)
+    start = 0
+    while remaining:
+        chunk = list(s.scalars(unoffered.offset(start).limit(OFFER_CHUNK)))
+        if not chunk:
+            break
+        start += len(chunk)
+        for request_id, helper_id in policy.plan_offers(_with_history(s, chunk), remaining):
             offer = Offer(
                 request_id=request_id,
                 helper_id=helper_id,
@@ -315,7 +340,8 @@ def dispatch(s: Session, now: datetime, config: HubConfig) -> list[Notice]:
             s.add(offer)
             s.flush()
             notices.append(_offer_notice(s, offer, now))
-    return notices + _queue_updates(s, waiting, on_duty, config)
+            remaining = [h for h in remaining if h.id != helper_id]
+    return notices
 
 
 def next_deadline(s: Session) -> datetime | None:
@@ -374,22 +400,6 @@ def _offer_notice(s: Session, offer: Offer, now: datetime) -> Notice:
         },
     }
     return Notice(offer.helper_id, "offer", payload)
-
-
-def _as_waiting(r: HelpRequest) -> policy.WaitingRequest:
-    return policy.WaitingRequest(
-        r.id, r.student_id, r.subject_id, r.grade, r.language_code, r.created_at
-    )
-
-
-def _waiting_requests(s: Session) -> list[HelpRequest]:
-    return list(
-        s.scalars(
-            select(HelpRequest)
-            .where(HelpRequest.status == RequestStatus.WAITING)
-            .order_by(HelpRequest.created_at, HelpRequest.id)
-        )
-    )
 
 
 def _with_history(s: Session, requests: list[HelpRequest]) -> list[policy.WaitingRequest]:
@@ -483,28 +493,42 @@ def typical_session_s(s: Session, config: HubConfig) -> int:
 
 
 def _queue_updates(
-    s: Session,
-    waiting: list[HelpRequest],
-    on_duty: list[tuple[policy.HelperSkills, bool]],
-    config: HubConfig,
+    s: Session, on_duty: list[tuple[policy.HelperSkills, bool]], config: HubConfig
 ) -> list[Notice]:
-    """`queue:update` for every waiting student whose place or estimate changed."""
-    still = [r for r in waiting if r.status == RequestStatus.WAITING]
-    positions = policy.queue_positions(_as_waiting(r) for r in still)
-    typical = typical_session_s(s, config) if still else config.typical_session_s
+    """`queue:update` for every waiting student whose place or estimate changed.
+
+    Reads plain rows in queue order rather than ORM objects: with thousands waiting, building
+    objects and parsing their timestamps was most of the pass (bench/matching.py)."""
+    waiting = s.execute(
+        select(
+            HelpRequest.id,
+            HelpRequest.student_id,
+            HelpRequest.subject_id,
+            HelpRequest.grade,
+            HelpRequest.language_code,
+            HelpRequest.told_position,
+            HelpRequest.told_eta_s,
+        )
+        .where(HelpRequest.status == RequestStatus.WAITING)
+        .order_by(HelpRequest.created_at, HelpRequest.id)
+    ).all()
+    if not waiting:
+        return []
+    positions = policy.queue_positions(waiting)
+    typical = typical_session_s(s, config)
     ability: dict[tuple[int, int, str | None], tuple[int, int]] = {}
     notices = []
-    for r in still:
+    told = []
+    for r in waiting:
         key = (r.subject_id, r.grade, r.language_code)
         if key not in ability:
-            w = _as_waiting(r)
-            able = [free for h, free in on_duty if policy.can_help(h, w)]
+            able = [free for h, free in on_duty if policy.can_help(h, r)]
             ability[key] = (sum(able), len(able))
         free_able, able_count = ability[key]
         position = positions[r.id]
         eta = policy.estimate_wait_s(position, free_able, able_count, typical)
         if (position, eta) != (r.told_position, r.told_eta_s):
-            r.told_position, r.told_eta_s = position, eta
+            told.append({"id": r.id, "told_position": position, "told_eta_s": eta})
             notices.append(
                 Notice(
                     r.student_id,
@@ -512,4 +536,6 @@ def _queue_updates(
                     {"request_id": r.id, "position": position, "eta_s": eta},
                 )
             )
+    if told:
+        s.execute(update(HelpRequest), told)
     return notices
