@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +79,33 @@ def fmt_ms(value: float) -> str:
     return f"{value:.1f} ms" if value < 100 else f"{value:,.0f} ms"
 
 
+def measure_table(summaries: Sequence[dict[str, Any]], verdicts: dict[str, str]) -> list[str]:
+    """Rows of `Samples.summary()`s: n, p50, p99, max, and a verdict where one is given."""
+    width = max([36, *(len(s["name"]) + 2 for s in summaries)])
+    lines = [f"  {'measure':<{width}}{'n':>7}{'p50':>11}{'p99':>11}{'max':>11}   target"]
+    for s in summaries:
+        lines.append(
+            f"  {s['name']:<{width}}{s['n']:>7}{fmt_ms(s['p50_ms']):>11}"
+            f"{fmt_ms(s['p99_ms']):>11}{fmt_ms(s['max_ms']):>11}   {verdicts.get(s['name'], '')}"
+        )
+        if s["errors"]:
+            lines.append(f"  {'':<4}failures: {s['errors']}")
+    return lines
+
+
+def progress(text: str) -> None:
+    """What the benchmark is doing, on stderr, so stdout keeps only the report."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def write_results(result: dict[str, Any], target: Path | None, default_name: str) -> Path:
+    """The results as JSON, by default in bench/results/ (git-ignored)."""
+    target = target or RESULTS / default_name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return target
+
+
 class LoopLag:
     """How late the benchmark's own event loop wakes up. If this is high, the client side is the
     bottleneck and the latencies it measures are inflated by it."""
@@ -136,6 +163,13 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "commit": commit,
     }
+
+
+def machine_lines(m: dict[str, Any]) -> list[str]:
+    return [
+        f"  machine   {m['cpu']}, {m['cores']} cores, {m['os']}",
+        f"  python    {m['python']}   commit {m['commit'] or '?'}",
+    ]
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -220,6 +254,12 @@ def database_version(url: str) -> str:
             return f"PostgreSQL {str(s.scalar(text('show server_version'))).split()[0]}"
     finally:
         db.dispose()
+
+
+def demo_usernames(students: int, helpers: int) -> list[str]:
+    return [f"student{i}" for i in range(1, students + 1)] + [
+        f"helper{i}" for i in range(1, helpers + 1)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,6 +401,41 @@ def start_hub(
         time.sleep(0.1)
     hub.stop()
     raise SystemExit(f"the hub did not start:\n{hub.tail()}")
+
+
+@dataclass
+class SeededHub:
+    hub: HubProcess
+    users: list[BenchUser]  # the demo students, then the demo helpers, with minted tokens
+    database: str  # e.g. "SQLite 3.46.1"
+    db: BenchDatabase
+
+
+@contextmanager
+def seeded_hub(
+    database_url: str | None,
+    pg_admin: str,
+    students: int,
+    helpers: int,
+    secret_key: str,
+    env: dict[str, str],
+    keep: bool = False,
+) -> Iterator[SeededHub]:
+    """A fresh database seeded with the demo data at this size, every user's token, and a hub
+    process on it; the hub is stopped (and the database dropped unless `keep`) afterwards."""
+    with fresh_database(database_url, pg_admin, keep=keep) as db:
+        progress(f"seeding {students} students, {helpers} helpers, {db.backend}")
+        seed(db.url, students, helpers)
+        users = mint_tokens(db.url, secret_key, demo_usernames(students, helpers))
+        hub = start_hub(db.url, db.data_dir, secret_key, env)
+        try:
+            yield SeededHub(hub, users, database_version(db.url), db)
+        except BaseException:
+            hub.stop()
+            progress(f"hub log tail:\n{hub.tail()}")
+            raise
+        finally:
+            hub.stop()
 
 
 # ---------------------------------------------------------------------------------------------
