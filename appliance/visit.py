@@ -27,13 +27,49 @@ phase and is what the idle timeout calls."""
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import threading
+import time
+import uuid
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
+
+from appliance.agent import Agent
+from appliance.doc import DocReplica
+from appliance.hub import (
+    CONNECTED,
+    DISCONNECTED,
+    HubCallError,
+    HubConnection,
+    HubUnreachable,
+    unreachable,
+)
+from appliance.media import MediaEngine
+from appliance.pairing import (
+    Pairing,
+    PairingCancelled,
+    PairingCode,
+    PairingDenied,
+    PairingError,
+    PairingExpired,
+)
+from appliance.state import KioskState
+from appliance.texts import _, translate
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RESTORE_WAIT_S = 5.0  # after a resume, the hub's queue:update or room:rejoined comes within this
+CONNECT_WAIT_S = 10.0  # start() waits this long for a connection that is being made
+CLOSE_WAIT_S = 5.0  # close() gives the worker this long to tell the hub the visit ended
+MAX_LINES = 100  # chat and break-room lines kept for the screen
 
 Phase = Literal["idle", "asking", "waiting", "in_room", "ended"]
 Connection = Literal["connected", "reconnecting", "offline", "unpaired"]
@@ -57,6 +93,7 @@ class Options:
 @dataclass(frozen=True)
 class Subject:
     id: int
+    key: str  # stable name for an icon, e.g. "math"
     names: dict[str, str]  # {"da": "Matematik", "en": "Maths"}
 
 
@@ -150,66 +187,164 @@ class VisitView:
     busy: bool = False  # a call to the hub is under way (show a spinner on the pressed button)
 
 
+@dataclass
+class _VisitData:
+    """Everything of one visit in memory; replaced by a fresh one when the visit finishes, so
+    nothing of a student outlives their visit (the outbox on disk excepted, see state.py)."""
+
+    phase: Phase = "idle"
+    visit_id: int | None = None
+    visit_token: str = ""
+    nickname: str = ""
+    grade: int = 0
+    lang: Lang = "da"
+    request_id: int | None = None
+    queue_position: int | None = None
+    eta_s: int | None = None
+    next_shift: str | None = None
+    restored: bool = True  # a queue:update or room came since the last resume
+    breakroom: list[ChatLine] = field(default_factory=list)
+    room_id: str | None = None
+    peer_name: str = ""
+    peer_present: bool = False
+    chat: list[ChatLine] = field(default_factory=list)
+    doc: DocReplica | None = None
+    doc_version: int = 0
+    room_ended_reason: str | None = None
+    room_ended_by: str | None = None
+
+
+def _terminate_self() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _replace_line(lines: list[ChatLine], key: str, **changes: Any) -> bool:
+    for i, line in enumerate(lines):
+        if line.key == key:
+            lines[i] = replace(line, **changes)
+            return True
+    return False
+
+
 class Visit:
-    """The facade; see the module docstring. Thread-safe."""
+    """The facade; see the module docstring. Thread-safe.
+
+    Inside, one worker thread does everything that talks to the hub, one thing at a time and in
+    order: the UI's requests and the hub's events alike. So a `room:join` answer is in place before
+    the signals that follow it, and the visit's state never sees two changes at once. The UI thread
+    only takes the lock briefly to read or to note a local change (a chat line shown as pending,
+    an edit of the shared text)."""
 
     def __init__(self, options: Options, on_restart: Callable[[], None] | None = None) -> None:
         """`on_restart` is called (from a background thread) when site staff ask for a restart
         of the kiosk program and no visit is under way; by default the process sends itself
         SIGTERM so systemd starts it again."""
-        raise NotImplementedError
+        self.options = options
+        self._on_restart = on_restart or _terminate_self
+        self._lock = threading.RLock()
+        self._v = _VisitData(lang=options.lang)
+        self._lang: Lang = options.lang
+        self._error: ErrorView | None = None
+        self._busy = 0
+        self._state: KioskState | None = None
+        self._conn: HubConnection | None = None
+        self._agent: Agent | None = None
+        self._acting_for: int | None = None  # the visit the connection acts for on the hub
+        self._pairing: PairingView | None = None
+        self._pairing_code: PairingCode | None = None
+        self._pairing_stop = threading.Event()
+        self._catalog: Catalog | None = None
+        self._strokes_cache: tuple[int, tuple[Stroke, ...], str] = (-1, (), "")
+        self._flush_doc_queued = False
+        self._media = MediaEngine(
+            fake=options.fake_camera,
+            camera=options.camera,
+            microphone=options.microphone,
+            size=options.video_size,
+            fps=options.fps,
+        )
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="visit")
 
     # ---- the device ----------------------------------------------------------------------
 
     def open(self) -> None:
-        """Start the camera preview, the hub connection (if paired) and the health agent."""
-        raise NotImplementedError
+        """Start the camera preview, the hub connection (if paired) and the health agent. Takes
+        a moment (the camera opens); call it before the UI's main loop."""
+        self._state = KioskState(self.options.data_dir)
+        if self.options.hub_url:
+            self._state.hub_url = self.options.hub_url
+        self._media.start()
+        if self._state.identity is not None and self._state.hub_url:
+            self._connect(self._state.hub_url, self._state.identity.device_token)
 
     def close(self) -> None:
         """Stop everything: the visit is finished, the call, camera and connection closed."""
-        raise NotImplementedError
+        if self._v.phase != "idle":
+            self.finish()
+        self._pairing_stop.set()
+        try:
+            self._worker.submit(lambda: None).result(timeout=CLOSE_WAIT_S)
+        except Exception:
+            log.info("closing before the hub heard everything; the outbox keeps it")
+        self._disconnect()
+        self._worker.shutdown(wait=True, cancel_futures=True)
+        self._media.close()
+        if self._state is not None:
+            self._state.close()
 
     def pair(self, name: str = "Kiosk") -> Future[None]:
         """Ask the hub for a pairing code and wait for site staff to confirm it; progress in
-        `snapshot().pairing`. Resolves when paired (the connection then starts by itself)."""
-        raise NotImplementedError
+        `snapshot().pairing`. Resolves when paired (the connection then starts by itself). A
+        code that runs out is replaced by a new one without asking."""
+        future: Future[None] = Future()
+        self._pairing_stop.clear()
+        threading.Thread(
+            target=self._pair, args=(name, future), name="pairing", daemon=True
+        ).start()
+        return future
 
     def set_language(self, lang: Lang) -> None:
         """The language of the hub's messages from now on (the UI's own texts are its own)."""
-        raise NotImplementedError
+        with self._lock:
+            self._lang = lang
+            self._v.lang = lang
+        if self._conn is not None:
+            self._conn.set_language(lang)
 
     # ---- a visit -------------------------------------------------------------------------
 
     def start(self, nickname: str, grade: int, lang: Lang | None = None) -> Future[None]:
         """Start a visit (phase "idle" → "asking"). Fails with code "invalid" for a nickname the
         hub refuses, "offline" when the hub cannot be reached."""
-        raise NotImplementedError
+        if lang is not None:
+            self.set_language(lang)
+        return self._run(self._start, nickname.strip(), grade)
 
     def catalog(self) -> Future[Catalog]:
         """What can be asked about, with names in Danish and English (cached after the first)."""
-        raise NotImplementedError
+        return self._run(self._fetch_catalog, quiet=True)
 
     def ask(
         self, subject_id: int, language: str | None, note: str, photo_jpeg: bytes | None
     ) -> Future[None]:
         """Upload the photo (if any) and ask for help (→ phase "waiting")."""
-        raise NotImplementedError
+        return self._run(self._ask, subject_id, language, note, photo_jpeg)
 
     def cancel(self) -> Future[None]:
         """Withdraw the waiting request (→ phase "asking")."""
-        raise NotImplementedError
+        return self._run(self._cancel)
 
     def send_breakroom(self, text: str) -> None:
         """Post in the break room while waiting; shows at once as pending in `breakroom`."""
-        raise NotImplementedError
+        self._post_line("breakroom", text)
 
     def send_chat(self, text: str) -> None:
         """Chat in the room; shows at once as pending in `chat`, resent after a reconnect."""
-        raise NotImplementedError
+        self._post_line("chat", text)
 
     def set_text(self, text: str) -> None:
         """The shared text as the student now sees it; the replica stores the minimal edit."""
-        raise NotImplementedError
+        self._edit(lambda doc: doc.set_text(text))
 
     def add_stroke(
         self,
@@ -218,49 +353,661 @@ class Visit:
         width: float = 6,
         mode: Literal["pen", "erase"] = "pen",
     ) -> int:
-        """A new whiteboard stroke (flattened board-unit points); returns a handle for
-        `extend_stroke` so the helper sees it grow while the finger moves."""
-        raise NotImplementedError
+        """A new whiteboard stroke (flattened board-unit points, 1600 × 1200); returns a handle
+        for `extend_stroke` so the helper sees it grow while the finger moves (0: no room)."""
+        handle = self._edit(lambda doc: doc.add_stroke(points, color, width, mode))
+        return handle or 0
 
     def extend_stroke(self, handle: int, points: list[float]) -> None:
         """More points of a stroke begun with `add_stroke`."""
-        raise NotImplementedError
+        self._edit(lambda doc: doc.extend_stroke(handle, points))
 
     def clear_board(self) -> None:
         """Delete every stroke (both sides)."""
-        raise NotImplementedError
+        self._edit(lambda doc: doc.clear_board())
 
     def end_session(self) -> Future[None]:
         """The student ends the session (→ phase "ended")."""
-        raise NotImplementedError
+        return self._run(self._end_session)
 
     def report(self, text: str) -> Future[None]:
-        """Report a problem with the room; kept in the outbox until the hub has it."""
-        raise NotImplementedError
+        """Report a problem with the room; kept in the outbox until the hub has it. Resolves
+        once delivered or safely queued for later."""
+        return self._run(self._to_outbox, "room:report", {"text": text})
 
     def feedback(self, rating: int, comment: str = "") -> Future[None]:
         """Rating 1–5 and an optional comment after the room; kept in the outbox until sent."""
-        raise NotImplementedError
+        return self._run(self._to_outbox, "feedback:submit", {"rating": rating, "comment": comment})
 
     def finish(self) -> None:
         """End the visit whatever its phase (visit:end; the request or room is closed on the
-        hub) and wipe it from memory: nickname, chat, document, frames. → phase "idle"."""
-        raise NotImplementedError
+        hub) and wipe it from memory: nickname, chat, document, frames. → phase "idle" at once;
+        the hub hears it as soon as it can be reached."""
+        with self._lock:
+            visit_id = self._v.visit_id
+            self._v = _VisitData(lang=self.options.lang)
+            self._lang = self.options.lang
+            self._error = None
+            self._strokes_cache = (-1, (), "")
+        self._media.end_call()
+        if visit_id is not None and self._state is not None:
+            self._state.enqueue("visit:end", {}, visit_id)
+            self._submit(self._flush_outbox)
+        if self._conn is not None:
+            self._conn.set_language(self.options.lang)
 
     # ---- reading ---------------------------------------------------------------------------
 
     def snapshot(self) -> VisitView:
         """The state to draw now."""
-        raise NotImplementedError
+        conn = self._conn
+        paired = self._state is not None and self._state.identity is not None
+        if conn is not None:
+            connection: Connection = conn.status
+        else:
+            connection = "offline" if paired else "unpaired"
+        with self._lock:
+            v = self._v
+            doc_text, strokes = self._doc_view()
+            return VisitView(
+                phase=v.phase,
+                connection=connection,
+                paired=paired and connection != "unpaired",
+                pairing=self._pairing_now(),
+                lang=self._lang,
+                nickname=v.nickname,
+                queue_position=v.queue_position,
+                eta_s=v.eta_s,
+                no_helper=v.phase == "waiting" and v.eta_s is None,
+                next_shift=v.next_shift,
+                breakroom=tuple(v.breakroom),
+                peer_name=v.peer_name,
+                peer_present=v.peer_present,
+                chat=tuple(v.chat),
+                doc_text=doc_text,
+                strokes=strokes,
+                rtc_state=self._media.rtc_state if v.phase == "in_room" else "idle",
+                room_ended_reason=v.room_ended_reason,
+                room_ended_by=v.room_ended_by,
+                camera_ok=self._media.camera_ok,
+                error=self._error,
+                busy=self._busy > 0,
+            )
 
     def remote_frame(self) -> np.ndarray | None:
         """The latest decoded frame of the helper's video (H × W × 3 uint8 RGB), or None."""
-        raise NotImplementedError
+        return self._media.remote.rgb()
 
     def local_frame(self) -> np.ndarray | None:
         """The latest frame of the kiosk's own camera (RGB), for the preview."""
-        raise NotImplementedError
+        return self._media.local.rgb()
 
     def snapshot_jpeg(self) -> bytes | None:
         """The current camera picture as JPEG (to photograph the assignment), or None."""
-        raise NotImplementedError
+        return self._media.snapshot_jpeg()
+
+    # ---- running things on the worker --------------------------------------------------------
+
+    def _run(self, work: Callable[..., T], *args: Any, quiet: bool = False) -> Future[T]:
+        """`work(*args)` on the worker; its HubCallError also becomes the snapshot's error."""
+        with self._lock:
+            self._busy += 1
+            if not quiet:
+                self._error = None
+
+        def task() -> T:
+            try:
+                return work(*args)
+            except HubCallError as exc:
+                with self._lock:
+                    self._error = ErrorView(exc.code, exc.message)
+                raise
+            finally:
+                with self._lock:
+                    self._busy -= 1
+
+        return self._worker.submit(task)
+
+    def _submit(self, work: Callable[..., Any], *args: Any) -> None:
+        """Background work on the worker (after close() there is none)."""
+        try:
+            self._worker.submit(self._guarded, work, *args)
+        except RuntimeError:
+            log.debug("not running %s: closed", work)
+
+    def _guarded(self, work: Callable[..., Any], *args: Any) -> None:
+        """Failures of background work are logged, never raised into nowhere."""
+        try:
+            work(*args)
+        except HubCallError as exc:
+            log.info("%s: %s", getattr(work, "__name__", work), exc)
+        except Exception:
+            log.exception("%s failed", getattr(work, "__name__", work))
+
+    def _hub(self) -> HubConnection:
+        if self._conn is None:
+            raise unreachable("offline", self._lang)
+        return self._conn
+
+    # ---- pairing and the connection --------------------------------------------------------
+
+    def _pair(self, name: str, future: Future[None]) -> None:
+        state = self._state
+        url = self.options.hub_url or (state.hub_url if state else None)
+        if state is None or not url:
+            self._set_pairing(PairingView("failed", message="No hub address is set."))
+            future.set_exception(PairingError("No hub address is set."))
+            return
+        pairing = Pairing(url, state, self._lang)
+        while not self._pairing_stop.is_set():
+            self._set_pairing(PairingView("requesting"))
+            try:
+                code = pairing.request_code(name)
+                self._pairing_code = code
+                self._set_pairing(self._pairing_view(code, "waiting"))
+                identity = pairing.wait_for_token(code, self._pairing_stop)
+            except PairingExpired:
+                continue  # a fresh code at once
+            except PairingError as exc:
+                status: Literal["denied", "failed"] = (
+                    "denied" if isinstance(exc, PairingDenied) else "failed"
+                )
+                self._set_pairing(PairingView(status, message=exc.message))
+                future.set_exception(exc)
+                return
+            pairing.store(identity)
+            self._set_pairing(PairingView("paired"))
+            self._connect(url, identity.device_token)
+            future.set_result(None)
+            return
+        future.set_exception(PairingCancelled("cancelled"))
+
+    def _pairing_view(self, code: PairingCode, status: Any) -> PairingView:
+        return PairingView(
+            status,
+            user_code=code.user_code,
+            verification_uri=code.verification_uri,
+            verification_uri_complete=code.verification_uri_complete,
+            qr=code.qr,
+        )
+
+    def _set_pairing(self, view: PairingView) -> None:
+        with self._lock:
+            self._pairing = view
+            if view.status != "waiting":
+                self._pairing_code = None
+
+    def _pairing_now(self) -> PairingView | None:
+        view, code = self._pairing, self._pairing_code
+        if view is None or code is None:
+            return view
+        return replace(view, expires_in_s=max(0.0, code.expires_at - time.monotonic()))
+
+    def _connect(self, url: str, token: str) -> None:
+        conn = HubConnection(url, token, self._lang)
+        conn.listen(self._on_hub_event)
+        conn.on_refused(self._on_refused)
+        assert self._state is not None
+        self._agent = Agent(
+            conn,
+            self.options.data_dir,
+            camera_ok=lambda: self._media.camera_ok,
+            visit_active=lambda: self._v.phase != "idle",
+            restart=self._on_restart,
+            reload_config=self._reload_config,
+        )
+        self._conn = conn
+        conn.start()
+        self._agent.start()
+
+    def _disconnect(self) -> None:
+        agent, conn = self._agent, self._conn
+        self._agent = self._conn = None
+        if agent is not None:
+            agent.stop()
+        if conn is not None:
+            conn.close()
+
+    def _on_refused(self) -> None:
+        """The hub no longer knows the token (the kiosk was unpaired): back to pairing."""
+        if self._state is not None:
+            self._state.forget_identity()
+        with self._lock:
+            self._pairing = None
+        threading.Thread(target=self._disconnect, daemon=True).start()
+
+    def _reload_config(self) -> None:
+        """Settings changed on disk (provisioning): read them again; a new hub address means a
+        new connection."""
+        state = self._state
+        if state is None:
+            return
+        state.reload()
+        conn, identity = self._conn, state.identity
+        if conn is not None and identity is not None and state.hub_url != conn.url:
+            threading.Thread(target=self._reconnect_to, args=(state.hub_url,), daemon=True).start()
+
+    def _reconnect_to(self, url: str) -> None:
+        assert self._state is not None and self._state.identity is not None
+        self._disconnect()
+        self._connect(url, self._state.identity.device_token)
+
+    # ---- the hub's events (dispatcher thread → worker) -------------------------------------
+
+    def _on_hub_event(self, event: str, data: Any) -> None:
+        self._submit(self._handle_event, event, data)
+
+    def _handle_event(self, event: str, data: Any) -> None:
+        if event == CONNECTED:
+            self._on_connected()
+            return
+        if event == DISCONNECTED:
+            self._acting_for = None  # a new connection starts as the kiosk itself
+            return
+        if not isinstance(data, dict):
+            return
+        v = self._v
+        if event == "rtc:signal" and data.get("room_id") == v.room_id and v.phase == "in_room":
+            self._media.signal(str(data.get("kind")), data.get("data"))
+        elif event == "queue:update" and data.get("request_id") == v.request_id:
+            with self._lock:
+                v.queue_position, v.eta_s = data.get("position"), data.get("eta_s")
+                v.next_shift, v.restored = data.get("next_shift"), True
+        elif event in ("match", "room:rejoined") and v.phase in ("waiting", "in_room"):
+            v.restored = True
+            if data.get("room_id") != v.room_id or v.phase != "in_room":
+                self._join_room(str(data["room_id"]))
+        elif event == "breakroom:message" and v.phase == "waiting":
+            self._got_line(v.breakroom, data)
+        elif event == "breakroom:removed":
+            with self._lock:
+                v.breakroom[:] = [x for x in v.breakroom if x.key != f"hub:{data.get('msg_id')}"]
+        elif data.get("room_id") != v.room_id or v.room_id is None:
+            return
+        elif event == "chat:message":
+            self._got_line(v.chat, data)
+        elif event == "chat:blocked":
+            with self._lock:
+                _replace_line(
+                    v.chat,
+                    str(data.get("client_msg_id")),
+                    pending=False,
+                    blocked_reason=str(data.get("reason")),
+                    blocked_message=str(data.get("message")),
+                )
+        elif event == "doc:update" and v.doc is not None:
+            with self._lock:
+                if v.doc.apply_remote(str(data.get("update", ""))):
+                    v.doc_version += 1
+        elif event in ("peer:left", "peer:back"):
+            with self._lock:
+                v.peer_present = event == "peer:back"
+            if v.peer_present and v.phase == "in_room":
+                self._media.expect_offer()
+        elif event == "room:ended":
+            self._room_ended(data.get("reason"), data.get("by"))
+
+    def _on_connected(self) -> None:
+        """Back on the hub: act for the visit again and pick up where it was."""
+        v = self._v
+        if v.visit_id is None:
+            self._flush_outbox()
+            if not self._state_outbox() and self._v.visit_id is None:
+                # A visit the kiosk lost track of (it restarted mid-visit) must not keep a
+                # place in the queue or a room: end whatever the hub still has open.
+                self._hub().call("visit:end")
+            return
+        try:
+            answer = self._hub().call("visit:resume", {"visit_id": v.visit_id})
+        except HubCallError as exc:
+            if exc.code in ("conflict", "not_found"):
+                self._visit_lost(exc.message)
+                return
+            raise
+        with self._lock:
+            v.visit_token = str(answer["visit_token"])
+            self._acting_for = v.visit_id
+            v.restored = False
+        if v.phase == "in_room" and v.room_id:
+            self._join_room(v.room_id)
+        elif v.phase == "waiting":
+            # The hub tells a returning student its place; if it does not, the request is gone.
+            timer = threading.Timer(RESTORE_WAIT_S, self._check_restored, args=(v,))
+            timer.daemon = True
+            timer.start()
+        self._flush_outbox()
+
+    def _check_restored(self, v: _VisitData) -> None:
+        def check() -> None:
+            if v is self._v and v.phase == "waiting" and not v.restored:
+                with self._lock:
+                    v.phase, v.request_id, v.queue_position, v.eta_s = "asking", None, None, None
+                    message = translate(
+                        _(
+                            "Your place in the queue was lost while the connection was down. "
+                            "Please ask again."
+                        ),
+                        self._lang,
+                    )
+                    self._error = ErrorView("request_lost", message)
+
+        self._submit(check)
+
+    def _visit_lost(self, message: str) -> None:
+        """The hub ended the visit while the kiosk was away (e.g. the kiosk was gone too long)."""
+        v = self._v
+        if v.visit_id is not None and self._state is not None:
+            self._state.remove_visit(v.visit_id)
+        self._media.end_call()
+        with self._lock:
+            v.phase, v.visit_id, v.room_ended_reason = "ended", None, v.room_ended_reason or "ended"
+            self._error = ErrorView("visit_lost", message)
+
+    def _state_outbox(self) -> bool:
+        return bool(self._state and self._state.outbox())
+
+    # ---- steps of a visit (on the worker) ----------------------------------------------------
+
+    def _wait_connected(self) -> HubConnection:
+        """The connection, waiting a little for one that is (re)connecting (a language change
+        reconnects)."""
+        conn = self._hub()
+        deadline = time.monotonic() + CONNECT_WAIT_S
+        while not conn.connected and time.monotonic() < deadline and conn.status != "unpaired":
+            time.sleep(0.05)
+        return conn
+
+    def _start(self, nickname: str, grade: int) -> None:
+        if self._v.phase != "idle":
+            raise HubCallError("conflict", "A visit is already under way.")
+        conn = self._wait_connected()
+        self._flush_outbox()
+        if self._state_outbox():
+            raise unreachable("offline", self._lang)
+        payload = {"nickname": nickname, "grade": grade}
+        try:
+            answer = conn.call("visit:start", payload)
+        except HubCallError as exc:
+            if exc.code != "conflict" or "visit_id" not in exc.details:
+                raise
+            conn.call("visit:end")  # a visit the kiosk lost track of
+            answer = conn.call("visit:start", payload)
+        with self._lock:
+            self._v = _VisitData(
+                phase="asking",
+                visit_id=int(answer["visit_id"]),
+                visit_token=str(answer["visit_token"]),
+                nickname=nickname,
+                grade=grade,
+                lang=self._lang,
+            )
+            self._acting_for = self._v.visit_id
+            self._error = None
+
+    def _fetch_catalog(self) -> Catalog:
+        if self._catalog is not None:
+            return self._catalog
+        conn = self._hub()
+        by_lang = {lang: conn.http("GET", "/api/catalog", lang=lang) for lang in ("da", "en")}
+        da, en = by_lang["da"], by_lang["en"]
+        en_subjects = {s["id"]: s["name"] for s in en["subjects"]}
+        en_languages = {x["code"]: x["name"] for x in en["languages"]}
+        self._catalog = Catalog(
+            subjects=tuple(
+                Subject(
+                    int(s["id"]),
+                    str(s.get("key", "")),
+                    {"da": s["name"], "en": en_subjects.get(s["id"], s["name"])},
+                )
+                for s in da["subjects"]
+            ),
+            languages=tuple(
+                Language(x["code"], {"da": x["name"], "en": en_languages.get(x["code"], x["name"])})
+                for x in da["languages"]
+            ),
+            grades=tuple(int(g) for g in da["grades"]),
+        )
+        return self._catalog
+
+    def _ask(self, subject_id: int, language: str | None, note: str, photo: bytes | None) -> None:
+        v = self._v
+        if v.phase != "asking":
+            raise HubCallError("conflict", "Start a visit first.")
+        conn = self._hub()
+        attachments = [conn.upload_attachment(photo, v.visit_token)] if photo else []
+        answer = conn.call(
+            "help:request",
+            {
+                "subject": subject_id,
+                "grade": v.grade,
+                "language": language,
+                "note": note,
+                "attachment_ids": attachments,
+            },
+        )
+        with self._lock:
+            v.phase, v.request_id = "waiting", int(answer["request_id"])
+            v.queue_position, v.eta_s = answer.get("position"), answer.get("eta_s")
+            v.next_shift, v.breakroom = answer.get("next_shift"), []
+        try:
+            history = conn.call("breakroom:history")["messages"]
+        except HubCallError:
+            return  # the break room stays empty until its next message
+        for message in history:
+            self._got_line(v.breakroom, message)
+
+    def _cancel(self) -> None:
+        v = self._v
+        if v.phase != "waiting" or v.request_id is None:
+            return
+        self._hub().call("help:cancel", {"request_id": v.request_id})
+        with self._lock:
+            v.phase, v.request_id, v.queue_position, v.eta_s = "asking", None, None, None
+            v.breakroom = []
+
+    def _join_room(self, room_id: str) -> None:
+        v = self._v
+        answer = self._hub().call("room:join", {"room_id": room_id})
+        with self._lock:
+            if v.room_id != room_id or v.doc is None:
+                v.doc, v.chat = DocReplica(), []
+            v.room_id, v.phase, v.request_id = room_id, "in_room", None
+            v.queue_position = v.eta_s = None
+            v.breakroom = []
+            v.peer_name = str(answer["peer"]["display_name"])
+            v.peer_present = bool(answer["peer_present"])
+            v.doc.load(answer.get("doc_state"))
+            v.doc_version += 1
+        for message in answer.get("chat_history", []):
+            self._got_line(v.chat, message)
+        if answer.get("ended"):
+            self._room_ended("ended", None)
+            return
+        self._media.start_call(
+            answer.get("ice_servers") or [],
+            str(answer.get("ice_transport_policy", "all")),
+            self._send_signal,
+        )
+        if v.peer_present:
+            self._media.expect_offer()
+        self._flush_lines("chat")
+        self._flush_doc()
+
+    def _room_ended(self, reason: Any, by: Any) -> None:
+        v = self._v
+        self._media.end_call()
+        with self._lock:
+            v.phase = "ended"
+            v.room_ended_reason = str(reason) if reason else "ended"
+            v.room_ended_by = str(by) if by else None
+            v.peer_present = False
+
+    def _end_session(self) -> None:
+        v = self._v
+        if v.phase != "in_room" or v.room_id is None:
+            return
+        self._hub().call("room:end", {"room_id": v.room_id})
+        self._room_ended("ended", "student")
+
+    def _send_signal(self, kind: str, data: dict[str, Any] | None) -> None:
+        """From the media thread: an rtc:signal for the helper, sent in order by the worker."""
+        room_id = self._v.room_id
+        if room_id is None:
+            return
+        payload = {"room_id": room_id, "kind": kind, "data": data}
+        self._submit(lambda: self._hub().call("rtc:signal", payload))
+
+    # ---- chat and break room -----------------------------------------------------------------
+
+    def _post_line(self, where: Literal["chat", "breakroom"], text: str) -> None:
+        text = text.strip()
+        if not text:
+            return
+        with self._lock:
+            v = self._v
+            if (where == "chat" and v.phase != "in_room") or (
+                where == "breakroom" and v.phase != "waiting"
+            ):
+                return
+            line = ChatLine(uuid.uuid4().hex, v.nickname, text, mine=True, pending=True)
+            (v.chat if where == "chat" else v.breakroom).append(line)
+        self._submit(self._flush_lines, where)
+
+    def _flush_lines(self, where: Literal["chat", "breakroom"]) -> None:
+        """Send the lines still pending, oldest first; the hub stores a resend only once."""
+        v = self._v
+        lines = v.chat if where == "chat" else v.breakroom
+        event = "chat:send" if where == "chat" else "breakroom:send"
+        for line in [x for x in lines if x.pending]:
+            payload: dict[str, Any] = {"text": line.text, "client_msg_id": line.key}
+            if where == "chat":
+                payload["room_id"] = v.room_id
+            try:
+                answer = self._hub().call(event, payload)
+            except HubUnreachable:
+                return  # sent again after the next reconnect
+            except HubCallError as exc:
+                reason = str(exc.details.get("reason", exc.code))
+                with self._lock:
+                    _replace_line(
+                        lines,
+                        line.key,
+                        pending=False,
+                        blocked_reason=reason,
+                        blocked_message=exc.message,
+                    )
+                continue
+            with self._lock:
+                _replace_line(lines, line.key, pending=False, ts=answer.get("ts"))
+
+    def _got_line(self, lines: list[ChatLine], message: dict[str, Any]) -> None:
+        """A message from the hub: ours (acknowledged now) or someone else's (new)."""
+        client_id = str(message.get("client_msg_id") or "")
+        with self._lock:
+            if client_id and any(x.key == client_id and x.mine for x in lines):
+                _replace_line(lines, client_id, pending=False, ts=message.get("ts"))
+                return
+            key = f"hub:{message.get('msg_id')}"
+            if any(x.key == key for x in lines):
+                return
+            lines.append(
+                ChatLine(
+                    key,
+                    str(message.get("from", "")),
+                    str(message.get("text", "")),
+                    mine=False,
+                    ts=message.get("ts"),
+                )
+            )
+            del lines[:-MAX_LINES]
+
+    # ---- the shared document -----------------------------------------------------------------
+
+    def _edit(self, change: Callable[[DocReplica], T]) -> T | None:
+        with self._lock:
+            v = self._v
+            if v.phase != "in_room" or v.doc is None:
+                return None
+            result = change(v.doc)
+            v.doc_version += 1
+            if self._flush_doc_queued:
+                return result
+            self._flush_doc_queued = True
+        self._submit(self._flush_doc)
+        return result
+
+    def _flush_doc(self) -> None:
+        with self._lock:
+            self._flush_doc_queued = False
+        v = self._v
+        while True:
+            with self._lock:
+                update = v.doc.next_update() if v.doc is not None else None
+            if update is None or v.doc is None:
+                return
+            doc = v.doc
+            try:
+                self._hub().call("doc:update", {"room_id": v.room_id, "update": update})
+            except HubUnreachable:
+                with self._lock:
+                    doc.failed(keep=True)  # sent again after the next room:join
+                return
+            except HubCallError:
+                with self._lock:
+                    doc.failed(keep=False)
+                raise
+            with self._lock:
+                doc.acknowledged()
+
+    def _doc_view(self) -> tuple[str, tuple[Stroke, ...]]:
+        """Text and strokes, converted again only when the document changed (under the lock)."""
+        v = self._v
+        if v.doc is None:
+            return "", ()
+        version, strokes, text = self._strokes_cache
+        if version != v.doc_version:
+            text = v.doc.text
+            strokes = tuple(Stroke(*s) for s in v.doc.strokes())
+            self._strokes_cache = (v.doc_version, strokes, text)
+        return text, strokes
+
+    # ---- the outbox --------------------------------------------------------------------------
+
+    def _to_outbox(self, event: str, payload: dict[str, Any]) -> None:
+        v = self._v
+        if v.room_id is None or v.visit_id is None or self._state is None:
+            raise HubCallError("conflict", "There is no session to send this about.")
+        self._state.enqueue(event, {"room_id": v.room_id, **payload}, v.visit_id)
+        self._flush_outbox()
+
+    def _flush_outbox(self) -> None:
+        """Send what waits, oldest first, acting for each entry's visit (resuming a finished
+        visit the hub has not yet heard the end of). Stops at the first unanswered call."""
+        state, conn = self._state, self._conn
+        if state is None or conn is None or not conn.connected:
+            return
+        for item in state.outbox():
+            if item.visit_id is not None and item.visit_id != self._acting_for:
+                if self._v.visit_id is not None and self._v.visit_id != item.visit_id:
+                    return  # never step out of the visit under way
+                try:
+                    conn.call("visit:resume", {"visit_id": item.visit_id})
+                except HubUnreachable:
+                    return
+                except HubCallError:
+                    state.remove_visit(item.visit_id)  # the hub ended it already
+                    continue
+                self._acting_for = item.visit_id
+            try:
+                conn.call(item.event, item.payload)
+            except HubUnreachable:
+                return
+            except HubCallError as exc:
+                log.warning("the hub refused %s for good: %s", item.event, exc.code)
+                state.remove(item.id)
+                if item.visit_id == self._v.visit_id:
+                    raise
+                continue
+            state.remove(item.id)
+            if item.event == "visit:end":
+                self._acting_for = None

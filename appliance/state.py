@@ -1,0 +1,124 @@
+"""The kiosk's small local state in one TinyDB file: who the device is, where its hub is, its
+settings, and an outbox of calls waiting for the network.
+
+TinyDB is a JSON file without transactions, right for a handful of values written rarely by one
+process. The kiosk keeps nothing of a student here except what waits in the outbox (a report or
+feedback not yet delivered, and the `visit:end` after it), and each entry is removed as soon as the
+hub has it. A lock makes the object safe to use from the kiosk's several threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tinydb import Query, TinyDB
+from tinydb.storages import JSONStorage
+
+DEFAULT_DATA_DIR = Path("/var/lib/lektiecafe-kiosk")
+STATE_FILE = "kiosk.json"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What pairing gave the device."""
+
+    device_token: str
+    device_id: int
+    site_id: int
+    site_name: str
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A hub call to make once the hub is reachable, on behalf of the visit `visit_id` (None:
+    on behalf of the kiosk itself)."""
+
+    id: str
+    event: str
+    payload: dict[str, Any]
+    visit_id: int | None
+    created_at: float
+
+
+class KioskState:
+    """The state file in `data_dir`; every write reaches the disk before the method returns."""
+
+    def __init__(self, data_dir: Path = DEFAULT_DATA_DIR) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / STATE_FILE
+        self._lock = threading.Lock()
+        self._db = TinyDB(self.path, storage=JSONStorage, indent=1)
+        self._settings = self._db.table("settings")
+        self._outbox = self._db.table("outbox")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ---- settings and identity -------------------------------------------------------------
+
+    def get(self, key: str, default: Any = None) -> Any:
+        with self._lock:
+            row = self._settings.get(Query().key == key)
+        return default if row is None else row["value"]
+
+    def set(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._settings.upsert({"key": key, "value": value}, Query().key == key)
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._settings.remove(Query().key == key)
+
+    def reload(self) -> None:
+        """Read the file again (after provisioning changed it while the kiosk ran)."""
+        with self._lock:
+            self._db.clear_cache()
+
+    @property
+    def hub_url(self) -> str | None:
+        url = self.get("hub_url")
+        return str(url) if url else None
+
+    @hub_url.setter
+    def hub_url(self, url: str) -> None:
+        self.set("hub_url", url.rstrip("/"))
+
+    @property
+    def identity(self) -> Identity | None:
+        data = self.get("identity")
+        return Identity(**data) if data else None
+
+    def store_identity(self, identity: Identity) -> None:
+        self.set("identity", identity.__dict__)
+
+    def forget_identity(self) -> None:
+        """The hub refused the token (the kiosk was unpaired): pair again."""
+        self.delete("identity")
+
+    # ---- outbox ----------------------------------------------------------------------------
+
+    def enqueue(self, event: str, payload: dict[str, Any], visit_id: int | None) -> OutboxItem:
+        item = OutboxItem(uuid.uuid4().hex, event, payload, visit_id, time.time())
+        with self._lock:
+            self._outbox.insert(item.__dict__)
+        return item
+
+    def outbox(self) -> list[OutboxItem]:
+        """Waiting calls, oldest first."""
+        with self._lock:
+            rows = sorted(self._outbox.all(), key=lambda row: row.doc_id)  # insertion order
+        return [OutboxItem(**row) for row in rows]
+
+    def remove(self, item_id: str) -> None:
+        with self._lock:
+            self._outbox.remove(Query().id == item_id)
+
+    def remove_visit(self, visit_id: int) -> None:
+        """Drop what waits for a visit the hub no longer has (it ended it on its own)."""
+        with self._lock:
+            self._outbox.remove(Query().visit_id == visit_id)
