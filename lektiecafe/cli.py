@@ -1,8 +1,9 @@
-"""`lektiecafe SUBCOMMAND`: hub, demo, migrate, create-admin."""
+"""`lektiecafe SUBCOMMAND`: hub, demo, migrate, create-admin, kiosk."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import logging
 import os
@@ -52,6 +53,22 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument("--database-url")
     migrate.add_argument("--data-dir", type=Path)
 
+    kiosk = sub.add_parser("kiosk", help="run the full-screen kiosk a student uses at a site")
+    kiosk.add_argument("--hub", help="the hub's address, e.g. https://lektiecafe.example.dk")
+    kiosk.add_argument(
+        "--data-dir", type=Path, help="the device's state (default /var/lib/lektiecafe-kiosk)"
+    )
+    kiosk.add_argument("--fake-camera", action="store_true", help="a synthetic camera and sound")
+    kiosk.add_argument("--windowed", action="store_true", help="a 1280x800 window, not full screen")
+    kiosk.add_argument("--lang", choices=["da", "en"], default="da", help="language between visits")
+    kiosk.add_argument("--name", default="Kiosk", help="the name offered to the hub when pairing")
+    kiosk.add_argument(
+        "--test-driver", type=Path, metavar="SOCKET", help="answer test commands here"
+    )
+    kiosk.add_argument("--idle-after", type=float, default=90, help="seconds without a touch")
+    kiosk.add_argument("--idle-countdown", type=float, default=15, help="seconds of countdown")
+    kiosk.add_argument("--room-idle-after", type=float, default=600, help="the same, in a room")
+
     admin = sub.add_parser(
         "create-admin",
         help="create an admin account (password from a prompt or LEKTIECAFE_ADMIN_PASSWORD)",
@@ -79,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         "demo": _run_demo,
         "migrate": _migrate,
         "create-admin": _create_admin,
+        "kiosk": _run_kiosk,
     }[args.command]
     return command(args)
 
@@ -172,6 +190,24 @@ def _create_admin(args: argparse.Namespace) -> int:
         return 2
     print(f"Admin {username} created.")
     return 0
+
+
+def _run_kiosk(args: argparse.Namespace) -> int:
+    # Only here: the hub never imports pygame, and the kiosk never imports Flask.
+    from appliance.visit import Options
+    from kiosk_ui.app import Settings, run
+
+    options = Options(hub_url=args.hub, fake_camera=args.fake_camera, lang=args.lang)
+    if args.data_dir:
+        options = dataclasses.replace(options, data_dir=args.data_dir)
+    settings = Settings(
+        idle_s=args.idle_after,
+        countdown_s=args.idle_countdown,
+        room_idle_s=args.room_idle_after,
+        lang=args.lang,
+        kiosk_name=args.name,
+    )
+    return run(options, settings, windowed=args.windowed, driver_path=args.test_driver)
 
 
 if __name__ == "__main__":

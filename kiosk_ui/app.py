@@ -1,0 +1,382 @@
+"""The kiosk program: one window, one `appliance.visit.Visit`, the screen and the overlays above it,
+the idle timeout, and a 60 fps main loop that redraws only what changed.
+
+The screen follows the visit: each frame takes `visit.snapshot()` and, when the phase changes,
+shows the screen for it (asking → subject, waiting → queue and games, in_room → room, ended →
+feedback). Screens move along inside a phase themselves (attract → nickname, subject → photo)."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pygame
+
+from appliance.visit import Catalog, Options, Visit, VisitView
+from kiosk_ui import i18n
+from kiosk_ui.driver import Request, TestDriver
+from kiosk_ui.notify import notify, watchdog_interval_s
+from kiosk_ui.screen import Screen
+from kiosk_ui.screens.ask import SubjectScreen
+from kiosk_ui.screens.attract import AttractScreen
+from kiosk_ui.screens.feedback import FeedbackScreen
+from kiosk_ui.screens.overlays import ConnectionNotice, IdlePrompt
+from kiosk_ui.screens.pairing import PairingScreen
+from kiosk_ui.screens.room import RoomScreen
+from kiosk_ui.screens.waiting import WaitingScreen
+from kiosk_ui.theme import DESIGN_H, DESIGN_W, Theme
+from kiosk_ui.widgets import Widget
+
+log = logging.getLogger(__name__)
+
+FPS = 60
+INPUT = (
+    pygame.MOUSEBUTTONDOWN,
+    pygame.MOUSEBUTTONUP,
+    pygame.KEYDOWN,
+    pygame.TEXTINPUT,
+    pygame.FINGERDOWN,
+    pygame.MOUSEWHEEL,
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    idle_s: float = 90.0  # no touch this long → "Are you still there?"
+    countdown_s: float = 15.0  # …shown this long before the visit ends
+    room_idle_s: float = (
+        600.0  # in a room (the student may just be talking); remote activity counts
+    )
+    thanks_s: float = 12.0  # the thank-you screen, before the attract screen is back
+    lang: str = i18n.DEFAULT  # the language each visit starts in
+    kiosk_name: str = "Kiosk"  # offered to the hub when pairing
+
+
+@dataclass
+class Draft:
+    """What the student has chosen in this visit that the hub does not hold yet. Wiped with the
+    visit (a new Draft), like everything else of it."""
+
+    nickname: str = ""
+    grade: int | None = None
+    subject_id: int | None = None
+    language: str | None = None
+    note: str = ""
+    photo: bytes | None = None
+    photo_image: pygame.Surface | None = None
+
+
+class App:
+    def __init__(
+        self,
+        visit: Visit,
+        settings: Settings,
+        surface: pygame.Surface,
+        driver: TestDriver | None = None,
+    ) -> None:
+        self.visit = visit
+        self.settings = settings
+        self.surface = surface
+        self.driver = driver
+        self.theme = Theme(surface.get_size())
+        self.view: VisitView = visit.snapshot()
+        self.phase = self.view.phase
+        self.draft = Draft()
+        self.catalog: Catalog | None = None
+        self.overlays: list[Screen] = []
+        self.notice = ConnectionNotice(self)
+        self.idle_for = 0.0
+        self.running = True
+        self.fps = 0.0
+        self._drawn: list[Any] | None = None  # signatures of what is on the glass
+        self.screen: Screen = self._first_screen()
+
+    # ---- navigation ----------------------------------------------------------------------
+
+    @property
+    def layers(self) -> list[Screen]:
+        return [self.screen, *self.overlays, self.notice]
+
+    def go(self, screen: Screen) -> None:
+        left = self.screen
+        self.screen = screen
+        self.overlays = []
+        self.idle_for = 0.0
+        if left.visit_screen:
+            gc.collect()  # the old screen's widgets refer back to it: free its texts now
+
+    def open(self, overlay: Screen) -> None:
+        self.overlays.append(overlay)
+
+    def close(self, overlay: Screen) -> None:
+        if overlay in self.overlays:
+            self.overlays.remove(overlay)
+
+    def switch_language(self, lang: str) -> None:
+        i18n.set_language(lang)
+        self.visit.set_language("en" if lang == "en" else "da")
+
+    def wipe(self) -> None:
+        """Finish the visit on the hub (its request or room is closed) and forget it here."""
+        self.visit.finish()
+        self.draft = Draft()
+
+    def home(self) -> None:
+        """Back to the attract screen, in the kiosk's own language."""
+        self.switch_language(self.settings.lang)
+        self.go(AttractScreen(self))
+
+    def end_visit(self) -> None:
+        """End the visit from any step: the idle timeout, Stop and Back buttons."""
+        self.wipe()
+        self.home()
+
+    def _first_screen(self) -> Screen:
+        return AttractScreen(self) if self.view.paired else PairingScreen(self)
+
+    def _follow_visit(self) -> None:
+        """Show the screen that belongs to the visit's phase when it changes."""
+        view = self.view
+        if not view.paired or view.connection == "unpaired":
+            if not isinstance(self.screen, PairingScreen):
+                self.draft = Draft()
+                self.go(PairingScreen(self))
+            self.phase = view.phase
+            return
+        if isinstance(self.screen, PairingScreen):
+            self.go(AttractScreen(self))
+        if view.phase == self.phase:
+            return
+        self.phase = view.phase
+        if view.phase == "asking":
+            self.go(SubjectScreen(self))
+        elif view.phase == "waiting":
+            self.go(WaitingScreen(self))
+        elif view.phase == "in_room":
+            self.go(RoomScreen(self))
+        elif view.phase == "ended":
+            self.go(FeedbackScreen(self))
+        elif self.screen.visit_screen:  # the visit ended under us (e.g. the hub closed it)
+            self.end_visit()
+
+    # ---- idle ------------------------------------------------------------------------------
+
+    def activity(self) -> None:
+        """Someone is here: restart the idle clock and take the question away."""
+        self.idle_for = 0.0
+        for overlay in [o for o in self.overlays if isinstance(o, IdlePrompt)]:
+            self.close(overlay)
+
+    def _check_idle(self, dt: float) -> None:
+        kind = self.screen.idle
+        if kind is None or any(isinstance(o, IdlePrompt) for o in self.overlays):
+            return
+        self.idle_for += dt
+        limit = self.settings.room_idle_s if kind == "room" else self.settings.idle_s
+        if self.idle_for >= limit:
+            self.open(IdlePrompt(self, self.settings.countdown_s))
+
+    # ---- one frame -----------------------------------------------------------------------
+
+    def target(self) -> Screen:
+        """The layer that gets input: the top modal overlay, else the screen."""
+        modal = [o for o in self.overlays if o.modal]
+        return modal[-1] if modal else self.screen
+
+    def frame(self, dt: float, events: list[pygame.event.Event]) -> None:
+        for event in events:
+            if event.type == pygame.QUIT:
+                self.running = False
+            elif event.type in (pygame.WINDOWSIZECHANGED, pygame.VIDEORESIZE):
+                self.surface = pygame.display.get_surface()
+                self.theme = Theme(self.surface.get_size())
+                self._drawn = None
+            else:
+                self.target().handle(event)
+                moving = event.type == pygame.MOUSEMOTION and any(event.buttons)
+                if event.type in INPUT or moving:
+                    self.activity()
+        self.view = self.visit.snapshot()
+        self._follow_visit()
+        for layer in list(self.layers):
+            layer.update(dt)
+        self._check_idle(dt)
+        self.draw()
+
+    def draw(self) -> None:
+        """Redraw what changed: nothing; only live pictures (video, whiteboard) that nothing
+        covers; or everything."""
+        layers = self.layers
+        trees = [layer.refresh() for layer in layers]
+        drawn = [
+            (id(layer), layer.pressed, [w.signature() for w in tree])
+            for layer, tree in zip(layers, trees, strict=True)
+        ]
+        before, self._drawn = self._drawn, drawn
+        if drawn == before:
+            return
+        only_screen = all(not tree for tree in trees[1:])
+        if before is not None and only_screen and self._redraw_parts(before[0], drawn[0], trees[0]):
+            return
+        for layer in layers:
+            if layer is self.screen or layer.tree:
+                layer.draw(self.surface)
+        pygame.display.flip()
+
+    def _redraw_parts(self, before: Any, now: Any, tree: list[Widget]) -> bool:
+        """Redraw only the changed widgets when each fills its rect (video frames), and those
+        drawn above them; False when the whole screen must be drawn."""
+        if before[:2] != now[:2] or len(before[2]) != len(now[2]):
+            return False
+        changed = [i for i, (a, b) in enumerate(zip(before[2], now[2], strict=True)) if a != b]
+        if any(before[2][i][:2] != now[2][i][:2] or not tree[i].opaque for i in changed):
+            return False
+        rects = [tree[i].rect for i in changed]
+        redraw = set(changed)
+        for i in range(min(changed), len(tree)):
+            if i not in redraw and tree[i].rect.collidelist(rects) >= 0:
+                redraw.add(i)
+        for i in sorted(redraw):
+            tree[i].draw(self.surface, self.theme, tree[i].id == self.screen.pressed)
+        pygame.display.update([tree[i].rect for i in sorted(redraw)])
+        return True
+
+    # ---- the test driver -------------------------------------------------------------------
+
+    def _find(self, widget_id: str) -> tuple[Screen, Widget] | None:
+        for layer in reversed(self.layers):
+            for widget in layer.tree:
+                if widget.id == widget_id:
+                    return layer, widget
+        return None
+
+    def before_frame(self, request: Request) -> dict[str, Any] | None:
+        """Turn a driver request into input events for this frame; an error answer if it cannot."""
+        op = request.op
+        kind = op["op"]
+        if kind == "tap":
+            found = self._find(str(op.get("id")))
+            if found is None:
+                return {"ok": False, "error": f"no widget {op.get('id')!r} on the screen"}
+            layer, widget = found
+            if layer is not self.target():
+                return {"ok": False, "error": f"{widget.id!r} is covered by {self.target().name}"}
+            if not widget.tappable:
+                return {"ok": False, "error": f"{widget.id!r} cannot be tapped now"}
+            pos = widget.rect.center
+            pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pos, button=1))
+            pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONUP, pos=pos, button=1))
+        elif kind == "type":
+            for char in str(op.get("text", "")):
+                if char == "\n":
+                    key_event(pygame.K_RETURN)
+                elif char == "\b":
+                    key_event(pygame.K_BACKSPACE)
+                else:
+                    pygame.event.post(pygame.event.Event(pygame.TEXTINPUT, text=char))
+        elif kind == "drag":
+            found = self._find(str(op.get("id")))
+            points = op.get("points") or []
+            if found is None or len(points) < 1:
+                return {"ok": False, "error": "drag needs a widget id on the screen and points"}
+            rect = found[1].rect
+            at = [(rect.x + round(fx * rect.w), rect.y + round(fy * rect.h)) for fx, fy in points]
+            pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=at[0], button=1))
+            for pos in at[1:]:
+                pygame.event.post(
+                    pygame.event.Event(pygame.MOUSEMOTION, pos=pos, rel=(0, 0), buttons=(1, 0, 0))
+                )
+            pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONUP, pos=at[-1], button=1))
+        elif kind not in ("tree", "state", "screenshot"):
+            return {"ok": False, "error": f"unknown op {kind!r}"}
+        return None
+
+    def after_frame(self, request: Request) -> dict[str, Any]:
+        op = request.op
+        if op["op"] == "tree":
+            widgets = []
+            for layer in self.layers:
+                widgets += [{**w.describe(), "layer": layer.name} for w in layer.tree]
+            return {"ok": True, "screen": self.screen.name, "widgets": widgets}
+        if op["op"] == "screenshot":
+            path = Path(str(op.get("path")))
+            pygame.image.save(self.surface, str(path))
+            return {"ok": True, "path": str(path)}
+        return {"ok": True, **self.state()}
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "screen": self.screen.name,
+            "overlays": [o.name for o in self.overlays],
+            "lang": i18n.language(),
+            "phase": self.view.phase,
+            "connection": self.view.connection,
+            "idle_s": round(self.idle_for, 1),
+            "fps": round(self.fps, 1),
+            "size": list(self.surface.get_size()),
+        }
+
+    # ---- the loop ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        clock = pygame.time.Clock()
+        ping_every = watchdog_interval_s()
+        last_ping = 0.0
+        ready = False
+        while self.running:
+            dt = min(clock.tick(FPS) / 1000, 0.25)  # a stall must not skip the idle countdown
+            self.fps = clock.get_fps()
+            requests = self.driver.take() if self.driver else []
+            answers = {id(r): self.before_frame(r) for r in requests}
+            self.frame(dt, pygame.event.get())
+            for request in requests:
+                request.answer(answers[id(request)] or self.after_frame(request))
+            if not ready:
+                notify("READY=1")
+                ready = True
+            if ping_every and time.monotonic() - last_ping > ping_every:
+                notify("WATCHDOG=1")
+                last_ping = time.monotonic()
+
+
+def key_event(key: int) -> None:
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key, mod=0, unicode="", scancode=0))
+
+
+def run(
+    options: Options, settings: Settings, windowed: bool, driver_path: Path | None = None
+) -> int:
+    """`lektiecafe kiosk`: open the window and the visit, run until told to stop."""
+    i18n.set_language(settings.lang)
+    pygame.display.init()
+    pygame.font.init()
+    if windowed:
+        surface = pygame.display.set_mode((DESIGN_W, DESIGN_H), pygame.RESIZABLE)
+    else:
+        surface = pygame.display.set_mode((0, 0), pygame.FULLSCREEN)
+    pygame.display.set_caption("Lektiecafé")
+    driver = TestDriver(driver_path) if driver_path else None
+    visit = Visit(options)
+    try:
+        visit.open()
+        app = App(visit, settings, surface, driver)
+
+        def stop(_signum: int, _frame: FrameType | None) -> None:
+            app.running = False
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        app.run()
+    finally:
+        notify("STOPPING=1")
+        visit.close()
+        if driver:
+            driver.close()
+        pygame.quit()
+    return 0

@@ -1,0 +1,358 @@
+"""The room: the helper's video large, the kiosk's own small, the chat, and the shared document
+(a whiteboard to draw on with a finger, and the shared text), with End and Report."""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import Future
+from functools import partial
+from typing import TYPE_CHECKING, Literal
+
+import pygame
+
+from appliance.visit import Stroke
+from kiosk_ui import theme as t
+from kiosk_ui.i18n import _
+from kiosk_ui.keyboard import HIDE, SHIFT
+from kiosk_ui.screen import DragPhase, Screen, TextField
+from kiosk_ui.screens.common import chat_items, chat_panel, keyboard_for, problem
+from kiosk_ui.screens.overlays import Confirm, ReportDialog
+from kiosk_ui.theme import Color
+from kiosk_ui.widgets import (
+    BoardPainter,
+    Button,
+    Canvas,
+    Icon,
+    Ink,
+    Label,
+    TextInput,
+    Video,
+    Widget,
+)
+
+if TYPE_CHECKING:
+    from kiosk_ui.app import App
+
+CHAT_MAX = 1000
+DOC_MAX = 20000
+PEN_WIDTH, ERASER_WIDTH = 6, 48  # board units, as in the browser's whiteboard
+MIN_STEP = 3  # board units between stored points
+PENS = [("black", "#1b1d21"), ("blue", "#0b5cad"), ("red", "#b3261e"), ("green", "#1d6b33")]
+NOTICE_S = 6.0
+DOC_SETTLE_S = 0.5  # how long our own edit may take to show in the replica
+
+
+def rgb(color: str) -> Color:
+    try:
+        return (int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16))
+    except ValueError:
+        return t.INK
+
+
+def swatch(color: Color) -> Icon:
+    def draw(surface: pygame.Surface, rect: pygame.Rect, _ink: Color) -> None:
+        pygame.draw.circle(surface, color, rect.center, rect.w // 2)
+
+    return draw
+
+
+def ink(stroke: Stroke) -> Ink:
+    """What to paint for a stroke: erasing paints the board's own white."""
+    color = t.BOARD if stroke.mode == "erase" else rgb(stroke.color)
+    return (stroke.points, color, stroke.width)
+
+
+class RoomScreen(Screen):
+    name = "room"
+    idle = "room"
+
+    def __init__(self, app: App) -> None:
+        super().__init__(app)
+        self.tab: Literal["board", "text"] = "board"
+        self.message = TextField(limit=CHAT_MAX)
+        self.pen = PENS[0][1]
+        self.erasing = False
+        self.painter = BoardPainter()
+        self.stroke: int | None = None  # the handle of the stroke being drawn
+        self.last: tuple[float, float] = (0.0, 0.0)
+        self.new_points: list[float] = []
+        self.doc_pending: str | None = None  # our newest edit, until the replica shows it
+        self.doc_age = 0.0
+        self.ending: Future[None] | None = None
+        self.notice = ""
+        self.notice_left = 0.0
+        self.seen = self.activity_mark()
+
+    # ---- typing ----------------------------------------------------------------------------
+
+    def fields(self) -> dict[str, TextField]:
+        return {"chat.input": self.message}
+
+    def submit(self, field_id: str) -> None:
+        self.send()
+
+    def send(self) -> None:
+        text = self.message.text.strip()
+        if text:
+            self.app.visit.send_chat(text)
+            self.message.text = ""
+
+    def key(self, key: str) -> None:
+        if self.focus != "doc" or key in (SHIFT, HIDE):
+            super().key(key)
+            return
+        # Edit the newest text (ours if the replica has not shown it yet), then hand it over.
+        field = TextField(self.doc_text(), limit=DOC_MAX, multiline=True)
+        field.apply(key)
+        self.app.visit.set_text(field.text)
+        self.doc_pending, self.doc_age = field.text, 0.0
+        if len(key) == 1 and key.isalpha():
+            self.shift = False
+
+    def doc_text(self) -> str:
+        return self.doc_pending if self.doc_pending is not None else self.app.view.doc_text
+
+    # ---- drawing ---------------------------------------------------------------------------
+
+    def choose_pen(self, color: str) -> None:
+        self.pen, self.erasing = color, False
+
+    def drag(self, canvas: Canvas, phase: DragPhase, pos: tuple[int, int]) -> None:
+        x, y = canvas.to_board(pos)
+        if phase == "down":
+            width = ERASER_WIDTH if self.erasing else PEN_WIDTH
+            mode: Literal["pen", "erase"] = "erase" if self.erasing else "pen"
+            self.stroke = self.app.visit.add_stroke([x, y], self.pen, width, mode)
+            self.last = (x, y)
+        elif self.stroke is not None and math.dist(self.last, (x, y)) >= MIN_STEP:
+            self.new_points += [x, y]
+            self.last = (x, y)
+        if phase == "up":
+            self.flush_stroke()
+            self.stroke = None
+
+    def flush_stroke(self) -> None:
+        """Hand the points drawn since the last frame to the document in one go."""
+        if self.stroke is not None and self.new_points:
+            self.app.visit.extend_stroke(self.stroke, self.new_points)
+        self.new_points = []
+
+    # ---- ending and reporting --------------------------------------------------------------
+
+    def ask_end(self) -> None:
+        self.app.open(
+            Confirm(self.app, _("End the session?"), _("Yes, end it"), _("No, go back"), self.end)
+        )
+
+    def end(self) -> None:
+        self.ending = self.app.visit.end_session()
+
+    def reported(self) -> None:
+        self.notice, self.notice_left = (
+            _("Thank you. The staff will look at your report."),
+            NOTICE_S,
+        )
+
+    # ---- time ------------------------------------------------------------------------------
+
+    def activity_mark(self) -> tuple[object, ...]:
+        view = self.app.view
+        return (len(view.chat), view.doc_text, len(view.strokes), view.peer_present)
+
+    def update(self, dt: float) -> None:
+        self.flush_stroke()
+        mark = self.activity_mark()
+        if mark != self.seen:  # the helper is chatting, writing or drawing: the visit is alive
+            self.seen = mark
+            self.app.activity()
+        if self.doc_pending is not None:
+            self.doc_age += dt
+            if self.app.view.doc_text == self.doc_pending or self.doc_age > DOC_SETTLE_S:
+                self.doc_pending = None
+        if self.notice_left > 0:
+            self.notice_left -= dt
+            if self.notice_left <= 0:
+                self.notice = ""
+        if self.ending is not None and self.ending.done():
+            self.notice = problem(self.ending) or ""
+            self.ending = None
+
+    # ---- the tree --------------------------------------------------------------------------
+
+    def status(self) -> str:
+        view = self.app.view
+        if self.notice:
+            return self.notice
+        if not view.peer_present:
+            return _("%(name)s has lost the connection. Waiting for them to come back…") % {
+                "name": view.peer_name
+            }
+        if view.rtc_state in ("connecting", "idle"):
+            return _("Starting the video…")
+        if view.rtc_state == "reconnecting":
+            return _("The video is reconnecting…")
+        return ""
+
+    def widgets(self) -> list[Widget]:
+        theme, view = self.theme, self.app.view
+        widgets: list[Widget] = [
+            Label(
+                "peer",
+                theme.rect(24, 14, 700, 48),
+                _("You are talking with %(name)s") % {"name": view.peer_name},
+                size=32,
+                bold=True,
+            ),
+            Label(
+                "status",
+                theme.rect(24, 60, 700, 34),
+                self.status(),
+                size=22,
+                color=t.SUCCESS if self.notice else t.MUTED,
+            ),
+            Button(
+                "report",
+                theme.rect(760, 14, 260, 80),
+                _("Report a problem"),
+                on_tap=lambda: self.app.open(ReportDialog(self.app, self.reported)),
+                style="secondary",
+                size=24,
+            ),
+            Button(
+                "end",
+                theme.rect(1036, 14, 220, 80),
+                _("Please wait…") if self.ending else _("End"),
+                on_tap=self.ask_end,
+                enabled=self.ending is None,
+                style="danger",
+                size=30,
+            ),
+        ]
+        typing = self.focus is not None
+        remote = theme.rect(24, 108, 400, 300) if typing else theme.rect(24, 108, 520, 390)
+        own = pygame.Rect(0, 0, remote.w * 3 // 10, remote.h * 3 // 10)
+        own.bottomright = (remote.right - theme.px(8), remote.bottom - theme.px(8))
+        waiting_text = _("%(name)s is not here right now.") % {"name": view.peer_name}
+        widgets += [
+            Video(
+                "video.remote",
+                remote,
+                _("Starting the video…") if view.peer_present else waiting_text,
+                frame=self.app.visit.remote_frame(),
+            ),
+            Video(
+                "video.local",
+                own,
+                "" if view.camera_ok else _("No camera"),
+                frame=self.app.visit.local_frame(),
+                mirror=True,
+            ),
+        ]
+        items = chat_items(view.chat, _("You"))
+        if typing:
+            side = theme.rect(448, 108, 808, 300)
+            if self.focus == "doc":
+                widgets.append(self.doc_input(side))
+            else:
+                widgets += chat_panel(
+                    self,
+                    "chat",
+                    side,
+                    items,
+                    self.message.text,
+                    self.send,
+                    _("Write to %(name)s") % {"name": view.peer_name},
+                )
+            widgets += keyboard_for(
+                self, _("Send") if self.focus == "chat.input" else _("New line"), closable=True
+            )
+            return widgets
+        widgets += chat_panel(
+            self,
+            "chat",
+            theme.rect(24, 510, 520, 274),
+            items,
+            self.message.text,
+            self.send,
+            _("Write to %(name)s") % {"name": view.peer_name},
+        )
+        widgets += [
+            Button(
+                "tab.board",
+                theme.rect(568, 108, 220, 64),
+                _("Whiteboard"),
+                on_tap=lambda: setattr(self, "tab", "board"),
+                style="secondary",
+                selected=self.tab == "board",
+                size=26,
+            ),
+            Button(
+                "tab.text",
+                theme.rect(800, 108, 220, 64),
+                _("Text"),
+                on_tap=lambda: setattr(self, "tab", "text"),
+                style="secondary",
+                selected=self.tab == "text",
+                size=26,
+            ),
+        ]
+        if self.tab == "text":
+            widgets.append(self.doc_input(theme.rect(568, 184, 688, 600)))
+            return widgets
+        tools = [
+            (f"pen.{name}", label, color)
+            for (name, color), label in zip(
+                PENS, [_("Black"), _("Blue"), _("Red"), _("Green")], strict=True
+            )
+        ]
+        for i, (tool_id, label, color) in enumerate(tools):
+            widgets.append(
+                Button(
+                    tool_id,
+                    theme.rect(568 + i * 92, 184, 84, 72),
+                    label,
+                    on_tap=partial(self.choose_pen, color),
+                    style="surface",
+                    icon=swatch(rgb(color)),
+                    caption=False,
+                    selected=not self.erasing and self.pen == color,
+                )
+            )
+        widgets += [
+            Button(
+                "eraser",
+                theme.rect(936, 184, 160, 72),
+                _("Eraser"),
+                on_tap=lambda: setattr(self, "erasing", True),
+                style="surface",
+                selected=self.erasing,
+                size=20,
+            ),
+            Button(
+                "board.clear",
+                theme.rect(1104, 184, 152, 72),
+                _("Clear"),
+                on_tap=self.app.visit.clear_board,
+                style="secondary",
+                size=20,
+            ),
+            Canvas(
+                "board",
+                theme.rect(568, 268, 688, 516),
+                painter=self.painter,
+                strokes=[ink(s) for s in view.strokes],
+            ),
+        ]
+        return widgets
+
+    def doc_input(self, rect: pygame.Rect) -> TextInput:
+        return TextInput(
+            "doc",
+            rect,
+            self.doc_text(),
+            on_tap=lambda: setattr(self, "focus", "doc"),
+            placeholder=_("Write here. You both see the text."),
+            focused=self.focus == "doc",
+            multiline=True,
+            size=26,
+        )
