@@ -55,13 +55,23 @@ def create_app(config: HubConfig) -> Flask:
     from hub.admin.routes import bp as admin_bp
     from hub.attachments.routes import bp as attachments_bp
     from hub.catalog.routes import bp as catalog_bp
+    from hub.devices.routes import bp as devices_bp
     from hub.matching.routes import helper_bp, student_bp
 
-    for bp in (accounts_bp, admin_bp, attachments_bp, catalog_bp, helper_bp, student_bp):
+    for bp in (
+        accounts_bp,
+        admin_bp,
+        attachments_bp,
+        catalog_bp,
+        devices_bp,
+        helper_bp,
+        student_bp,
+    ):
         app.register_blueprint(bp)
 
     # Socket handlers register themselves on import.
     import hub.breakroom.events
+    import hub.devices.events
     import hub.matching.events
     import hub.rooms.events  # noqa: F401
 
@@ -95,7 +105,7 @@ def _has_request() -> bool:
 
 
 # Takes JSON only (which a cross-site form cannot send) and sets no cookie.
-CSRF_EXEMPT = {"accounts.api_token"}
+CSRF_EXEMPT = {"accounts.api_token", "devices.pair", "devices.poll"}
 
 
 def _protect_forms() -> None:

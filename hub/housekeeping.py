@@ -13,6 +13,7 @@ from hub.accounts.models import LoginFailure
 from hub.attachments.models import Attachment
 from hub.breakroom.service import delete_old as delete_old_breakroom_messages
 from hub.config import HubConfig
+from hub.devices.service import delete_old as delete_old_device_data
 from hub.rooms.service import delete_expired_content as delete_expired_room_content
 
 # An upload never attached to a request (the student gave up) is kept this long.
@@ -38,4 +39,5 @@ def run(s: Session, config: HubConfig, now: datetime) -> None:
     delete_old_breakroom_messages(s, now)
     delete_unused_attachments(s, config.attachments_dir, now)
     delete_expired_room_content(s, now, config)
+    delete_old_device_data(s, now, config)
     s.execute(delete(LoginFailure).where(LoginFailure.last_at < now - LOGIN_FAILURE_AGE))

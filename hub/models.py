@@ -5,6 +5,7 @@ from hub.attachments import models as attachments
 from hub.breakroom import models as breakroom
 from hub.catalog import models as catalog
 from hub.db import Base
+from hub.devices import models as devices
 from hub.matching import models as matching
 from hub.realtime import models as realtime
 from hub.rooms import models as rooms
@@ -15,6 +16,7 @@ __all__ = [
     "attachments",
     "breakroom",
     "catalog",
+    "devices",
     "matching",
     "metadata",
     "realtime",

@@ -221,8 +221,13 @@ class App:
         before, self._drawn = self._drawn, drawn
         if drawn == before:
             return
-        only_screen = all(not tree for tree in trees[1:])
-        if before is not None and only_screen and self._redraw_parts(before[0], drawn[0], trees[0]):
+        above = [tree for tree in trees[1:] if tree]
+        if (
+            before is not None
+            and not above
+            and before[1:] == drawn[1:]
+            and self._redraw_parts(before[0], drawn[0], trees[0])
+        ):
             return
         for layer in layers:
             if layer is self.screen or layer.tree:
@@ -235,7 +240,8 @@ class App:
         if before[:2] != now[:2] or len(before[2]) != len(now[2]):
             return False
         changed = [i for i, (a, b) in enumerate(zip(before[2], now[2], strict=True)) if a != b]
-        if any(before[2][i][:2] != now[2][i][:2] or not tree[i].opaque for i in changed):
+        movable = [before[2][i][:2] == now[2][i][:2] and tree[i].opaque for i in changed]
+        if not changed or not all(movable):
             return False
         rects = [tree[i].rect for i in changed]
         redraw = set(changed)

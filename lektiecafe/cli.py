@@ -147,6 +147,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         *(f"  {role:<12} {username}" for role, username in logins.usernames),
         "Invite codes for new students:",
         *(f"  {name:<20} {code}" for name, code in logins.sites),
+        f"Site staff pair kiosks at {url}/admin/devices (staff1: {logins.sites[0][0]})",
     ]
     print("\n".join(lines), flush=True)
     serve(build(config, migrate=False), args.host, args.port)

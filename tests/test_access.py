@@ -12,6 +12,7 @@ from sqlalchemy import text
 from hub import create_app
 from hub.config import HubConfig
 from tests.hubclient import Client
+from tests.kiosks import paired_kiosk
 
 # event -> (roles allowed, a payload that is well-formed for it)
 EVENTS = {
@@ -23,6 +24,15 @@ EVENTS = {
     "breakroom:send": ({"student"}, {"text": "hej", "client_msg_id": "m1"}),
     "breakroom:history": ({"student", "helper", "admin", "coordinator"}, {}),
     "breakroom:remove": ({"helper", "admin", "coordinator"}, {"msg_id": 1}),
+    "device:heartbeat": (
+        {"kiosk"},
+        {"version": "1", "uptime_s": 1, "camera_ok": True, "disk_free_mb": 1, "load": 0},
+    ),
+    "device:command_done": ({"kiosk"}, {"command_id": 1, "ok": True}),
+    "visit:resume": ({"kiosk"}, {"visit_id": 1}),
+    # A started visit makes the kiosk's connection a student too: end it right after.
+    "visit:start": ({"kiosk"}, {"nickname": "Ali", "grade": 9}),
+    "visit:end": ({"kiosk"}, {}),
 }
 USERS = {
     "student": "student1",
@@ -33,8 +43,13 @@ USERS = {
 }
 
 
+def clients_of_every_role(hub):
+    """A connection of each role: the demo users, and a paired kiosk."""
+    return {**{role: hub.client(u) for role, u in USERS.items()}, "kiosk": paired_kiosk(hub)}
+
+
 def test_every_event_refuses_the_roles_it_is_not_for(hub):
-    clients = {role: hub.client(username) for role, username in USERS.items()}
+    clients = clients_of_every_role(hub)
     for event, (allowed, payload) in EVENTS.items():
         for role, client in clients.items():
             answer = client.call(event, payload)
@@ -51,6 +66,7 @@ def test_every_event_refuses_the_roles_it_is_not_for(hub):
 def test_the_list_of_events_under_test_is_complete():
     """A new event must be added to EVENTS, so its refusals are tested too."""
     import hub.breakroom.events
+    import hub.devices.events
     import hub.matching.events  # noqa: F401
     from hub.realtime.events import registered_events
 
@@ -86,7 +102,7 @@ def test_a_malformed_help_request_is_refused_and_changes_nothing(hub, payload):
 
 
 def test_malformed_payloads_of_every_event_get_invalid(hub):
-    clients = {role: hub.client(username) for role, username in USERS.items()}
+    clients = clients_of_every_role(hub)
     for event, (allowed, _payload) in EVENTS.items():
         client = clients[sorted(allowed)[0]]
         answer = client.call(event, "not an object")

@@ -29,6 +29,13 @@ class Identity:
     display_name: str
     site_id: int | None
     organisation_id: int | None
+    # The paired kiosk a connection comes through, also while it acts for a visiting student.
+    device_id: int | None = None
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        """What the caller may act as: its role, and on a kiosk's connection also the kiosk."""
+        return frozenset({self.role} | ({Role.KIOSK} if self.device_id is not None else set()))
 
     @classmethod
     def of(cls, user: User) -> Identity:
@@ -41,11 +48,13 @@ class Identity:
             "name": self.display_name,
             "site": self.site_id,
             "org": self.organisation_id,
+            "dev": self.device_id,
         }
 
     @classmethod
     def from_session(cls, data: dict[str, Any]) -> Identity:
-        return cls(data["uid"], Role(data["role"]), data["name"], data["site"], data["org"])
+        uid, role, dev = data["uid"], Role(data["role"]), data.get("dev")
+        return cls(uid, role, data["name"], data["site"], data["org"], dev)
 
 
 def _serializer() -> URLSafeTimedSerializer:
@@ -99,7 +108,7 @@ def require(roles: Iterable[Role]) -> Identity:
     identity = current_identity()
     if identity is None:
         raise Unauthenticated(_("Please log in first."))
-    if identity.role not in set(roles):
+    if identity.roles.isdisjoint(roles):
         raise Forbidden(_("Your role may not do this."))
     return identity
 

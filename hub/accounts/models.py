@@ -18,6 +18,8 @@ class Role(StrEnum):
     SITE_STAFF = "site_staff"
     HELPER = "helper"
     STUDENT = "student"
+    # A paired kiosk's own connection (see hub.devices); never admitted to pages for people.
+    KIOSK = "kiosk"
 
 
 class Site(Base):

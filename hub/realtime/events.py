@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from blinker import Namespace
-from flask import request, session
+from flask import g, request, session
 from flask_babel import gettext as _
 from flask_socketio import join_room
 from pydantic import BaseModel
@@ -22,6 +22,7 @@ from hub.accounts.access import (
     user_id_from_token,
 )
 from hub.accounts.models import Role
+from hub.devices import service as devices
 from hub.errors import HubError
 from hub.extensions import socketio
 from hub.realtime import presence
@@ -84,15 +85,22 @@ def on_connect(auth: Any = None) -> bool:
     identity = _identify(auth if isinstance(auth, dict) else {})
     if identity is None:
         return False  # the client sees a connect_error
-    session["identity"] = identity.as_session()
     if isinstance(auth, dict) and auth.get("lang") in ("da", "en"):
         session["lang"] = auth["lang"]
+    act_as(identity)
+    return True
+
+
+def act_as(identity: Identity) -> None:
+    """Register this connection as `identity`'s: when it connects, and when a kiosk's connection
+    starts or ends a student's visit (hub.devices)."""
+    session["identity"] = identity.as_session()
+    g.identity = identity
     join_room(user_room(identity.user_id))
     presence.connected(
         hub_state().db, _sid(), identity.user_id, hub_state().instance_id, clock.now()
     )
     user_connected.send(identity)
-    return True
 
 
 @socketio.on("disconnect")
@@ -113,6 +121,10 @@ def _identify(auth: dict[str, Any]) -> Identity | None:
     if isinstance(token, str):
         uid = user_id_from_token(token)
         return load_identity(uid) if uid is not None else None
+    device_token = auth.get("device_token")
+    if isinstance(device_token, str):
+        with hub_state().db.transaction() as s:
+            return devices.identify(s, device_token, clock.now())
     if "identity" in session:
         return load_identity(Identity.from_session(session["identity"]).user_id)
     return None

@@ -288,7 +288,7 @@ class QuestionScreen(Screen):
         if draft.grade is not None:
             parts.append(_("Grade %(grade)d") % {"grade": draft.grade})
         parts += [
-            _("helper speaks %(language)s") % {"language": name_in(lang.names).lower()}
+            _("Language: %(language)s") % {"language": name_in(lang.names)}
             for lang in catalog.languages
             if lang.code == draft.language
         ]

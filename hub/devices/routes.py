@@ -1,0 +1,233 @@
+"""Pairing over HTTP for kiosks (no login: the kiosk has nothing yet but its device code), and the
+kiosks page where site staff (and admins) confirm a kiosk's code, watch its health, send it
+commands, rename and unpair it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from pydantic import Field, field_validator
+
+from hub import clock
+from hub.accounts.access import caller, roles_required
+from hub.accounts.models import Role
+from hub.admin.routes import Failure
+from hub.admin.routes import _form as form_of
+from hub.devices import service
+from hub.devices.models import Pairing
+from hub.errors import HubError
+from hub.extensions import socketio
+from hub.realtime.notices import deliver
+from hub.realtime.presence import disconnect_user
+from hub.state import hub_state
+from hub.validation import Payload, parse
+
+bp = Blueprint("devices", __name__)
+
+STAFF = (Role.ADMIN, Role.SITE_STAFF)
+
+
+class PairIn(Payload):
+    name: str = Field(default="", max_length=60)
+    model: str = Field(default="", max_length=80)
+
+
+class PollIn(Payload):
+    device_code: str = Field(min_length=1, max_length=100)
+
+
+class CodeIn(Payload):
+    code: str = Field(default="", max_length=20)
+    site_id: int | None = None
+
+    @field_validator("site_id", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
+class NameIn(Payload):
+    name: str = Field(min_length=1, max_length=60)
+
+
+class CommandIn(Payload):
+    name: Literal["restart_kiosk", "reboot", "reload_config"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The kiosk's side
+
+
+@bp.route("/api/devices/pair", methods=["POST"])
+def pair() -> ResponseReturnValue:
+    state = hub_state()
+    data = parse(request.get_json(silent=True), PairIn)
+    with state.db.transaction() as s:
+        new = service.start_pairing(
+            s, name=data.name, model=data.model, now=clock.now(), config=state.config
+        )
+    return {
+        "ok": True,
+        "device_code": new.device_code,
+        "user_code": new.user_code,
+        "verification_uri": url_for("devices.page", _external=True),
+        "verification_uri_complete": url_for("devices.page", code=new.user_code, _external=True),
+        "expires_in": new.expires_in,
+        "interval": new.interval,
+    }
+
+
+@bp.route("/api/devices/pair/poll", methods=["POST"])
+def poll() -> ResponseReturnValue:
+    state = hub_state()
+    data = parse(request.get_json(silent=True), PollIn)
+    with state.db.transaction() as s:
+        outcome = service.poll(s, data.device_code, clock.now(), state.config)
+    if isinstance(outcome, HubError):
+        raise outcome
+    return {
+        "ok": True,
+        "device_token": outcome.device_token,
+        "device_id": outcome.device.id,
+        "site": {"id": outcome.site.id, "name": outcome.site.name},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The kiosks page
+
+
+@bp.route("/admin/devices")
+@roles_required(*STAFF)
+def page() -> ResponseReturnValue:
+    """The page; with `?code=` (typed, or from the QR code on the kiosk) it shows the kiosk
+    waiting with that code, to be confirmed with a second press."""
+    typed = request.args.get("code", "")
+    if not typed:
+        return _page(None)
+    state = hub_state()
+    try:
+        with state.db.transaction() as s:
+            found = service.find_pending(s, caller(), typed, clock.now(), state.config)
+        if isinstance(found, HubError):
+            raise found
+    except HubError as exc:
+        failure = Failure("pair", exc.message, exc.details.get("fields", {}), {"code": typed})
+        return _page(failure), exc.status
+    return _page(None, found)
+
+
+def _page(failure: Failure | None, pending: Pairing | None = None) -> str:
+    me = caller()
+    with hub_state().db.transaction() as s:
+        sites = service.sites_for(s, me)
+        return render_template(
+            "devices/kiosks.html",
+            me=me,
+            rows=service.devices_for(s, me),
+            sites=sites,
+            site_choices=[(site.id, site.name) for site in sites],
+            pending=pending,
+            pending_code=service.format_user_code(pending.user_code) if pending else "",
+            failure=failure,
+            now=clock.now(),
+            commands=_command_names(),
+        )
+
+
+def _command_names() -> dict[str, str]:
+    return {
+        "restart_kiosk": _("Restart the kiosk program"),
+        "reload_config": _("Reload settings"),
+        "reboot": _("Reboot the device"),
+    }
+
+
+def _attempt(form: str, change: Callable[[], str]) -> ResponseReturnValue:
+    """Run `change`; back to the page with its notice, or the page again with the error."""
+    try:
+        notice = change()
+    except HubError as exc:
+        values = {k: v for k, v in request.form.items() if k != "csrf_token"}
+        failure = Failure(form, exc.message, exc.details.get("fields", {}), values)
+        return _page(failure), exc.status
+    flash(notice, "notice")
+    return redirect(url_for("devices.page"))
+
+
+@bp.route("/admin/devices/confirm", methods=["POST"])
+@roles_required(*STAFF)
+def confirm() -> ResponseReturnValue:
+    def change() -> str:
+        state = hub_state()
+        data = form_of(CodeIn)
+        with state.db.transaction() as s:
+            result = service.confirm(
+                s, caller(), data.code, data.site_id, clock.now(), state.config
+            )
+        if isinstance(result, HubError):
+            raise result
+        return _("Kiosk paired. It connects by itself within a few seconds.")
+
+    return _attempt("pair", change)
+
+
+@bp.route("/admin/devices/deny", methods=["POST"])
+@roles_required(*STAFF)
+def deny() -> ResponseReturnValue:
+    def change() -> str:
+        state = hub_state()
+        data = form_of(CodeIn)
+        with state.db.transaction() as s:
+            refused = service.deny(s, caller(), data.code, clock.now(), state.config)
+        if refused is not None:
+            raise refused
+        return _("The kiosk was turned down. It cannot connect with that code.")
+
+    return _attempt("pair", change)
+
+
+@bp.route("/admin/devices/<int:device_id>/rename", methods=["POST"])
+@roles_required(*STAFF)
+def rename(device_id: int) -> ResponseReturnValue:
+    def change() -> str:
+        data = form_of(NameIn)
+        with hub_state().db.transaction() as s:
+            service.rename(s, caller(), device_id, data.name)
+        return _("Saved.")
+
+    return _attempt(f"device-{device_id}", change)
+
+
+@bp.route("/admin/devices/<int:device_id>/command", methods=["POST"])
+@roles_required(*STAFF)
+def command(device_id: int) -> ResponseReturnValue:
+    def change() -> str:
+        data = form_of(CommandIn)
+        with hub_state().db.transaction() as s:
+            sent = service.send_command(s, caller(), device_id, data.name, clock.now())
+            payload = {"command_id": sent.id, "name": sent.name, "args": {}}
+        socketio.emit("device:command", payload, to=service.device_room(device_id))
+        return _("Command sent. The kiosk's answer shows in the list.")
+
+    return _attempt(f"device-{device_id}", change)
+
+
+@bp.route("/admin/devices/<int:device_id>/revoke", methods=["POST"])
+@roles_required(*STAFF)
+def revoke(device_id: int) -> ResponseReturnValue:
+    def change() -> str:
+        state = hub_state()
+        with state.db.matching_transaction() as s:
+            users, notices = service.revoke(s, caller(), device_id, clock.now(), state.config)
+        deliver(notices)
+        for user_id in users:
+            disconnect_user(state.db, user_id)
+        state.kick_matching()
+        return _("The kiosk is unpaired. To use it again, pair it anew.")
+
+    return _attempt(f"device-{device_id}", change)

@@ -1,0 +1,81 @@
+"""Test-side kiosks: pairing one the way a kiosk and site staff do (HTTP, the real staff form) and
+connecting it over Socket.IO with its device token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from tests.hubclient import Browserless, Client
+
+
+class Kiosk(Client):
+    """A kiosk's Socket.IO connection: `auth = {"device_token": ...}` instead of a user's token."""
+
+    def __init__(self, base_url: str, device_token: str) -> None:
+        super().__init__(base_url)
+        self.device_token = device_token
+
+    def connect(self) -> Kiosk:
+        self.sio.connect(
+            self.base_url,
+            auth={"device_token": self.device_token},
+            transports=["websocket"],
+            wait_timeout=10,
+        )
+        return self
+
+
+class StaffPage(Browserless):
+    """Site staff (or an admin) logged in, reading the kiosks page in English."""
+
+    def __init__(self, base_url: str, username: str = "staff1") -> None:
+        super().__init__(base_url, lang="en")
+        assert self.login(username).status_code == 302
+        self.token = self.csrf("/admin/devices")
+
+    def page(self, code: str | None = None) -> requests.Response:
+        params = {"code": code} if code is not None else None
+        return self.http.get(self.base_url + "/admin/devices", params=params)
+
+    def post(self, path: str, **data: Any) -> requests.Response:
+        """Post a form and follow the redirect, as a browser does."""
+        return self.http.post(self.base_url + path, data={"csrf_token": self.token, **data})
+
+    def confirm(self, user_code: str, **extra: Any) -> requests.Response:
+        return self.post("/admin/devices/confirm", code=user_code, **extra)
+
+
+def ask_for_code(hub: Any, **body: Any) -> dict[str, Any]:
+    r = requests.post(hub.url + "/api/devices/pair", json=body, timeout=10)
+    assert r.status_code == 200, r.text
+    answer: dict[str, Any] = r.json()
+    return answer
+
+
+def poll(hub: Any, device_code: str) -> requests.Response:
+    return requests.post(
+        hub.url + "/api/devices/pair/poll", json={"device_code": device_code}, timeout=10
+    )
+
+
+def pair(hub: Any, staff: str = "staff1", name: str = "Kiosk", **extra: Any) -> dict[str, Any]:
+    """A kiosk paired through the whole flow: the poll's answer (`device_token`, `device_id`,
+    `site`)."""
+    code = ask_for_code(hub, name=name)
+    assert StaffPage(hub.url, staff).confirm(code["user_code"], **extra).status_code == 200
+    r = poll(hub, code["device_code"])
+    assert r.status_code == 200, r.text
+    answer: dict[str, Any] = r.json()
+    return answer
+
+
+def connect_kiosk(hub: Any, device_token: str) -> Kiosk:
+    kiosk = Kiosk(hub.url, device_token).connect()
+    hub._clients.append(kiosk)  # closed with the hub's other clients when the test ends
+    return kiosk
+
+
+def paired_kiosk(hub: Any, staff: str = "staff1", name: str = "Kiosk") -> Kiosk:
+    return connect_kiosk(hub, pair(hub, staff, name)["device_token"])
