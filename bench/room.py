@@ -169,9 +169,6 @@ class Room:
     helper: Member
     replicas: dict[str, Replica] = field(default_factory=dict)  # by role
 
-    def other(self, member: Member) -> Member:
-        return self.helper if member is self.student else self.student
-
 
 class Lobby:
     """Students and helpers connected to one hub and matched into rooms through the real
@@ -283,16 +280,17 @@ class Lobby:
 
 
 class HubRun:
-    """A part's lifetime on the hub: connected, matched, the client's loop lag watched."""
+    """A part's clients on the hub: connected, matched into rooms, disconnected."""
 
-    def __init__(self, args: argparse.Namespace, pairs: int) -> None:
-        self.args = args
-        self.pairs = pairs
-
-    async def start(
-        self, http: aiohttp.ClientSession, hub_url: str, users: list[BenchUser]
+    def __init__(
+        self, args: argparse.Namespace, http: aiohttp.ClientSession, users: list[BenchUser]
     ) -> None:
+        self.args = args
+        self.pairs = len(users) // 2
         self.lobby = Lobby(http, users, self.pairs)
+        self.rooms: list[Room] = []
+
+    async def start(self, hub_url: str, users: list[BenchUser]) -> None:
         progress(f"connecting {2 * self.pairs} clients ...")
         await self.lobby.connect(hub_url, self.args.connects_in_flight)
         progress(f"matching {self.pairs} rooms ({self.args.pairs_in_flight} at a time) ...")
@@ -448,12 +446,12 @@ class ChatLoad:
 async def chat_part(
     args: argparse.Namespace, hub_url: str, users: list[BenchUser], pid: int
 ) -> dict[str, Any]:
-    run = HubRun(args, args.rooms)
     lag = LoopLag()
     async with client_session() as http:
+        run = HubRun(args, http, users)
         lag.start()
         try:
-            await run.start(http, hub_url, users)
+            await run.start(hub_url, users)
             load = ChatLoad(args, run.rooms)
             progress(
                 f"load: {args.rooms} rooms x (1 chat + 1 doc update) every {args.interval_s:g} s "
@@ -621,13 +619,13 @@ async def sync_hub(
     reads the `doc:update` the hub sends on."""
     latency = Samples("hub doc:update -> other side")
     streams = make_streams(args, latency)
-    run = HubRun(args, args.sync_docs)
     lag = LoopLag()
     acks = Samples("hub doc:update -> ack")
     async with client_session() as http:
+        run = HubRun(args, http, users)
         lag.start()
         try:
-            await run.start(http, hub_url, users)
+            await run.start(hub_url, users)
             payloads: list[list[dict[str, Any]]] = []
             for room, stream in zip(run.rooms, streams, strict=True):
                 payloads.append(
