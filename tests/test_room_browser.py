@@ -244,6 +244,13 @@ def test_the_room_fits_a_phone_in_english(media_browser, hub):
     student.get_by_test_id("report-submit").click()
     expect(student.get_by_test_id("report-done")).to_be_visible()
 
+    # The student reloads: a new page, so both sides need a fresh connection.
+    student.reload()
+    expect(student.get_by_test_id("doc-text")).to_have_value("Notes on a phone")
+    expect(student.get_by_test_id("whiteboard")).to_have_attribute("data-strokes", "1")
+    expect_video_from_the_other_side(student)
+    expect_video_from_the_other_side(helper)
+
 
 def test_a_student_without_camera_is_told_so_and_can_still_chat_and_write(
     plain_browser, media_browser, hub
@@ -261,3 +268,26 @@ def test_a_student_without_camera_is_told_so_and_can_still_chat_and_write(
     # The student still sees the helper.
     expect_video_from_the_other_side(student)
     student.screenshot(path="/tmp/room-student-no-camera.png", full_page=True)
+
+
+def test_notes_chat_and_drawing_made_offline_arrive_when_the_connection_is_back(plain_browser, hub):
+    student, helper = meet(plain_browser, plain_browser, hub)  # no cameras needed here
+    helper.context.set_offline(True)
+    expect(helper.get_by_test_id("connection")).not_to_have_attribute("data-state", "connected")
+    expect(student.get_by_test_id("peer-status")).to_have_attribute("data-state", "left")
+
+    helper.get_by_test_id("doc-text").press_sequentially("Skrevet uden net")
+    say(helper, "Sendt uden net")
+    draw(helper, (0.2, 0.2), (0.5, 0.4))
+    expect(helper.get_by_test_id("doc-text")).not_to_have_attribute("data-pending", "0")
+    expect(student.get_by_test_id("doc-text")).to_have_value("")
+
+    helper.context.set_offline(False)
+    expect(student.get_by_test_id("peer-status")).to_have_attribute(
+        "data-state", "present", timeout=SLOW
+    )
+    expect(student.get_by_test_id("doc-text")).to_have_value("Skrevet uden net")
+    expect(student.get_by_test_id("chat-log")).to_contain_text("Sendt uden net")
+    expect(student.get_by_test_id("whiteboard")).to_have_attribute("data-strokes", "1")
+    expect(helper.get_by_test_id("doc-text")).to_have_attribute("data-pending", "0")
+    expect(helper.get_by_test_id("chat-log").locator(".pending")).to_have_count(0)

@@ -21,7 +21,7 @@ export const REMOTE = Symbol("remote");
 
 const MAX_BATCH_BYTES = 256 * 1024; // the hub takes updates up to 512 KiB (base64)
 
-export function toBase64(bytes) {
+function toBase64(bytes) {
   let binary = "";
   for (let i = 0; i < bytes.length; i += 0x8000) {
     binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
@@ -29,7 +29,7 @@ export function toBase64(bytes) {
   return btoa(binary);
 }
 
-export function fromBase64(text) {
+function fromBase64(text) {
   const binary = atob(text);
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
@@ -111,15 +111,6 @@ export function createSharedDoc({ send, onRefused = () => {}, onPending = () => 
       online = value;
       if (online) flush();
     },
-
-    get pending() {
-      return outbox.length;
-    },
-
-    destroy() {
-      online = false;
-      doc.destroy();
-    },
   };
 }
 
@@ -129,7 +120,7 @@ export function createSharedDoc({ send, onRefused = () => {}, onPending = () => 
  * Where index (a position in the text before a change) is after the change (a Y.Text delta).
  * Text inserted exactly at the index goes after it, so a caret stays where the user left it.
  */
-export function transformIndex(index, delta) {
+function transformIndex(index, delta) {
   let oldPos = 0;
   let result = index;
   for (const op of delta) {
@@ -148,15 +139,12 @@ export function transformIndex(index, delta) {
 
 /** The one edit that turns before into after: {index, remove, insert}; the caret helps to
  * place an insertion of repeated characters where it was typed. */
-export function diffText(before, after, caret = after.length) {
+function diffText(before, after, caret = after.length) {
   const limit = Math.min(before.length, after.length);
   let start = 0;
   while (start < limit && start < caret && before[start] === after[start]) start++;
   let end = 0;
-  while (
-    end < limit - start &&
-    before[before.length - 1 - end] === after[after.length - 1 - end]
-  ) {
+  while (end < limit - start && before[before.length - 1 - end] === after[after.length - 1 - end]) {
     end++;
   }
   return {
@@ -222,34 +210,20 @@ export function bindTextarea(shared, textarea) {
     }
   }
 
-  const observer = (event, transaction) => {
+  text.observe((event, transaction) => {
     if (transaction.origin === LOCAL) return;
     if (composing) missed.push(event.delta);
     else render([event.delta]);
-  };
-  text.observe(observer);
-
-  const onInput = () => {
+  });
+  textarea.addEventListener("input", () => {
     if (!composing) applyLocal();
-  };
-  const onCompositionStart = () => {
+  });
+  textarea.addEventListener("compositionstart", () => {
     composing = true;
-  };
-  const onCompositionEnd = () => {
+  });
+  textarea.addEventListener("compositionend", () => {
     composing = false;
     applyLocal();
-  };
-  textarea.addEventListener("input", onInput);
-  textarea.addEventListener("compositionstart", onCompositionStart);
-  textarea.addEventListener("compositionend", onCompositionEnd);
+  });
   textarea.value = shown;
-
-  return {
-    destroy() {
-      text.unobserve(observer);
-      textarea.removeEventListener("input", onInput);
-      textarea.removeEventListener("compositionstart", onCompositionStart);
-      textarea.removeEventListener("compositionend", onCompositionEnd);
-    },
-  };
 }

@@ -9,6 +9,7 @@
 
 import { onConnectionChange } from "./socket.js";
 import { clockTime, pageTexts, randomId } from "./i18n.js";
+import { messageItem } from "./chat.js";
 import { createCall } from "./rtc.js";
 import { bindTextarea, createSharedDoc } from "./doc.js";
 import { mountWhiteboard } from "./whiteboard.js";
@@ -59,7 +60,8 @@ export function createRoom({ hub, role }) {
     refused:
       "Your camera and microphone were not allowed. You can still chat and write. To talk on video, allow them in the browser (the camera symbol in the address bar) and press Try again.",
     missing: "No camera or microphone was found. You can still chat and write.",
-    noVideo: "No camera was found, so the other person only hears you. You can still chat and write.",
+    noVideo:
+      "No camera was found, so the other person only hears you. You can still chat and write.",
     noAudio:
       "No microphone was found, so the other person only sees you. You can chat and write instead.",
     busy: "Another program is using the camera or microphone. Close it and press Try again. You can still chat and write.",
@@ -138,14 +140,21 @@ export function createRoom({ hub, role }) {
   const shared = createSharedDoc({
     send: (update) => hub.request("doc:update", { room_id: roomId, update }),
     onRefused: (error) => {
-      if (!ended) chatError.textContent = t("The notes could not be saved: {reason}", { reason: error.message || "" });
+      if (ended) return; // after the end every change is refused, and that is expected
+      $("room-doc-error").textContent = t("The notes could not be saved: {reason}", {
+        reason: error.message || "",
+      });
     },
     onPending: (n) => {
       docText.dataset.pending = String(n);
     },
   });
   bindTextarea(shared, docText);
-  const board = mountWhiteboard({ shared, canvas: $("room-board"), toolbar: $("room-board-tools") });
+  const board = mountWhiteboard({
+    shared,
+    canvas: $("room-board"),
+    toolbar: $("room-board-tools"),
+  });
 
   // ---- joining ----------------------------------------------------------------------------
 
@@ -164,7 +173,9 @@ export function createRoom({ hub, role }) {
     if (!ack.ok) {
       if (ack.error.code === "timeout") return; // joined again when the connection is back
       root.dataset.state = "error";
-      chatError.textContent = t("The room could not be opened: {reason}", { reason: ack.error.message });
+      chatError.textContent = t("The room could not be opened: {reason}", {
+        reason: ack.error.message,
+      });
       return;
     }
     joinedOn = hub.socket.id;
@@ -212,7 +223,10 @@ export function createRoom({ hub, role }) {
     } else {
       link.className = "btn btn-secondary";
       link.dataset.testid = "assignment-file";
-      link.textContent = a.mime === "application/pdf" ? t("Open the PDF of the assignment") : t("Open the attached file");
+      link.textContent =
+        a.mime === "application/pdf"
+          ? t("Open the PDF of the assignment")
+          : t("Open the attached file");
     }
     return link;
   }
@@ -220,7 +234,10 @@ export function createRoom({ hub, role }) {
   function showAssignment(request) {
     const box = $("room-assignment");
     if (!request || !box.hidden) return;
-    const facts = [request.subject_name, request.grade ? t("Grade {grade}", { grade: request.grade }) : ""];
+    const facts = [
+      request.subject_name,
+      request.grade ? t("Grade {grade}", { grade: request.grade }) : "",
+    ];
     $("room-assignment-facts").textContent = facts.filter(Boolean).join(" · ");
     const note = $("room-assignment-note");
     note.textContent = request.note || "";
@@ -236,34 +253,19 @@ export function createRoom({ hub, role }) {
     return chatLog.scrollHeight - chatLog.scrollTop - chatLog.clientHeight < 48;
   }
 
-  function messageItem(m, pending = false) {
-    const li = document.createElement("li");
-    li.className = "chat-message";
-    if (pending || m.from_role === role) li.classList.add("own");
-    if (pending) li.classList.add("pending");
-    if (m.client_msg_id) li.dataset.clientId = m.client_msg_id;
-    if (m.msg_id !== undefined && m.msg_id !== null) li.dataset.msgId = String(m.msg_id);
-    const time = document.createElement("span");
-    time.className = "chat-time";
-    time.textContent = m.ts ? clockTime(m.ts) : "";
-    const from = document.createElement("span");
-    from.className = "chat-from";
-    from.textContent = m.from || "";
-    const text = document.createElement("span");
-    text.className = "chat-text";
-    text.textContent = m.text;
-    li.append(time, from, text);
-    return li;
-  }
-
   function addMessage(m) {
-    if (m.msg_id !== undefined && chatLog.querySelector(`[data-msg-id="${CSS.escape(String(m.msg_id))}"]`)) return;
+    if (
+      m.msg_id !== undefined &&
+      chatLog.querySelector(`[data-msg-id="${CSS.escape(String(m.msg_id))}"]`)
+    )
+      return;
     const stick = nearBottom();
     const pending = m.client_msg_id
       ? chatLog.querySelector(`[data-client-id="${CSS.escape(m.client_msg_id)}"]`)
       : null;
-    if (pending) pending.replaceWith(messageItem(m));
-    else chatLog.append(messageItem(m));
+    const item = messageItem(m, { own: m.from_role === role });
+    if (pending) pending.replaceWith(item);
+    else chatLog.append(item);
     if (stick) chatLog.scrollTop = chatLog.scrollHeight;
   }
 
@@ -272,14 +274,19 @@ export function createRoom({ hub, role }) {
     chatLog.textContent = "";
     for (const m of history) addMessage(m);
     for (const li of waiting) {
-      if (!chatLog.querySelector(`[data-client-id="${CSS.escape(li.dataset.clientId)}"]`)) chatLog.append(li);
+      if (!chatLog.querySelector(`[data-client-id="${CSS.escape(li.dataset.clientId)}"]`))
+        chatLog.append(li);
     }
     chatLog.scrollTop = chatLog.scrollHeight;
   }
 
   async function sendChat(text, clientMsgId) {
     chatOutbox.set(clientMsgId, text);
-    const ack = await hub.request("chat:send", { room_id: roomId, text, client_msg_id: clientMsgId });
+    const ack = await hub.request("chat:send", {
+      room_id: roomId,
+      text,
+      client_msg_id: clientMsgId,
+    });
     const mine = chatLog.querySelector(`.pending[data-client-id="${CSS.escape(clientMsgId)}"]`);
     if (ack.ok) {
       chatOutbox.delete(clientMsgId);
@@ -312,7 +319,7 @@ export function createRoom({ hub, role }) {
     chatInput.removeAttribute("aria-invalid");
     const clientMsgId = randomId();
     const stick = nearBottom();
-    chatLog.append(messageItem({ from: "", text, client_msg_id: clientMsgId }, true));
+    chatLog.append(messageItem({ text, client_msg_id: clientMsgId }, { pending: true }));
     if (stick) chatLog.scrollTop = chatLog.scrollHeight;
     chatInput.value = "";
     if (joinedOn) sendChat(text, clientMsgId);
@@ -435,6 +442,8 @@ export function createRoom({ hub, role }) {
     docText.readOnly = true;
     board.setEnabled(false);
     chatForm.hidden = true;
+    chatError.textContent = "";
+    $("room-board-tools").hidden = true;
     endBtn.hidden = true;
     endConfirm.hidden = true;
     soundBtn.hidden = true;
@@ -444,7 +453,8 @@ export function createRoom({ hub, role }) {
     peerStatus.textContent = "";
     let text = "";
     if (by === role) text = t("You ended the session.");
-    else if (reason === "peer_gone") text = t("{name} did not come back, so the session ended.", { name: peerName() });
+    else if (reason === "peer_gone")
+      text = t("{name} did not come back, so the session ended.", { name: peerName() });
     else if (by) text = t("{name} ended the session.", { name: peerName() });
     const reasonEl = $("room-ended-reason");
     if (text || first) reasonEl.textContent = text;
@@ -508,11 +518,6 @@ export function createRoom({ hub, role }) {
         call.startMedia();
       }
       ensureJoined();
-    },
-
-    /** For tests and the page: the current state of the call. */
-    get call() {
-      return call;
     },
   };
 }

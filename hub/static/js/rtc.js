@@ -126,11 +126,15 @@ export function createCall({
 
   function localTrack(kind) {
     if (!localStream) return null;
-    return (kind === "audio" ? localStream.getAudioTracks() : localStream.getVideoTracks())[0] || null;
+    return (
+      (kind === "audio" ? localStream.getAudioTracks() : localStream.getVideoTracks())[0] || null
+    );
   }
 
   function transceiverKind(transceiver) {
-    return transceiver.receiver && transceiver.receiver.track ? transceiver.receiver.track.kind : null;
+    return transceiver.receiver && transceiver.receiver.track
+      ? transceiver.receiver.track.kind
+      : null;
   }
 
   /** Puts the current camera and microphone on the connection's senders. */
@@ -140,7 +144,8 @@ export function createCall({
       const kind = transceiverKind(transceiver);
       if (!kind || transceiver.stopped || transceiver.currentDirection === "stopped") continue;
       const track = localTrack(kind);
-      if (transceiver.sender.track !== track) transceiver.sender.replaceTrack(track).catch(() => {});
+      if (transceiver.sender.track !== track)
+        transceiver.sender.replaceTrack(track).catch(() => {});
     }
   }
 
@@ -193,7 +198,8 @@ export function createCall({
       try {
         makingOffer = true;
         await conn.setLocalDescription();
-        if (pc === conn) send("offer", { type: conn.localDescription.type, sdp: conn.localDescription.sdp });
+        if (pc === conn)
+          send("offer", { type: conn.localDescription.type, sdp: conn.localDescription.sdp });
       } catch (err) {
         console.error("could not make an offer", err);
       } finally {
@@ -264,6 +270,13 @@ export function createCall({
     setState("reconnecting");
   }
 
+  /** The helper: sends the offer that waits for an answer again; false if there is none. */
+  function resendOffer() {
+    if (!pc || pc.signalingState !== "have-local-offer" || !pc.localDescription) return false;
+    send("offer", { type: "offer", sdp: pc.localDescription.sdp });
+    return true;
+  }
+
   /** The student: if the helper's offer does not come (it was sent before we were here), ask. */
   function expectOffer() {
     clearTimeout(offerWaitTimer);
@@ -302,11 +315,13 @@ export function createCall({
     }
     if (description.type === "offer") {
       for (const transceiver of conn.getTransceivers()) {
-        if (transceiverKind(transceiver) && !transceiver.stopped) transceiver.direction = "sendrecv";
+        if (transceiverKind(transceiver) && !transceiver.stopped)
+          transceiver.direction = "sendrecv";
       }
       attachLocalTracks();
       await conn.setLocalDescription();
-      if (pc === conn) send("answer", { type: conn.localDescription.type, sdp: conn.localDescription.sdp });
+      if (pc === conn)
+        send("answer", { type: conn.localDescription.type, sdp: conn.localDescription.sdp });
     }
   }
 
@@ -326,11 +341,7 @@ export function createCall({
       }
     } else if (m.kind === "restart" && !polite) {
       peerPresent = true;
-      if (!pc) newConnection();
-      else if (pc.signalingState === "have-local-offer" && pc.localDescription) {
-        // Our offer went out before the student's page was listening: send it again.
-        send("offer", { type: "offer", sdp: pc.localDescription.sdp });
-      } else restart();
+      if (!resendOffer()) restart();
     }
   }
 
@@ -349,7 +360,10 @@ export function createCall({
 
     /** ICE servers and policy from room:join; signals wait for this. */
     configure({ iceServers, iceTransportPolicy }) {
-      const next = { iceServers: iceServers || [], iceTransportPolicy: iceTransportPolicy || "all" };
+      const next = {
+        iceServers: iceServers || [],
+        iceTransportPolicy: iceTransportPolicy || "all",
+      };
       const changed = config && JSON.stringify(config) !== JSON.stringify(next);
       config = next;
       if (changed && pc) pc.setConfiguration(config); // fresh TURN credentials after a rejoin
@@ -373,10 +387,11 @@ export function createCall({
         } else if (!pc) {
           newConnection();
         } else if (returned || !was) {
-          // They came back: their page may be new (a fresh connection is needed) or only their
-          // network blinked (an ICE restart is enough; a new page is caught by its answer).
+          // They came back: only their network blinked (an ICE restart is enough; a new page
+          // is caught by the session of its answer), or our offer went out before they listened
+          // (send it again), or the old connection is no use any more (start a fresh one).
           if (pc.connectionState === "connected") pc.restartIce();
-          else newConnection();
+          else if (!resendOffer()) newConnection();
         }
         showPeerState();
       });
@@ -404,11 +419,6 @@ export function createCall({
     unmuteRemote() {
       remoteVideo.muted = false;
       remoteVideo.play().catch(() => {});
-    },
-
-    /** The RTCPeerConnection, for statistics in tests and the status line. */
-    get connection() {
-      return pc;
     },
 
     /** Ends the call for good: camera and microphone off. */

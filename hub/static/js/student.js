@@ -3,6 +3,7 @@
 
 import { connect, onConnectionChange } from "./socket.js";
 import { clockTime, pageTexts, randomId, readJSON, showConnection } from "./i18n.js";
+import { messageItem } from "./chat.js";
 import { createRoom } from "./room.js";
 
 const t = pageTexts();
@@ -299,25 +300,6 @@ function nearBottom() {
   return log.scrollHeight - log.scrollTop - log.clientHeight < 48;
 }
 
-function messageItem(m, pending = false) {
-  const li = document.createElement("li");
-  li.className = "chat-message";
-  if (pending) li.classList.add("pending", "own");
-  if (m.client_msg_id) li.dataset.clientId = m.client_msg_id;
-  if (m.msg_id !== undefined && m.msg_id !== null) li.dataset.msgId = String(m.msg_id);
-  const time = document.createElement("span");
-  time.className = "chat-time";
-  time.textContent = m.ts ? clockTime(m.ts) : "";
-  const from = document.createElement("span");
-  from.className = "chat-from";
-  from.textContent = m.from;
-  const text = document.createElement("span");
-  text.className = "chat-text";
-  text.textContent = m.text;
-  li.append(time, from, text);
-  return li;
-}
-
 function addMessage(m) {
   if (log.querySelector(`[data-msg-id="${CSS.escape(String(m.msg_id))}"]`)) return;
   const stick = nearBottom();
@@ -325,9 +307,7 @@ function addMessage(m) {
     ? log.querySelector(`.pending[data-client-id="${CSS.escape(m.client_msg_id)}"]`)
     : null;
   if (pending) {
-    const done = messageItem(m);
-    done.classList.add("own");
-    pending.replaceWith(done);
+    pending.replaceWith(messageItem(m, { own: true }));
   } else {
     log.append(messageItem(m));
   }
@@ -364,7 +344,8 @@ chatForm.addEventListener("submit", async (event) => {
   chatInput.removeAttribute("aria-invalid");
   const clientMsgId = randomId();
   const stick = nearBottom();
-  log.append(messageItem({ from: page.me || "", text, client_msg_id: clientMsgId }, true));
+  const draft = { from: page.me || "", text, client_msg_id: clientMsgId };
+  log.append(messageItem(draft, { pending: true }));
   if (stick) log.scrollTop = log.scrollHeight;
   chatInput.value = "";
   const ack = await hub.request("breakroom:send", { text, client_msg_id: clientMsgId });

@@ -33,7 +33,7 @@ export function mountWhiteboard({ shared, canvas, toolbar }) {
   const ctx = canvas.getContext("2d");
   let tool = { mode: "pen", color: "#1b1d21" };
   let enabled = true;
-  let drawing = null; // {pointerId, points (Y.Array), last: [x, y], buffer: []}
+  let drawing = null; // {pointerId, points (Y.Array), last: [x, y], buffer: [], flushQueued}
   let frame = 0;
 
   // ---- drawing the document -----------------------------------------------------------------
@@ -87,10 +87,8 @@ export function mountWhiteboard({ shared, canvas, toolbar }) {
     canvas.dataset.strokes = String(strokes.length);
   }
 
-  const observer = () => scheduleRender();
-  strokes.observeDeep(observer);
-  const resizer = new ResizeObserver(resize);
-  resizer.observe(canvas);
+  strokes.observeDeep(scheduleRender);
+  new ResizeObserver(resize).observe(canvas);
 
   // ---- pointer input --------------------------------------------------------------------------
 
@@ -126,7 +124,7 @@ export function mountWhiteboard({ shared, canvas, toolbar }) {
       points.push([x, y]);
       strokes.push([stroke]);
     }, LOCAL);
-    drawing = { pointerId: event.pointerId, points, last: [x, y], buffer: [] };
+    drawing = { pointerId: event.pointerId, points, last: [x, y], buffer: [], flushQueued: false };
   });
 
   canvas.addEventListener("pointermove", (event) => {
@@ -187,12 +185,6 @@ export function mountWhiteboard({ shared, canvas, toolbar }) {
       drawing = null;
       for (const b of toolbar.querySelectorAll("button")) b.disabled = !value;
       canvas.dataset.enabled = value ? "true" : "false";
-    },
-
-    destroy() {
-      strokes.unobserveDeep(observer);
-      resizer.disconnect();
-      if (frame) cancelAnimationFrame(frame);
     },
   };
 }
