@@ -98,7 +98,7 @@ class AttractScreen(Screen):
                 "We cannot reach Lektiecafé right now. We keep trying, so please wait a moment "
                 "or ask the staff for help."
             )
-            widgets += notice_box(theme, "offline", theme.rect(190, 460, 900, 160), text)
+            widgets += notice_box(theme, "offline", theme.rect(190, 450, 900, 150), text)
         return widgets
 
     def start(self) -> None:

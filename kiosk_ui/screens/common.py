@@ -139,10 +139,12 @@ def heading(theme: Theme, x: float, width: float, title: str, hint: str = "") ->
     ]
 
 
-def notice_box(theme: Theme, widget_id: str, rect: pygame.Rect, text: str) -> list[Widget]:
+def notice_box(
+    theme: Theme, widget_id: str, rect: pygame.Rect, text: str, size: int = 26
+) -> list[Widget]:
     """A yellow card with a message (no helper on duty, a failed call, no camera)."""
     inner = rect.inflate(-theme.px(32), -theme.px(20))
     return [
         Box(f"{widget_id}.box", rect, fill=t.WARNING_FILL, border=t.ACCENT),
-        Label(widget_id, inner, text, size=26, align="center"),
+        Label(widget_id, inner, text, size=size, align="center"),
     ]

@@ -74,7 +74,7 @@ class FeedbackScreen(Screen):
             ),
         ]
         labels = [_("Very bad"), _("Bad"), _("OK"), _("Good"), _("Very good")]
-        size = 140 if typing else 190
+        size = 140 if typing else 230
         for i, label in enumerate(labels):
             widgets.append(
                 Button(
@@ -88,11 +88,11 @@ class FeedbackScreen(Screen):
                     size=22,
                 )
             )
-        top = 124 + size + 66
+        top = 124 + size + 76
         widgets += [
             TextInput(
                 "comment",
-                theme.rect(24, top, 880, 80 if typing else 110),
+                theme.rect(24, top, 880, 80 if typing else 130),
                 self.comment.text,
                 on_tap=lambda: setattr(self, "focus", "comment"),
                 placeholder=_("Anything else you want to tell us? (optional)"),
@@ -102,7 +102,7 @@ class FeedbackScreen(Screen):
             ),
             Button(
                 "send",
-                theme.rect(928, top, 328, 80 if typing else 110),
+                theme.rect(928, top, 328, 80 if typing else 130),
                 _("Please wait…") if self.sending else _("Send"),
                 on_tap=self.send,
                 enabled=self.rating is not None and self.sending is None,

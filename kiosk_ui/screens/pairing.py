@@ -96,7 +96,7 @@ class PairingScreen(Screen):
                     "pairing.code",
                     theme.rect(60, 200, 660, 190),
                     view.user_code,
-                    size=84,
+                    size=96,
                     bold=True,
                     color=t.PRIMARY,
                     align="center",

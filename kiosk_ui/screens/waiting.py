@@ -68,7 +68,7 @@ class WaitingScreen(Screen):
                     "when": when_text(view.next_shift)
                 }
             text += " " + _("You can keep waiting here, or stop and come back later.")
-            return notice_box(theme, "queue.no_helper", area, text)
+            return notice_box(theme, "queue.no_helper", area, text, size=24)
         if view.queue_position is None:
             place = _("Finding a helper for you…")
         elif view.queue_position <= 1:
