@@ -13,7 +13,6 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pygame
@@ -36,6 +35,7 @@ from kiosk_ui.widgets import Widget
 log = logging.getLogger(__name__)
 
 FPS = 60
+RESTART_EXIT = 75  # "start me again": the unit's Restart=on-failure does (docs/kiosk.md)
 INPUT = (
     pygame.MOUSEBUTTONDOWN,
     pygame.MOUSEBUTTONUP,
@@ -93,9 +93,15 @@ class App:
         self.notice = ConnectionNotice(self)
         self.idle_for = 0.0
         self.running = True
+        self.exit_code = 0
         self.fps = 0.0
         self._drawn: list[Any] | None = None  # signatures of what is on the glass
         self.screen: Screen = self._first_screen()
+
+    def stop(self, exit_code: int) -> None:
+        """Leave the main loop after this frame (from a signal handler or another thread)."""
+        self.exit_code = exit_code
+        self.running = False
 
     # ---- navigation ----------------------------------------------------------------------
 
@@ -368,21 +374,24 @@ def run(
         surface = pygame.display.set_mode((0, 0), pygame.FULLSCREEN)
     pygame.display.set_caption("Lektiecafé")
     driver = TestDriver(driver_path) if driver_path else None
-    visit = Visit(options)
+    app: App | None = None
+
+    def restart() -> None:
+        """Site staff asked for a restart (the agent waits until no visit is under way)."""
+        if app is not None:
+            app.stop(RESTART_EXIT)
+
+    visit = Visit(options, on_restart=restart)
     try:
         visit.open()
-        app = App(visit, settings, surface, driver)
-
-        def stop(_signum: int, _frame: FrameType | None) -> None:
-            app.running = False
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        app.run()
+        app = running = App(visit, settings, surface, driver)
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: running.stop(0))
+        signal.signal(signal.SIGINT, lambda _signum, _frame: running.stop(0))
+        running.run()
+        return running.exit_code
     finally:
         notify("STOPPING=1")
         visit.close()
         if driver:
             driver.close()
         pygame.quit()
-    return 0
