@@ -37,7 +37,7 @@ CALL_TIMEOUT_S = 10.0
 HTTP_TIMEOUT_S = 20.0
 # After this long without the hub, "reconnecting" becomes "offline" (the UI says so plainly).
 OFFLINE_AFTER_S = 10.0
-FIRST_DELAY_S, MAX_DELAY_S = 1.0, 30.0
+FIRST_DELAY_S, MAX_DELAY_S = 1.0, 10.0  # a kiosk should not sit offline long after the hub is back
 # What Flask-SocketIO answers when the hub's connect handler refuses the auth.
 REJECTED = "Connection rejected by server"
 CONNECTED, DISCONNECTED = "_connected", "_disconnected"
@@ -99,13 +99,26 @@ def request_json(
 
 
 class _OrderedEngineIO(engineio.Client):
-    """Hands each message to Socket.IO on the reading thread, in order. Safe because our
-    handlers only put the event on a queue; they never wait for the network."""
+    """Hands the messages to Socket.IO one at a time, in order, on one thread of their own (the
+    threaded client would start a thread per message, and two messages could overtake each
+    other). Not on the reading thread: Socket.IO's handling of a disconnect waits for that one.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._messages: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        threading.Thread(target=self._hand_over, name="hub-messages", daemon=True).start()
 
     def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
-        if event == "message":
-            kwargs["run_async"] = False
+        if event == "message" and kwargs.get("run_async"):
+            self._messages.put(args)
+            return None
         return super()._trigger_event(event, *args, **kwargs)
+
+    def _hand_over(self) -> None:
+        while True:
+            args = self._messages.get()
+            super()._trigger_event("message", *args, run_async=False)
 
 
 class _OrderedClient(socketio.Client):
@@ -126,6 +139,8 @@ class HubConnection:
         self._stop = threading.Event()
         self._state_lock = threading.Lock()
         self._ever_connected = False
+        # Our own flag: the client calls "connect" handlers before its `connected` turns true.
+        self._up = False
         self._lost_at: float | None = time.monotonic()
         self._unpaired = False
         self._sio = _OrderedClient(
@@ -171,20 +186,20 @@ class HubConnection:
             return
         self.lang = lang
         if self._sio.connected:
-            self._connect_in_background(disconnect_first=True)
+            self._connect_in_background("reconnect")
 
     # ---- state -------------------------------------------------------------------------------
 
     @property
     def connected(self) -> bool:
-        return bool(self._sio.connected)
+        return self._up
 
     @property
     def status(self) -> Status:
         with self._state_lock:
             if self._unpaired:
                 return "unpaired"
-            if self._sio.connected:
+            if self._up:
                 return "connected"
             if (
                 self._ever_connected
@@ -201,7 +216,7 @@ class HubConnection:
     ) -> dict[str, Any]:
         """Send `event` and wait for its acknowledgement. Never call this from a listener of
         this connection's events on the reading thread (listeners run on the dispatcher)."""
-        if not self._sio.connected:
+        if not self._up:
             raise unreachable("offline", self.lang)
         try:
             answer = self._sio.call(event, payload or {}, timeout=timeout)
@@ -243,7 +258,7 @@ class HubConnection:
 
     def _on_connect(self) -> None:
         with self._state_lock:
-            self._ever_connected = True
+            self._ever_connected = self._up = True
             self._lost_at = None
         log.info("connected to the hub")
         self._events.put((CONNECTED, None))
@@ -251,8 +266,13 @@ class HubConnection:
     def _on_disconnect(self, reason: Any = None) -> None:
         with self._state_lock:
             self._lost_at = time.monotonic()
+            self._up = False
         log.info("lost the hub (%s)", reason)
         self._events.put((DISCONNECTED, None))
+        if reason == socketio.Client.reason.SERVER_DISCONNECT and not self._stop.is_set():
+            # The client does not retry when the hub closed the connection on purpose (e.g. it
+            # unpaired the kiosk); try anyway: the answer to the next connect tells why.
+            self._connect_in_background("later")
 
     def _on_connect_error(self, data: Any = None) -> None:
         if isinstance(data, dict) and data.get("message") == REJECTED:
@@ -276,27 +296,34 @@ class HubConnection:
 
     # ---- connecting --------------------------------------------------------------------------
 
-    def _connect_in_background(self, disconnect_first: bool = False) -> None:
-        """Off the caller's thread: closing a WebSocket may wait for the server's answer."""
+    def _connect_in_background(self, how: Literal["now", "reconnect", "later"] = "now") -> None:
+        """Off the caller's thread: closing a WebSocket may wait for the server's answer.
+        "reconnect" closes the connection first; "later" waits a moment (the client is still
+        taking down the connection the hub closed)."""
         if self._connector is not None and self._connector.is_alive():
             return
         self._connector = threading.Thread(
-            target=self._connect_loop, args=(disconnect_first,), name="hub-connect", daemon=True
+            target=self._connect_loop, args=(how,), name="hub-connect", daemon=True
         )
         self._connector.start()
 
-    def _connect_loop(self, disconnect_first: bool) -> None:
-        """Until the first connection succeeds; later drops are the client's to retry."""
-        if disconnect_first:
+    def _connect_loop(self, how: Literal["now", "reconnect", "later"]) -> None:
+        """Until a connection succeeds; drops after that are the client's own to retry."""
+        if how == "reconnect":
             self._sio.disconnect()
         delay = FIRST_DELAY_S
-        while not self._stop.is_set() and not self._sio.connected:
+        wait = how == "later"
+        while not self._stop.is_set():
+            if wait:
+                self._stop.wait(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, MAX_DELAY_S)
+            wait = True
+            if self._sio.connected or self._stop.is_set():
+                return
             try:
                 self._sio.connect(
                     self.url, auth=self._auth, transports=["websocket"], wait_timeout=10
                 )
                 return
             except (socketio.exceptions.ConnectionError, ValueError) as exc:
-                log.info("hub not reachable (%s); next try in %.0f s", exc, delay)
-            self._stop.wait(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, MAX_DELAY_S)
+                log.info("hub not reachable (%s); trying again", exc)

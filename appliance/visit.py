@@ -598,6 +598,7 @@ class Visit:
         self._submit(self._handle_event, event, data)
 
     def _handle_event(self, event: str, data: Any) -> None:
+        log.debug("hub event %s in phase %s", event, self._v.phase)
         if event == CONNECTED:
             self._on_connected()
             return
