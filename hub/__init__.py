@@ -57,6 +57,7 @@ def create_app(config: HubConfig) -> Flask:
     from hub.catalog.routes import bp as catalog_bp
     from hub.devices.routes import bp as devices_bp
     from hub.matching.routes import helper_bp, student_bp
+    from hub.rooms.routes import bp as reports_bp
 
     for bp in (
         accounts_bp,
@@ -66,6 +67,7 @@ def create_app(config: HubConfig) -> Flask:
         devices_bp,
         helper_bp,
         student_bp,
+        reports_bp,
     ):
         app.register_blueprint(bp)
 

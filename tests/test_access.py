@@ -24,6 +24,13 @@ EVENTS = {
     "breakroom:send": ({"student"}, {"text": "hej", "client_msg_id": "m1"}),
     "breakroom:history": ({"student", "helper", "admin", "coordinator"}, {}),
     "breakroom:remove": ({"helper", "admin", "coordinator"}, {"msg_id": 1}),
+    "room:join": ({"student", "helper"}, {"room_id": "r"}),
+    "rtc:signal": ({"student", "helper"}, {"room_id": "r", "kind": "restart", "data": {}}),
+    "chat:send": ({"student", "helper"}, {"room_id": "r", "text": "hej", "client_msg_id": "c"}),
+    "doc:update": ({"student", "helper"}, {"room_id": "r", "update": "AAA="}),
+    "room:end": ({"student", "helper"}, {"room_id": "r"}),
+    "room:report": ({"student", "helper"}, {"room_id": "r", "text": "hm"}),
+    "feedback:submit": ({"student", "helper"}, {"room_id": "r", "rating": 3}),
     "device:heartbeat": (
         {"kiosk"},
         {"version": "1", "uptime_s": 1, "camera_ok": True, "disk_free_mb": 1, "load": 0},
@@ -67,7 +74,8 @@ def test_the_list_of_events_under_test_is_complete():
     """A new event must be added to EVENTS, so its refusals are tested too."""
     import hub.breakroom.events
     import hub.devices.events
-    import hub.matching.events  # noqa: F401
+    import hub.matching.events
+    import hub.rooms.events  # noqa: F401
     from hub.realtime.events import registered_events
 
     assert {name: {r.value for r in roles} for name, roles in registered_events().items()} == {
