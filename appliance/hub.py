@@ -186,6 +186,8 @@ class HubConnection:
             return
         self.lang = lang
         if self._sio.connected:
+            with self._state_lock:
+                self._up = False  # calls wait for the new connection instead of using the old
             self._connect_in_background("reconnect")
 
     # ---- state -------------------------------------------------------------------------------

@@ -323,7 +323,8 @@ def test_a_kiosk_visit_from_question_to_goodbye(hub, kiosk):
         lambda: next((x for x in visit.snapshot().chat if x.blocked_reason), None),
         what="a blocked line",
     )
-    assert blocked.blocked_reason == "phone" and blocked.blocked_message
+    assert blocked.blocked_reason == "phone"
+    assert "phone numbers" in blocked.blocked_message  # in the visit's language
 
     # The shared text both ways, and a stroke in the browser's shape.
     helper_doc = Doc()
@@ -432,6 +433,34 @@ def test_the_visit_resumes_by_itself_after_the_hub_restarts(hub, kiosk):
     visit.send_chat("still here")
     helper.wait_for("chat:message", timeout=15, where=lambda m: m["text"] == "still here")
     assert visit.snapshot().phase == "in_room"
+
+
+def test_feedback_given_while_the_hub_is_down_waits_in_the_outbox(hub, kiosk):
+    visit = kiosk.visit
+    helper, room_id = in_room_with_helper(hub, visit, "Lina")
+    helper.ok("room:end", {"room_id": room_id})
+    wait_until(lambda: visit.snapshot().phase == "ended", what="ended")
+
+    hub.process.send_signal(signal.SIGKILL)
+    hub.process.wait()
+    wait_until(lambda: visit.snapshot().connection != "connected", what="the drop noticed")
+    visit.feedback(4, "good help").result(10)  # queued: nothing to wait for
+    visit.finish()
+    assert visit.snapshot().phase == "idle"
+    outbox = (kiosk.data_dir / "kiosk.json").read_text()
+    assert "good help" in outbox and "visit:end" in outbox and "Lina" not in outbox
+
+    port = int(hub.url.rsplit(":", 1)[1])
+    hub.process, _url, _log = start_hub(hub.db.url, hub.data_dir, port=port)
+
+    def delivered() -> bool:
+        with hub.db.transaction() as s:
+            ratings = s.scalars(select(Feedback.rating).where(Feedback.room_id == room_id)).all()
+            visit_row = s.scalar(select(KioskVisit).where(KioskVisit.device_id == kiosk.device_id))
+            return 4 in ratings and visit_row is not None and visit_row.ended_at is not None
+
+    wait_until(delivered, timeout=30, what="feedback and visit:end delivered")
+    wait_until(lambda: "good help" not in (kiosk.data_dir / "kiosk.json").read_text())
 
 
 def test_the_agent_reports_health_and_carries_out_commands(hub, kiosk):
