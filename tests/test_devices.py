@@ -34,7 +34,7 @@ from tests.kiosks import (
     paired_kiosk,
     poll,
 )
-from tests.test_admin import alerts, row, rows, texts
+from tests.test_admin import Staff, alerts, row, rows, texts
 from tests.test_matching import on_duty
 
 CODE = re.compile(r"^[A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}$")  # no 0/O, 1/I/L
@@ -557,3 +557,16 @@ def test_old_visits_are_deleted_after_the_retention_period(database_url, tmp_pat
         assert s.scalar(select(User.id).where(User.display_name == "abandoned")) is None
         assert s.get(Device, device.id) is not None
     db.dispose()
+
+
+def test_kiosks_and_their_visits_are_not_counted_or_listed_as_accounts(hub):
+    admin = Staff(hub.url, "admin")
+    students_before = row(admin.get("/admin/sites").text, "site", name="Demo-skole Nord")[
+        "students"
+    ]
+    kiosk = paired_kiosk(hub)
+    start_visit(kiosk, "Besøg")
+    users = admin.get("/admin/users").text
+    assert "Besøg" not in users and "kiosk-" not in users and "visit-" not in users
+    site = row(admin.get("/admin/sites").text, "site", name="Demo-skole Nord")
+    assert site["students"] == students_before

@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import func, select
@@ -17,6 +18,7 @@ from hub.accounts.access import Identity
 from hub.accounts.models import Organisation, Role, Site, User
 from hub.accounts.service import check_new_credentials, hash_password
 from hub.catalog.models import Language, Subject
+from hub.devices.models import KioskVisit
 from hub.errors import Conflict, Forbidden, Invalid, NotFound
 from hub.matching.service import take_off_duty
 from hub.realtime.notices import Notice
@@ -147,10 +149,15 @@ def _site_in_scope(s: Session, actor: Identity, site_id: int) -> Site:
     return site
 
 
+def _accounts() -> Any:
+    """Users who are people with an account: not a kiosk's own row, not a kiosk visit."""
+    return (User.role != Role.KIOSK.value) & User.id.not_in(select(KioskVisit.user_id))
+
+
 def _student_counts(s: Session, site_id: int | None = None) -> dict[int, int]:
     query = (
         select(User.site_id, func.count(User.id))
-        .where(User.role == Role.STUDENT.value, User.site_id.is_not(None))
+        .where(User.role == Role.STUDENT.value, User.site_id.is_not(None), _accounts())
         .group_by(User.site_id)
     )
     if site_id is not None:
@@ -201,7 +208,7 @@ def set_organisation_contact(s: Session, organisation_id: int, contact: str) -> 
 def users(s: Session, actor: Identity, role: Role | None = None) -> list[User]:
     """The accounts the caller may manage: everyone for an admin, their organisation's helpers
     for a coordinator."""
-    query = select(User).order_by(User.role, User.username)
+    query = select(User).where(_accounts()).order_by(User.role, User.username)
     if actor.role == Role.COORDINATOR:
         query = query.where(
             User.role == Role.HELPER.value, User.organisation_id == actor.organisation_id
