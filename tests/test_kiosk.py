@@ -31,13 +31,15 @@ pytestmark = pytest.mark.kiosk
 
 @pytest.fixture
 def hub_env() -> dict[str, str]:
-    return {"LEKTIECAFE_PAIRING_INTERVAL_S": "1"}
+    # Quick pairing; a student who dropped keeps the place in the queue through a hub restart.
+    return {"LEKTIECAFE_PAIRING_INTERVAL_S": "1", "LEKTIECAFE_STUDENT_GRACE_S": "30"}
 
 
 class Kiosk:
     """A running `lektiecafe kiosk` process and the test driver's connection to it."""
 
-    def __init__(self, hub: Any, data_dir: Path, *extra: str) -> None:
+    def __init__(self, hub: Any, data_dir: Path, *extra: str, device_id: int | None = None) -> None:
+        self.device_id = device_id
         self.sock = data_dir / "driver.sock"
         self.log = data_dir / "kiosk.log"
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -49,7 +51,6 @@ class Kiosk:
                 "kiosk",
                 "--hub",
                 hub.url,
-                "--fake-camera",
                 "--windowed",
                 "--test-driver",
                 str(self.sock),
@@ -83,8 +84,10 @@ def start_kiosk(hub: Any, tmp_path: Path) -> Iterator[Callable[..., Kiosk]]:
     """Start a kiosk; `paired=True` stores a device token first, as pairing would have."""
     started: list[Kiosk] = []
 
-    def start(*extra: str, paired: bool = True) -> Kiosk:
+    def start(*extra: str, paired: bool = True, camera: str = "fake") -> Kiosk:
+        """`camera`: "fake" (the synthetic one) or "none" (this machine has no webcam)."""
         data_dir = tmp_path / f"kiosk{len(started)}"
+        device_id = None
         if paired:
             answer = pair(hub)
             state = KioskState(data_dir)
@@ -97,7 +100,9 @@ def start_kiosk(hub: Any, tmp_path: Path) -> Iterator[Callable[..., Kiosk]]:
                 )
             )
             state.close()
-        kiosk = Kiosk(hub, data_dir, *extra)
+            device_id = answer["device_id"]
+        options = ["--fake-camera"] if camera == "fake" else []
+        kiosk = Kiosk(hub, data_dir, *options, *extra, device_id=device_id)
         started.append(kiosk)
         return kiosk
 
@@ -320,3 +325,50 @@ def wait_items(d: DriverClient, list_id: str, done: Callable[[list[str]], bool])
             return texts
         assert time.monotonic() < deadline, texts
         time.sleep(0.2)
+
+
+def test_without_a_camera_the_student_is_told_and_can_still_ask(start_kiosk):
+    d = start_kiosk(camera="none").driver  # this machine has no webcam
+    d.tap("start")
+    d.type("Ali")
+    d.tap("grade.9")
+    d.tap("next")
+    d.wait_screen("subject")
+    d.tap(next(w for w in d.tree() if w["text"] == "Matematik")["id"])
+    d.tap("next")
+    preview = d.wait_for("preview")
+    assert not preview["live"] and "kameraet virker ikke" in preview["text"].lower()
+    assert not d.wait_for("take")["enabled"]
+    d.tap("skip")
+    d.tap("ask")
+    d.wait_screen("waiting")
+
+
+def test_the_visit_carries_on_after_the_hub_restarts(hub, start_kiosk):
+    d = start_kiosk().driver
+    d.wait_for("start")
+    ask_for_help(d)
+    hub.process.kill()
+    hub.process.wait()
+    assert "forbindelse" in d.wait_for("connection.text", timeout=30)["text"]
+    assert d.screen() == "waiting"  # the student can go on playing meanwhile
+    port = int(hub.url.rsplit(":", 1)[1])
+    hub.process, _url, _log = start_hub(hub.db.url, hub.data_dir, port=port)
+    deadline = time.monotonic() + 60
+    while any(w["id"] == "connection.text" for w in d.tree()):
+        assert time.monotonic() < deadline, "still not connected"
+        time.sleep(0.2)
+    assert d.screen() == "waiting"
+    helper = hub.client("helper1")
+    on_duty(helper)
+    assert helper.wait_for("offer", timeout=15)["request"]["nickname"] == "Ali"
+
+
+def test_staff_restart_the_kiosk_program_from_the_hub(hub, start_kiosk):
+    kiosk = start_kiosk()
+    kiosk.driver.wait_for("start")
+    staff = StaffPage(hub.url)
+    answer = staff.post(f"/admin/devices/{kiosk.device_id}/command", name="restart_kiosk")
+    assert answer.status_code == 200
+    # The kiosk stops between visits with the status that makes systemd start it again.
+    assert kiosk.process.wait(30) == 75

@@ -170,8 +170,9 @@ class PhotoScreen(Screen):
 
     def widgets(self) -> list[Widget]:
         theme, draft = self.theme, self.app.draft
-        frame = self.app.visit.local_frame()
-        camera = self.app.view.camera_ok or frame is not None
+        # Without a webcam the appliance still sends a test picture; the student is told instead.
+        camera = self.app.view.camera_ok
+        frame = self.app.visit.local_frame() if camera else None
         widgets: list[Widget] = [
             Button(
                 "back",

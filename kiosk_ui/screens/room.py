@@ -244,7 +244,7 @@ class RoomScreen(Screen):
                 "video.local",
                 own,
                 "" if view.camera_ok else _("No camera"),
-                frame=self.app.visit.local_frame(),
+                frame=self.app.visit.local_frame() if view.camera_ok else None,
                 mirror=True,
             ),
         ]
