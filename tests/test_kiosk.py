@@ -111,26 +111,52 @@ def start_kiosk(hub: Any, tmp_path: Path) -> Iterator[Callable[..., Kiosk]]:
         kiosk.stop()
 
 
+def with_text(d: DriverClient, text: str, timeout: float = 20) -> str:
+    """The id of the widget showing `text`, once it is on the screen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [w["id"] for w in d.tree() if w["text"] == text]
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, f"no {text!r} on {d.screen()}"
+        time.sleep(0.1)
+
+
+TAPPABLE = ("button", "keyboard_key", "text_input", "game_tile")
+
+
+def big_enough_to_touch(d: DriverClient) -> None:
+    """Every touch target on the screen is at least 64 px each way (the window is 1280×800)."""
+    small = [w["id"] for w in d.tree() if w["kind"] in TAPPABLE and min(w["rect"][2:]) < 64]
+    assert small == [], f"too small to touch on {d.screen()}: {small}"
+
+
 def ask_for_help(d: DriverClient, nickname: str = "Ali", note: str = "brøker") -> None:
     """From the attract screen to the waiting screen: name, grade, maths, a photo, a note."""
+    big_enough_to_touch(d)
     d.tap("start")
     d.wait_screen("nickname")
     d.type(nickname)
     d.tap("grade.9")
+    big_enough_to_touch(d)
     d.tap("next")
     d.wait_screen("subject")
-    maths = next(w for w in d.tree() if w["text"] == "Matematik")
-    d.tap(maths["id"])
+    d.tap(with_text(d, "Matematik"))
+    big_enough_to_touch(d)
     d.tap("next")
     d.wait_screen("photo")
     d.wait_for("preview", live=True)
     d.tap("take")
     d.wait_for("photo")
+    big_enough_to_touch(d)
     d.tap("use")
     d.wait_screen("question")
     d.type(note)
+    big_enough_to_touch(d)
     d.tap("ask")
     d.wait_screen("waiting")
+    d.wait_for("stop")
+    big_enough_to_touch(d)
 
 
 def test_a_new_kiosk_shows_its_code_until_staff_confirm_it(hub, start_kiosk):
@@ -274,7 +300,9 @@ def test_a_whole_visit_with_a_helper_from_question_to_goodbye(hub, start_kiosk):
 
     # Chat both ways.
     helper.ok("chat:send", {"room_id": room_id, "text": "Hej Ali!", "client_msg_id": "h1"})
+    big_enough_to_touch(d)
     d.tap("chat.input")
+    big_enough_to_touch(d)
     d.type("hej, opgave 3 er svær\n")
     got = helper.wait_for("chat:message", where=lambda m: m["from_role"] == "student")
     assert got["text"] == "hej, opgave 3 er svær"
@@ -296,6 +324,7 @@ def test_a_whole_visit_with_a_helper_from_question_to_goodbye(hub, start_kiosk):
     helper.ok("room:end", {"room_id": room_id})
     d.wait_screen("feedback")
     assert d.wait_for("hint")["text"] == "Hjælper 1 har afsluttet samtalen."
+    big_enough_to_touch(d)
     d.tap("rating.5")
     d.tap("comment")
     d.type("tak")
@@ -334,7 +363,7 @@ def test_without_a_camera_the_student_is_told_and_can_still_ask(start_kiosk):
     d.tap("grade.9")
     d.tap("next")
     d.wait_screen("subject")
-    d.tap(next(w for w in d.tree() if w["text"] == "Matematik")["id"])
+    d.tap(with_text(d, "Matematik"))
     d.tap("next")
     preview = d.wait_for("preview")
     assert not preview["live"] and "kameraet virker ikke" in preview["text"].lower()
