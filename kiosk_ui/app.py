@@ -17,7 +17,7 @@ from typing import Any
 
 import pygame
 
-from appliance.visit import Catalog, Options, Visit, VisitView
+from appliance.visit import Options, Visit, VisitView
 from kiosk_ui import i18n
 from kiosk_ui.driver import Request, TestDriver
 from kiosk_ui.notify import notify, watchdog_interval_s
@@ -88,7 +88,6 @@ class App:
         self.view: VisitView = visit.snapshot()
         self.phase = self.view.phase
         self.draft = Draft()
-        self.catalog: Catalog | None = None
         self.overlays: list[Screen] = []
         self.notice = ConnectionNotice(self)
         self.idle_for = 0.0

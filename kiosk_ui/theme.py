@@ -9,7 +9,6 @@ from pathlib import Path
 import pygame
 
 DESIGN_W, DESIGN_H = 1280, 800
-TARGET = 64  # smallest touch target, design pixels
 
 FONT_FILES = {
     False: Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),

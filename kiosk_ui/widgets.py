@@ -487,7 +487,5 @@ class Tile(Widget):
         rounded(surface, rect, self.fill, theme.px(14))
         if self.art is not None:
             self.art(surface, rect.inflate(-rect.w // 4, -rect.h // 4), t.INK)
-        elif self.text:
-            blit_center(surface, theme.text(self.text, 40, t.INK, True), rect.center)
         else:
             pygame.draw.circle(surface, (255, 255, 255), rect.center, rect.w // 6, theme.px(4))
