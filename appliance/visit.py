@@ -247,6 +247,7 @@ class Visit:
         self._error: ErrorView | None = None
         self._busy = 0
         self._state: KioskState | None = None
+        self._paired = False  # a copy of "the state has an identity": snapshot() runs per frame
         self._conn: HubConnection | None = None
         self._agent: Agent | None = None
         self._acting_for: int | None = None  # the visit the connection acts for on the hub
@@ -274,8 +275,10 @@ class Visit:
         if self.options.hub_url:
             self._state.hub_url = self.options.hub_url
         self._media.start()
-        if self._state.identity is not None and self._state.hub_url:
-            self._connect(self._state.hub_url, self._state.identity.device_token)
+        identity = self._state.identity
+        self._paired = identity is not None
+        if identity is not None and self._state.hub_url:
+            self._connect(self._state.hub_url, identity.device_token)
 
     def close(self) -> None:
         """Stop everything: the visit is finished, the call, camera and connection closed."""
@@ -389,6 +392,7 @@ class Visit:
             self._lang = self.options.lang
             self._error = None
             self._strokes_cache = (-1, (), "")
+            self._flush_doc_queued = False
         self._media.end_call()
         if visit_id is not None and self._state is not None:
             self._state.enqueue("visit:end", {}, visit_id)
@@ -400,8 +404,7 @@ class Visit:
 
     def snapshot(self) -> VisitView:
         """The state to draw now."""
-        conn = self._conn
-        paired = self._state is not None and self._state.identity is not None
+        conn, paired = self._conn, self._paired
         if conn is not None:
             connection: Connection = conn.status
         else:
@@ -516,6 +519,7 @@ class Visit:
                 future.set_exception(exc)
                 return
             pairing.store(identity)
+            self._paired = True
             self._set_pairing(PairingView("paired"))
             self._connect(url, identity.device_token)
             future.set_result(None)
@@ -572,6 +576,7 @@ class Visit:
         """The hub no longer knows the token (the kiosk was unpaired): back to pairing."""
         if self._state is not None:
             self._state.forget_identity()
+        self._paired = False
         with self._lock:
             self._pairing = None
         threading.Thread(target=self._disconnect, daemon=True).start()
