@@ -171,7 +171,11 @@ export function createRoom({ hub, role }) {
     root.dataset.state = "joining";
     const ack = await hub.request("room:join", { room_id: roomId });
     if (!ack.ok) {
-      if (ack.error.code === "timeout") return; // joined again when the connection is back
+      if (ack.error.code === "timeout") {
+        // Joined again when the connection is back, or now if it came back during this try.
+        if (hub.socket.connected) setTimeout(ensureJoined, 1000);
+        return;
+      }
       root.dataset.state = "error";
       chatError.textContent = t("The room could not be opened: {reason}", {
         reason: ack.error.message,

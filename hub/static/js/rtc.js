@@ -52,7 +52,6 @@ export function createCall({
   let readyResolve;
   const ready = new Promise((resolve) => (readyResolve = resolve));
   let pc = null;
-  let createdAt = 0;
   let remoteStream = null;
   let localStream = null;
   let mediaTried = null; // Promise of the getUserMedia attempt
@@ -168,7 +167,6 @@ export function createCall({
     dropConnection();
     const conn = new RTCPeerConnection(config);
     pc = conn;
-    createdAt = performance.now();
     makingOffer = false;
     ignoreOffer = false;
     settingRemoteAnswer = false;
@@ -218,7 +216,6 @@ export function createCall({
     }
     armWatchdog();
     showPeerState();
-    return conn;
   }
 
   function dropConnection() {
