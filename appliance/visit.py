@@ -681,6 +681,7 @@ class Visit:
             timer = threading.Timer(RESTORE_WAIT_S, self._check_restored, args=(v,))
             timer.daemon = True
             timer.start()
+            self._flush_lines("breakroom")
         self._flush_outbox()
 
     def _check_restored(self, v: _VisitData) -> None:
