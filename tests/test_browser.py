@@ -40,10 +40,16 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
-def log_in(browser: Browser, hub, username: str, **context: object) -> Page:
-    """A new browser (own cookies) logged in through the login form, in Danish by default."""
+def log_in(
+    browser: Browser, hub, username: str, init_script: str | None = None, **context: object
+) -> Page:
+    """A new browser (own cookies) logged in through the login form, in Danish by default.
+    `init_script` runs in every page of it before the page's own scripts."""
     options: dict[str, object] = {"base_url": hub.url, "locale": "da-DK", **context}
-    page = browser.new_context(**options).new_page()
+    browser_context = browser.new_context(**options)
+    if init_script:
+        browser_context.add_init_script(init_script)
+    page = browser_context.new_page()
     page.set_default_timeout(10_000)
     page.goto("/login")
     page.get_by_test_id("login-username").fill(username)

@@ -28,6 +28,12 @@ from av import VideoFrame
 
 from tests.conftest import ROOT, free_port, stop
 from tests.test_matching import ask, on_duty
+from tests.test_room_browser import (  # noqa: F401 (fixtures)
+    chromium,
+    expect_video_from_the_other_side,
+    media_browser,
+    meet,
+)
 
 pytestmark = [pytest.mark.turn, pytest.mark.slow]
 
@@ -201,3 +207,46 @@ def test_a_relay_only_call_connects_through_coturn(hub, coturn):
         time.sleep(0.2)
     packets = coturn.peer_packets()
     assert len(packets) == 2 and min(packets) >= FRAMES, coturn.log.read_text()[-3000:]
+
+
+# Keeps every RTCPeerConnection the page makes, so the test can ask it how the call is routed.
+KEEP_PEER_CONNECTIONS = """(() => {
+  const Original = window.RTCPeerConnection;
+  window.peerConnections = [];
+  window.RTCPeerConnection = function (...args) {
+    const pc = new Original(...args);
+    window.peerConnections.push(pc);
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Original.prototype;
+})();"""
+
+# The policy of the page's current connection, and its selected pair: the candidate types, the
+# TURN server the local relay candidate came from and the bytes received over the pair.
+CALL_ROUTE = """async () => {
+  const pc = window.peerConnections.at(-1);
+  const stats = [...(await pc.getStats()).values()];
+  const transport = stats.find((s) => s.type === "transport" && s.selectedCandidatePairId);
+  if (!transport) return null;
+  const pair = stats.find((s) => s.id === transport.selectedCandidatePairId);
+  const local = stats.find((s) => s.id === pair.localCandidateId);
+  const remote = stats.find((s) => s.id === pair.remoteCandidateId);
+  return {
+    policy: pc.getConfiguration().iceTransportPolicy,
+    local: local.candidateType,
+    remote: remote.candidateType,
+    server: local.url,
+    bytes: pair.bytesReceived,
+  };
+}"""
+
+
+def test_two_browsers_call_each_other_through_coturn_only(hub, coturn, media_browser):  # noqa: F811
+    student, helper = meet(
+        media_browser, media_browser, hub, student_context={"init_script": KEEP_PEER_CONNECTIONS}
+    )
+    for page in (student, helper):
+        expect_video_from_the_other_side(page)
+    route = student.evaluate(CALL_ROUTE)
+    assert route["policy"] == "relay" and (route["local"], route["remote"]) == ("relay", "relay")
+    assert route["server"] == coturn.url and route["bytes"] > 10_000
