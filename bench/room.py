@@ -68,7 +68,7 @@ HUB_ENV = {
     "LEKTIECAFE_STUDENT_GRACE_S": "600",
     "LEKTIECAFE_ROOM_GRACE_S": "600",
 }
-DELIVERY_TARGET_P99_MS = 50.0
+DELIVERY_TARGET_P99_MS = TARGET_MS = 50.0
 SYNC_TARGET_RATIO = 0.5
 VIDEO_TARGET_P50_MS = 1000.0
 EVENT_TIMEOUT_S = 60.0
@@ -331,6 +331,7 @@ class ChatLoad:
         self.doc_sent: dict[str, tuple[float, bool]] = {}
         self.unexpected: dict[str, int] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.deliveries: list[tuple[float, float]] = []  # (sent at, latency) of chat and doc
         for room in rooms:
             for member in (room.student, room.helper):
                 self._watch(room, member)
@@ -348,6 +349,7 @@ class ChatLoad:
                 self._note("chat:message not sent by this run")
             elif sent[1]:
                 self.chat.add(now - sent[0])
+                self.deliveries.append((sent[0], now - sent[0]))
 
         def on_doc(data: Any = None) -> None:
             now = time.perf_counter()
@@ -358,6 +360,7 @@ class ChatLoad:
                 return
             if sent[1]:
                 self.doc.add(now - sent[0])
+                self.deliveries.append((sent[0], now - sent[0]))
             room.replicas[member.role].apply(base64.b64decode(update))
 
         member.sio.on("chat:message", on_chat)
@@ -440,13 +443,86 @@ class ChatLoad:
             "warmup_ticks": warmup,
             "sending_s": sending_s,
             "sent_per_s": 2 * len(self.rooms) / interval,
+            "slow_seconds": self._slow_seconds(t0 + warmup * interval),
         }
+
+    def _slow_seconds(self, start: float) -> dict[str, Any]:
+        """Whether the slow deliveries bunch up (stalls) or spread out (steady overload): per
+        second of the measured load, the slowest delivery sent in it, for the seconds where
+        that missed the target."""
+        worst: dict[int, float] = {}
+        for sent, latency in self.deliveries:
+            second = int(sent - start)
+            worst[second] = max(worst.get(second, 0.0), latency)
+        slow = {s: round(v * 1000) for s, v in sorted(worst.items()) if v * 1000 > TARGET_MS}
+        return {
+            "start": start,
+            "seconds": len(worst),
+            "slow": len(slow),
+            "worst_ms_by_second": slow,
+        }
+
+
+def _machine_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU time of the whole machine so far, in clock ticks."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    return sum(fields) - fields[3] - fields[4], sum(fields)  # idle and iowait are not busy
+
+
+class CpuWatch:
+    """Once a second: how much CPU the hub got and how busy the whole machine was. Slow
+    seconds with the machine saturated by other work point at the machine; slow seconds with
+    the hub idle point at a stall inside it."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.seconds: list[tuple[float, float, float]] = []  # (at, hub %, machine busy %)
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        hub, machine, at = cpu_seconds(self.pid), _machine_jiffies(), time.perf_counter()
+        while True:
+            await asyncio.sleep(1.0)
+            hub2, machine2, at2 = cpu_seconds(self.pid), _machine_jiffies(), time.perf_counter()
+            if hub is not None and hub2 is not None:
+                busy = 100 * (machine2[0] - machine[0]) / max(1, machine2[1] - machine[1])
+                self.seconds.append((at, 100 * (hub2 - hub) / (at2 - at), busy))
+            hub, machine, at = hub2, machine2, at2
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+
+    def compare(self, start: float, slow: dict[int, int]) -> dict[str, Any]:
+        """Median hub CPU and machine busy in the slow seconds and in the others."""
+
+        def median(values: list[float]) -> float:
+            return sorted(values)[len(values) // 2] if values else math.nan
+
+        split: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+        for at, hub, busy in self.seconds:
+            if at >= start:
+                split[int(at - start) in slow].append((hub, busy))
+        return {
+            key: {
+                "seconds": len(rows),
+                "hub_cpu_pct": median([r[0] for r in rows]),
+                "machine_busy_pct": median([r[1] for r in rows]),
+            }
+            for key, rows in (("slow", split[True]), ("others", split[False]))
+        } | {"by_second": [(round(a - start, 1), round(h), round(b)) for a, h, b in self.seconds]}
 
 
 async def chat_part(
     args: argparse.Namespace, hub_url: str, users: list[BenchUser], pid: int
 ) -> dict[str, Any]:
     lag = LoopLag()
+    watch = CpuWatch(pid)
     async with client_session() as http:
         run = HubRun(args, http, users)
         lag.start()
@@ -459,17 +535,21 @@ async def chat_part(
                 f"(+ {args.warmup_s:g} s warm-up) ..."
             )
             lag.take()
+            watch.start()
             cpu, client_cpu, started = cpu_seconds(pid), time.process_time(), time.perf_counter()
             info = await load.run()
             wall = time.perf_counter() - started
+            await watch.stop()
             cpu_after = cpu_seconds(pid)
             client_cpu = time.process_time() - client_cpu
             loop_lag = lag.take()
             ok = _same_text(run.rooms)
             dropped = sum(1 for m in run.lobby.everyone if m.dropped)
         finally:
+            await watch.stop()
             await lag.stop()
             await run.stop()
+    slow = info["slow_seconds"]
     return {
         "rooms": len(run.rooms),
         "interval_s": args.interval_s,
@@ -482,6 +562,7 @@ async def chat_part(
         "documents_equal": ok,
         "clients_dropped": dropped,
         "unexpected": {**run.lobby.unexpected, **load.unexpected},
+        "cpu_in_slow_seconds": watch.compare(slow["start"], slow["worst_ms_by_second"]),
         **info,
     }
 
@@ -1028,6 +1109,24 @@ def report(result: dict[str, Any]) -> str:
         target = f"p99 < {DELIVERY_TARGET_P99_MS:.0f} ms"
         verdicts = {s["name"]: f"{target}  {_verdict(_delivery_ok(s))}" for s in c["measures"][:2]}
         lines += measure_table([*c["measures"], c["loop_lag"]], verdicts)
+        slow = c["slow_seconds"]
+        lines.append(
+            f"  seconds of load with a delivery over {TARGET_MS:.0f} ms: {slow['slow']} of "
+            f"{slow['seconds']}"
+            + (
+                "; slowest per such second (s: ms): "
+                + ", ".join(f"{k}: {v:,}" for k, v in list(slow["worst_ms_by_second"].items())[:12])
+                if slow["slow"]
+                else ""
+            )
+        )
+        cmp = c["cpu_in_slow_seconds"]
+        lines.append(
+            "  medians per second, slow seconds / the others: hub CPU "
+            f"{_pct(cmp['slow']['hub_cpu_pct'])} / {_pct(cmp['others']['hub_cpu_pct'])} of a core, "
+            f"machine busy {_pct(cmp['slow']['machine_busy_pct'])} / "
+            f"{_pct(cmp['others']['machine_busy_pct'])} of all cores"
+        )
         lines.append(
             f"  wall {c['wall_s']:.1f} s, hub CPU {_cpu(c['hub_cpu_s'])}, bench CPU "
             f"{_cpu(c['client_cpu_s'])}; documents equal on both sides: {c['documents_equal']}; "
@@ -1083,6 +1182,10 @@ def report(result: dict[str, Any]) -> str:
 
 def _delivery_ok(s: dict[str, Any]) -> bool:
     return s["n"] > 0 and not s["errors"] and s["p99_ms"] < DELIVERY_TARGET_P99_MS
+
+
+def _pct(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.0f}%"
 
 
 def _cpu(seconds: float | None) -> str:
