@@ -179,6 +179,7 @@ class VisitView:
     doc_text: str = ""
     strokes: tuple[Stroke, ...] = ()
     rtc_state: str = "idle"  # "idle" | "connecting" | "connected" | "reconnecting" | "closed"
+    remote_frames: int = 0  # frames of the helper's video decoded since the kiosk started
     room_ended_reason: str | None = None  # "ended" | "peer_gone"
     room_ended_by: str | None = None  # "student" | "helper" | None
     # the device
@@ -430,6 +431,7 @@ class Visit:
                 doc_text=doc_text,
                 strokes=strokes,
                 rtc_state=self._media.rtc_state if v.phase == "in_room" else "idle",
+                remote_frames=self._media.remote.received if v.phase == "in_room" else 0,
                 room_ended_reason=v.room_ended_reason,
                 room_ended_by=v.room_ended_by,
                 camera_ok=self._media.camera_ok,

@@ -9,7 +9,8 @@ events, and answers once that frame has handled them and drawn (`Request.answer`
 Requests: `{"op": "tree"}` → the widgets on the screen (`id`, `kind`, `text`, `rect`, …);
 `{"op": "tap", "id": …}`; `{"op": "type", "text": …}` ("\n" is Enter, "\b" Backspace);
 `{"op": "drag", "id": …, "points": [[x, y], …]}` (fractions of the widget's rect);
-`{"op": "screenshot", "path": …}`; `{"op": "state"}` → screen, overlays, phase, language, fps.
+`{"op": "screenshot", "path": …}`; `{"op": "state"}` → screen, overlays, phase, language, fps,
+the call's state and how many of the helper's video frames were decoded (`remote_frames`).
 `DriverClient` is the other end, for tests and scripts."""
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ MIN_STEP = 3  # board units between stored points
 PENS = [("black", "#1b1d21"), ("blue", "#0b5cad"), ("red", "#b3261e"), ("green", "#1d6b33")]
 NOTICE_S = 6.0
 DOC_SETTLE_S = 0.5  # how long our own edit may take to show in the replica
+NO_PICTURE_S = 5.0  # connected this long without a picture: the helper has no camera on
 
 
 def rgb(color: str) -> Color:
@@ -81,6 +82,7 @@ class RoomScreen(Screen):
         self.ending: Future[None] | None = None
         self.notice = ""
         self.notice_left = 0.0
+        self.dark_s = 0.0  # how long the call has been connected without the helper's picture
         self.seen = self.activity_mark()
 
     # ---- typing ----------------------------------------------------------------------------
@@ -161,6 +163,9 @@ class RoomScreen(Screen):
 
     def update(self, dt: float) -> None:
         self.flush_stroke()
+        connected = self.app.view.rtc_state == "connected"
+        dark = connected and self.app.visit.remote_frame() is None
+        self.dark_s = self.dark_s + dt if dark else 0.0
         mark = self.activity_mark()
         if mark != self.seen:  # the helper is chatting, writing or drawing: the visit is alive
             self.seen = mark
@@ -232,12 +237,17 @@ class RoomScreen(Screen):
         remote = theme.rect(24, 108, 400, 300) if typing else theme.rect(24, 108, 520, 390)
         own = pygame.Rect(0, 0, remote.w * 3 // 10, remote.h * 3 // 10)
         own.bottomright = (remote.right - theme.px(8), remote.bottom - theme.px(8))
-        waiting_text = _("%(name)s is not here right now.") % {"name": view.peer_name}
+        if not view.peer_present:
+            no_picture = _("%(name)s is not here right now.") % {"name": view.peer_name}
+        elif self.dark_s > NO_PICTURE_S:
+            no_picture = _("No camera")  # a helper whose camera is missing or refused
+        else:
+            no_picture = _("Starting the video…")
         widgets += [
             Video(
                 "video.remote",
                 remote,
-                _("Starting the video…") if view.peer_present else waiting_text,
+                no_picture,
                 frame=self.app.visit.remote_frame(),
             ),
             Video(
