@@ -328,6 +328,8 @@ class App:
             "lang": i18n.language(),
             "phase": self.view.phase,
             "connection": self.view.connection,
+            "rtc": self.view.rtc_state,
+            "remote_frames": self.view.remote_frames,
             "idle_s": round(self.idle_for, 1),
             "fps": round(self.fps, 1),
             "size": list(self.surface.get_size()),
