@@ -181,6 +181,52 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process below it (children, their children, …), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError, IndexError, ValueError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop())
+        todo += children.get(found[-1], [])
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> dict[int, float]:
+    """`cpu_seconds` of each process of `process_tree(pid)`."""
+    return {p: s for p in process_tree(pid) if (s := cpu_seconds(p)) is not None}
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two `tree_cpu_seconds` readings. A process that started in
+    between counts whole; one that ended in between is missed (its last use is unknown)."""
+    return sum(s - before.get(p, 0.0) for p, s in after.items())
+
+
+def proc_kib(pid: int, file: str, key: str) -> int | None:
+    """A "key: N kB" line of /proc/<pid>/<file>: e.g. ("status", "VmRSS"), ("status",
+    "VmHWM") for the peak RSS, or ("smaps_rollup", "Pss") for the share of shared pages."""
+    with suppress(OSError, ValueError, IndexError):
+        for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return None
+
+
+def load_line(before: Sequence[float], after: Sequence[float]) -> str:
+    return (
+        "  load avg  (1/5/15 min) before "
+        + "/".join(f"{x:.1f}" for x in before)
+        + ", after "
+        + "/".join(f"{x:.1f}" for x in after)
+        + "  (other work on the machine shows here)"
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # A fresh database
 
@@ -325,6 +371,48 @@ def subject_ids(hub_url: str, token: str) -> list[int]:
     request = Request(hub_url + "/api/catalog", headers={"Authorization": f"Bearer {token}"})
     with urlopen(request, timeout=10) as r:
         return [int(s["id"]) for s in json.load(r)["subjects"]]
+
+
+def _post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urlopen(request, timeout=10) as r:
+        answer: dict[str, Any] = json.load(r)
+        return answer
+
+
+def pair_kiosk(
+    hub_url: str, database_url: str, secret_key: str, staff: str = "staff1"
+) -> dict[str, Any]:
+    """A kiosk paired as a real one is: it asks the hub for a code and collects its token over
+    HTTP. Site staff's confirmation is the hub's own `confirm` on the same database instead of
+    the staff page's form. Returns the poll's answer (`device_token`, `device_id`, `site`)."""
+    from sqlalchemy import select
+
+    from hub import clock, create_app
+    from hub.accounts.access import Identity
+    from hub.accounts.models import User
+    from hub.config import HubConfig
+    from hub.devices.service import confirm
+    from hub.errors import HubError
+    from hub.state import hub_state
+
+    code = _post_json(hub_url + "/api/devices/pair", {"name": "Bench kiosk"})
+    app = create_app(HubConfig(database_url=database_url, secret_key=secret_key))
+    try:
+        with app.app_context():
+            state = hub_state()
+            with state.db.transaction() as s:
+                user = s.scalars(select(User).where(User.username == staff)).one()
+                found = confirm(
+                    s, Identity.of(user), code["user_code"], None, clock.now(), state.config
+                )
+            if isinstance(found, HubError):
+                raise SystemExit(f"pairing the kiosk was refused: {found}")
+    finally:
+        app.extensions["lektiecafe"].db.dispose()
+    return _post_json(hub_url + "/api/devices/pair/poll", {"device_code": code["device_code"]})
 
 
 # ---------------------------------------------------------------------------------------------

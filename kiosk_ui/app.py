@@ -94,6 +94,8 @@ class App:
         self.running = True
         self.exit_code = 0
         self.fps = 0.0
+        self.frames_run = 0  # since the start; and those that changed the screen (bench/kiosk.py)
+        self.frames_drawn = 0
         self._drawn: list[Any] | None = None  # signatures of what is on the glass
         self.screen: Screen = self._first_screen()
 
@@ -226,6 +228,7 @@ class App:
         before, self._drawn = self._drawn, drawn
         if drawn == before:
             return
+        self.frames_drawn += 1
         above = [tree for tree in trees[1:] if tree]
         if (
             before is not None
@@ -332,6 +335,8 @@ class App:
             "remote_frames": self.view.remote_frames,
             "idle_s": round(self.idle_for, 1),
             "fps": round(self.fps, 1),
+            "frames_run": self.frames_run,
+            "frames_drawn": self.frames_drawn,
             "size": list(self.surface.get_size()),
         }
 
@@ -345,6 +350,7 @@ class App:
         while self.running:
             dt = min(clock.tick(FPS) / 1000, 0.25)  # a stall must not skip the idle countdown
             self.fps = clock.get_fps()
+            self.frames_run += 1
             requests = self.driver.take() if self.driver else []
             answers = {id(r): self.before_frame(r) for r in requests}
             self.frame(dt, pygame.event.get())

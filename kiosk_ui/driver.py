@@ -10,7 +10,8 @@ Requests: `{"op": "tree"}` → the widgets on the screen (`id`, `kind`, `text`, 
 `{"op": "tap", "id": …}`; `{"op": "type", "text": …}` ("\n" is Enter, "\b" Backspace);
 `{"op": "drag", "id": …, "points": [[x, y], …]}` (fractions of the widget's rect);
 `{"op": "screenshot", "path": …}`; `{"op": "state"}` → screen, overlays, phase, language, fps,
-the call's state and how many of the helper's video frames were decoded (`remote_frames`).
+the call's state, how many of the helper's video frames were decoded (`remote_frames`), and
+the frames run and those that changed the screen since the start (`frames_run`, `frames_drawn`).
 `DriverClient` is the other end, for tests and scripts."""
 
 from __future__ import annotations
