@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
-from flask import request
+from flask import current_app, request
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_socketio import join_room
@@ -20,6 +20,7 @@ from hub.accounts.access import Identity
 from hub.accounts.models import Role
 from hub.errors import Invalid
 from hub.extensions import socketio
+from hub.groupcommit import GroupCommit
 from hub.moderation import Blocked
 from hub.realtime.events import handler, user_gone
 from hub.realtime.notices import deliver
@@ -155,21 +156,28 @@ def chat_send(member: Identity, data: ChatIn) -> dict[str, Any]:
     return {"msg_id": message["msg_id"], "ts": message["ts"]}
 
 
+def _doc_writer() -> GroupCommit[service.DocAppend, int]:
+    """The process's group commit of document updates: while one batch is being stored the next
+    fills up, so a busy hub stores many keystrokes per transaction."""
+    extensions = current_app.extensions
+    if "lektiecafe.doc_writer" not in extensions:
+        extensions["lektiecafe.doc_writer"] = GroupCommit(hub_state().db, service.append_updates)
+    writer: GroupCommit[service.DocAppend, int] = extensions["lektiecafe.doc_writer"]
+    return writer
+
+
 @handler("doc:update", roles=MEMBERS, payload=DocIn)
 def doc_update(member: Identity, data: DocIn) -> dict[str, Any]:
-    state = hub_state()
     update = service.decode_update(data.update)
-    with state.db.transaction() as s:
-        room = service.open_member_room(s, member, data.room_id)
-        seq = service.append_update(s, room, update, clock.now())
+    seq = _doc_writer().submit(service.DocAppend(member.user_id, data.room_id, update, clock.now()))
     socketio.emit(
         "doc:update",
-        {"room_id": room.id, "update": data.update, "seq": seq},
-        to=service.room_channel(room.id),
+        {"room_id": data.room_id, "update": data.update, "seq": seq},
+        to=service.room_channel(data.room_id),
         skip_sid=_sid(),
     )
-    if seq % state.config.doc_compact_every == 0:
-        _compact(room.id)
+    if seq % hub_state().config.doc_compact_every == 0:
+        _compact(data.room_id)
     return {"seq": seq}
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import pycrdt
 from flask_babel import gettext as _
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from hub.accounts.access import Identity
@@ -21,7 +23,7 @@ from hub.accounts.models import Role, User
 from hub.attachments.models import Attachment
 from hub.catalog.models import Subject
 from hub.config import HubConfig
-from hub.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
+from hub.errors import Conflict, Forbidden, HubError, Invalid, NotFound, RateLimited
 from hub.matching.models import DutyStatus, HelperDuty, HelpRequest
 from hub.moderation import check
 from hub.realtime.models import Connection
@@ -43,16 +45,22 @@ def room_channel(room_id: str) -> str:
 
 def member_room(s: Session, caller: Identity, room_id: str) -> Room:
     """The room if `caller` is one of its two members; refuses everyone else."""
-    room = s.get(Room, room_id)
+    return _as_member(s.get(Room, room_id), caller.user_id)
+
+
+def open_member_room(s: Session, caller: Identity, room_id: str) -> Room:
+    return _as_open(member_room(s, caller, room_id))
+
+
+def _as_member(room: Room | None, user_id: int) -> Room:
     if room is None:
         raise NotFound(_("That room was not found."))
-    if caller.user_id not in (room.student_id, room.helper_id):
+    if user_id not in (room.student_id, room.helper_id):
         raise Forbidden(_("Only the student and the helper can be in this room."))
     return room
 
 
-def open_member_room(s: Session, caller: Identity, room_id: str) -> Room:
-    room = member_room(s, caller, room_id)
+def _as_open(room: Room) -> Room:
     if room.ended_at is not None:
         raise Conflict(_("This session has ended."), reason="ended")
     return room
@@ -172,12 +180,12 @@ def end_abandoned(s: Session, now: datetime, config: HubConfig) -> list[Notice]:
 # Chat
 
 
-def chat_payload(message: RoomMessage, author: User, room: Room) -> dict[str, Any]:
+def chat_payload(message: RoomMessage, author_name: str, room: Room) -> dict[str, Any]:
     return {
         "msg_id": message.id,
         "room_id": message.room_id,
-        "from": author.display_name,
-        "from_role": role_in(room, author.id),
+        "from": author_name,
+        "from_role": role_in(room, message.author_id),
         "text": message.text,
         "ts": message.created_at.isoformat(),
         "client_msg_id": message.client_msg_id,
@@ -188,13 +196,13 @@ def chat_history(s: Session, room_id: str) -> list[dict[str, Any]]:
     room = s.get(Room, room_id)
     assert room is not None
     rows = s.execute(
-        select(RoomMessage, User)
+        select(RoomMessage, User.display_name)
         .join(User, User.id == RoomMessage.author_id)
         .where(RoomMessage.room_id == room_id)
         .order_by(RoomMessage.id.desc())
         .limit(CHAT_HISTORY)
     ).all()
-    return [chat_payload(m, author, room) for m, author in reversed(rows)]
+    return [chat_payload(m, name, room) for m, name in reversed(rows)]
 
 
 def post_chat(
@@ -216,10 +224,8 @@ def post_chat(
             RoomMessage.client_msg_id == client_msg_id,
         )
     )
-    author = s.get(User, caller.user_id)
-    assert author is not None
     if existing is not None:
-        return chat_payload(existing, author, room), False
+        return chat_payload(existing, caller.display_name, room), False
     check(text)
     recent = s.scalar(
         select(func.count()).where(
@@ -242,7 +248,7 @@ def post_chat(
     )
     s.add(message)
     s.flush()
-    return chat_payload(message, author, room), True
+    return chat_payload(message, caller.display_name, room), True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,12 +276,38 @@ def decode_update(encoded: str) -> bytes:
     return data
 
 
-def append_update(s: Session, room: Room, data: bytes, now: datetime) -> int:
-    """Store one update; its id is the `seq` the client is acknowledged with."""
-    row = DocUpdate(room_id=room.id, data=data, created_at=now)
-    s.add(row)
-    s.flush()
-    return row.id
+@dataclass(frozen=True)
+class DocAppend:
+    """One member's document update, waiting to be stored (see `append_updates`)."""
+
+    user_id: int
+    room_id: str
+    data: bytes
+    at: datetime
+
+
+def append_updates(s: Session, items: Sequence[DocAppend]) -> list[int | HubError]:
+    """Store a batch of updates, each only if its sender is a member of its open room; per item
+    the `seq` it is acknowledged with (the row's id), or why it was refused."""
+    rooms = {
+        r.id: r for r in s.scalars(select(Room).where(Room.id.in_({i.room_id for i in items})))
+    }
+    results: list[int | HubError] = []
+    rows: list[dict[str, Any]] = []
+    for item in items:
+        try:
+            _as_open(_as_member(rooms.get(item.room_id), item.user_id))
+        except HubError as exc:
+            results.append(exc)
+            continue
+        results.append(len(rows))  # replaced by the seq below
+        rows.append({"room_id": item.room_id, "data": item.data, "created_at": item.at})
+    if not rows:
+        return results
+    seqs = s.scalars(
+        insert(DocUpdate).returning(DocUpdate.id, sort_by_parameter_order=True), rows
+    ).all()
+    return [r if isinstance(r, HubError) else seqs[r] for r in results]
 
 
 def document_state(s: Session, room_id: str) -> tuple[bytes, int]:
