@@ -31,6 +31,17 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PG_ADMIN = "postgresql://127.0.0.1:5432/test"
 DEMO_PASSWORD = "demo-password"
+# Headless Chromium for pages in a call: a fake camera and microphone (a test pattern and a beep),
+# no permission prompt, software compositing.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-gpu",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+]
 
 # ---------------------------------------------------------------------------------------------
 # Statistics

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    CHROMIUM_ARGS,
     DEMO_PASSWORD,
     PG_ADMIN,
     ROOT,
@@ -74,15 +75,6 @@ SETUP_TIMEOUT_S = 60.0  # each step of matching and connecting a call
 TIMEOUT_MS = SETUP_TIMEOUT_S * 1000  # the same, for Playwright
 STAMP_WRAP = 2**32  # the picture carries the capture time in ms modulo 2^32
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-gpu",
-    "--use-fake-device-for-media-stream",  # a test pattern and a beep
-    "--use-fake-ui-for-media-stream",
-]
 PAGE = {"locale": "da-DK", "viewport": {"width": 1280, "height": 900}}
 MEDIA = {"permissions": ["camera", "microphone"]}
 
@@ -503,16 +495,33 @@ LATENCY_MEASURES = (  # the last one is the target's
 
 def latencies(frames: list[list[Any]], wall: tuple[float, float], offset_ms: float) -> dict:
     """The helper's readable frames shown within the window, on this process's clock: from the
-    capture (the stamp) to each of the times the page recorded."""
+    capture (the stamp) to each of the times the page recorded; and the target's p50 in each
+    10 s of the window (the jitter buffer, and so the latency, can move during a call)."""
     measures = [Samples(name) for name in LATENCY_MEASURES]
+    slices: dict[int, Samples] = {}
+    per_frame = []
     for stamp, *times in frames:
-        if not wall[0] * 1000 <= times[-1] - offset_ms <= wall[1] * 1000:
+        shown = times[-1] - offset_ms
+        if not wall[0] * 1000 <= shown <= wall[1] * 1000:
             continue
+        row = [round(shown / 1000 - wall[0], 3)]
         for samples, at in zip(measures, times, strict=True):
+            late = None
             if at is not None:
                 late = (at - offset_ms - stamp) % STAMP_WRAP  # stamps wrap at 2^32 ms
-                samples.add((late - STAMP_WRAP if late > STAMP_WRAP / 2 else late) / 1000)
-    return {"measures": [m.summary() for m in measures]}
+                late = late - STAMP_WRAP if late > STAMP_WRAP / 2 else late
+                samples.add(late / 1000)
+            row.append(late)
+        per_frame.append(row)
+        slices.setdefault(int(row[0] // 10), Samples("")).add(measures[-1].values[-1])
+    return {
+        "measures": [m.summary() for m in measures],
+        "p50_ms_by_10s": [slices[k].summary()["p50_ms"] for k in sorted(slices)],
+        "frames": {
+            "columns": ["s into the window", *(f"{name}, ms" for name in LATENCY_MEASURES)],
+            "rows": per_frame,
+        },
+    }
 
 
 def per_second(states: list[tuple[float, dict[str, Any]]], key: str) -> list[float]:
@@ -804,6 +813,8 @@ def _latency_lines(c: dict[str, Any]) -> list[str]:
     lines = measure_table(
         measures, {shown["name"]: f"p50 < {LATENCY_TARGET_P50_MS:.0f} ms  {_verdict(ok)}"}
     )
+    by_10s = " / ".join(f"{ms:.0f}" for ms in c["latency"]["p50_ms_by_10s"])
+    lines.append(f"  {shown['name']}: p50 in each 10 s of the window {by_10s} ms")
     off = c["clock_offset_ms"]
     lines.append(
         f"  clocks: the page's timeOrigin+now() - time.time() = {off['offset']:+.2f} ms "

@@ -40,6 +40,7 @@ import pycrdt
 import socketio
 
 from bench.common import (
+    CHROMIUM_ARGS,
     DEMO_PASSWORD,
     PG_ADMIN,
     BenchUser,
@@ -936,16 +937,6 @@ def _sync_load(args: argparse.Namespace) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Part 3: offer:accept -> first remote video frame, browser to browser
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-gpu",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-]
 
 # In every page before its scripts: the epoch-based time (performance.timeOrigin + now(), one
 # clock for both pages of the same machine) of the accept click, of the first RTCPeerConnection
