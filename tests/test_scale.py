@@ -7,8 +7,10 @@ import pytest
 from hub.db import Database
 from tests.conftest import RunningHub, start_hub, stop
 from tests.hubclient import Client
+from tests.test_rooms import Writer, type_text
 
 pytestmark = pytest.mark.postgres
+OFFER = {"type": "offer", "sdp": "v=0\r\n"}
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -38,6 +40,41 @@ def test_a_student_on_one_hub_process_is_matched_with_a_helper_on_another(databa
         assert again.wait_for("match")["peer"]["display_name"] == "Hjælper 1"
     finally:
         for running in (a, b):
+            stop(running.process)
+            running.close_clients()
+            running.db.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_room_works_across_two_hub_processes(database_url, tmp_path):
+    env = {"LEKTIECAFE_MESSAGE_QUEUE": "redis://127.0.0.1:6379/0"}
+    hubs = []
+    for name in ("a", "b"):
+        (folder := tmp_path / name).mkdir()
+        process, url, log = start_hub(database_url, folder, env)
+        hubs.append(RunningHub(url, Database(database_url), folder, process, log))
+    a, b = hubs
+    try:
+        student, helper = a.client("student1"), b.client("helper1")
+        helper.ok("duty:set", {"status": "available"})
+        student.ok("help:request", {"subject": 1, "grade": 9})
+        room = helper.ok("offer:accept", {"offer_id": helper.wait_for("offer")["offer_id"]})
+        room_id = room["room_id"]
+        student.wait_for("match")
+        for member in (student, helper):
+            member.ok("room:join", {"room_id": room_id})
+
+        helper.ok("rtc:signal", {"room_id": room_id, "kind": "offer", "data": OFFER})
+        assert student.wait_for("rtc:signal")["data"] == OFFER
+        student.ok("chat:send", {"room_id": room_id, "text": "Hej", "client_msg_id": "1"})
+        assert helper.wait_for("chat:message")["text"] == "Hej"
+        update = Writer().change(type_text("x = 2"))
+        student.ok("doc:update", {"room_id": room_id, "update": update})
+        assert helper.wait_for("doc:update")["update"] == update
+        helper.ok("room:end", {"room_id": room_id})
+        assert student.wait_for("room:ended")["by"] == "helper"
+    finally:
+        for running in hubs:
             stop(running.process)
             running.close_clients()
             running.db.dispose()
