@@ -117,13 +117,7 @@ class Pairing:
             if exc.code == "access_denied":
                 raise PairingDenied(exc.message) from exc
             raise PairingError(exc.message) from exc
-        site = answer["site"]
-        return Identity(
-            device_token=str(answer["device_token"]),
-            device_id=int(answer["device_id"]),
-            site_id=int(site["id"]),
-            site_name=str(site["name"]),
-        )
+        return identity_from_answer(answer)
 
     def wait_for_token(self, code: PairingCode, stop: threading.Event) -> Identity:
         """Step 3: poll every `interval` seconds until there is an answer. `stop` cancels."""
@@ -155,6 +149,19 @@ class Pairing:
         identity = self.wait_for_token(code, stop)
         self.store(identity)
         return identity
+
+
+def identity_from_answer(answer: dict[str, Any]) -> Identity:
+    """The device's identity from the hub's answer to a confirmed poll (`device_token`,
+    `device_id`, `site`): what `Pairing.store()` keeps, and what a test or benchmark that paired
+    a kiosk itself stores before starting it."""
+    site = answer["site"]
+    return Identity(
+        device_token=str(answer["device_token"]),
+        device_id=int(answer["device_id"]),
+        site_id=int(site["id"]),
+        site_name=str(site["name"]),
+    )
 
 
 def _model() -> str:

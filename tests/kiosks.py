@@ -3,10 +3,13 @@ connecting it over Socket.IO with its device token."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import requests
 
+from appliance.pairing import identity_from_answer
+from appliance.state import KioskState
 from tests.hubclient import Browserless, Client
 
 
@@ -68,6 +71,17 @@ def pair(hub: Any, staff: str = "staff1", name: str = "Kiosk", **extra: Any) -> 
     r = poll(hub, code["device_code"])
     assert r.status_code == 200, r.text
     answer: dict[str, Any] = r.json()
+    return answer
+
+
+def pair_into(hub: Any, data_dir: Path) -> dict[str, Any]:
+    """A kiosk paired through the whole flow, its identity stored in the kiosk state in
+    `data_dir` as pairing would have, so an appliance started there is paired: the poll's
+    answer."""
+    answer = pair(hub)
+    state = KioskState(data_dir)
+    state.store_identity(identity_from_answer(answer))
+    state.close()
     return answer
 
 

@@ -29,7 +29,7 @@ from hub.devices.models import DeviceCommand, KioskVisit
 from hub.rooms.models import Feedback
 from tests.conftest import start_hub
 from tests.hubclient import Client
-from tests.kiosks import StaffPage, pair
+from tests.kiosks import StaffPage, pair_into
 from tests.test_matching import on_duty
 
 SMALL = (320, 240)  # video in tests: small and quick to encode
@@ -67,18 +67,8 @@ def kiosk_options(hub: Any, data_dir: Path) -> Options:
 @pytest.fixture
 def kiosk(hub: Any, tmp_path: Path) -> Iterator[Kiosk]:
     """A paired kiosk (paired the way staff do it), its Visit open and connected."""
-    paired = pair(hub)
     data_dir = tmp_path / "kiosk"
-    state = KioskState(data_dir)
-    state.store_identity(
-        Identity(
-            paired["device_token"],
-            paired["device_id"],
-            paired["site"]["id"],
-            paired["site"]["name"],
-        )
-    )
-    state.close()
+    paired = pair_into(hub, data_dir)
     restarts: list[float] = []
     visit = Visit(kiosk_options(hub, data_dir), on_restart=lambda: restarts.append(time.time()))
     visit.open()

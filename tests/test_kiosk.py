@@ -19,11 +19,10 @@ import requests
 from sqlalchemy import select
 
 from appliance.media import MediaEngine
-from appliance.state import Identity, KioskState
 from hub.rooms.models import Feedback
 from kiosk_ui.driver import DriverClient
 from tests.conftest import ROOT, start_hub
-from tests.kiosks import StaffPage, pair
+from tests.kiosks import StaffPage, pair_into
 from tests.test_matching import on_duty
 
 pytestmark = pytest.mark.kiosk
@@ -89,18 +88,7 @@ def start_kiosk(hub: Any, tmp_path: Path) -> Iterator[Callable[..., Kiosk]]:
         data_dir = tmp_path / f"kiosk{len(started)}"
         device_id = None
         if paired:
-            answer = pair(hub)
-            state = KioskState(data_dir)
-            state.store_identity(
-                Identity(
-                    answer["device_token"],
-                    answer["device_id"],
-                    answer["site"]["id"],
-                    answer["site"]["name"],
-                )
-            )
-            state.close()
-            device_id = answer["device_id"]
+            device_id = pair_into(hub, data_dir)["device_id"]
         options = ["--fake-camera"] if camera == "fake" else []
         kiosk = Kiosk(hub, data_dir, *options, *extra, device_id=device_id)
         started.append(kiosk)
