@@ -17,7 +17,7 @@ from kiosk_ui import theme as t
 from kiosk_ui.i18n import _
 from kiosk_ui.icons import subject_icon
 from kiosk_ui.screen import Screen, TextField
-from kiosk_ui.screens.common import heading, keyboard_for, notice_box, problem
+from kiosk_ui.screens.common import error_line, heading, keyboard_for, notice_box, problem
 from kiosk_ui.widgets import Button, Icon, Label, Picture, TextInput, Video, Widget
 
 if TYPE_CHECKING:
@@ -351,16 +351,6 @@ class QuestionScreen(Screen):
                     align="center",
                 )
             )
-        if self.error:
-            widgets.append(
-                Label(
-                    "error",
-                    theme.rect(328, 356, 928, 64),
-                    self.error,
-                    size=22,
-                    color=t.DANGER,
-                    bold=True,
-                )
-            )
+        widgets += error_line(theme.rect(328, 356, 928, 64), self.error)
         widgets += keyboard_for(self, _("Ask for help"))
         return widgets

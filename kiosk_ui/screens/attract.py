@@ -15,7 +15,7 @@ from kiosk_ui import theme as t
 from kiosk_ui.i18n import _
 from kiosk_ui.icons import face, speech
 from kiosk_ui.screen import Screen, TextField
-from kiosk_ui.screens.common import heading, keyboard_for, notice_box, problem
+from kiosk_ui.screens.common import error_line, heading, keyboard_for, notice_box, problem
 from kiosk_ui.widgets import Button, Label, TextInput, Widget
 
 if TYPE_CHECKING:
@@ -237,16 +237,6 @@ class NicknameScreen(Screen):
                     size=28,
                 )
             )
-        if self.error:
-            widgets.append(
-                Label(
-                    "error",
-                    theme.rect(24, 326, 1232, 70),
-                    self.error,
-                    size=26,
-                    color=t.DANGER,
-                    bold=True,
-                )
-            )
+        widgets += error_line(theme.rect(24, 326, 1232, 70), self.error, size=26)
         widgets += keyboard_for(self, _("Next"))
         return widgets

@@ -139,6 +139,13 @@ def heading(theme: Theme, x: float, width: float, title: str, hint: str = "") ->
     ]
 
 
+def error_line(rect: pygame.Rect, text: str, size: int = 22) -> list[Widget]:
+    """Why the screen's last call failed, in red (nothing when `text` is empty)."""
+    if not text:
+        return []
+    return [Label("error", rect, text, size=size, color=t.DANGER, bold=True)]
+
+
 def notice_box(
     theme: Theme, widget_id: str, rect: pygame.Rect, text: str, size: int = 26
 ) -> list[Widget]:

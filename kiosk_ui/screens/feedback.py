@@ -11,7 +11,7 @@ from kiosk_ui import theme as t
 from kiosk_ui.i18n import _
 from kiosk_ui.icons import face
 from kiosk_ui.screen import Screen, TextField
-from kiosk_ui.screens.common import heading, keyboard_for, problem
+from kiosk_ui.screens.common import error_line, heading, keyboard_for, problem
 from kiosk_ui.screens.overlays import ReportDialog
 from kiosk_ui.widgets import Button, Countdown, Label, TextInput, Widget
 
@@ -110,17 +110,7 @@ class FeedbackScreen(Screen):
                 size=32,
             ),
         ]
-        if self.error:
-            widgets.append(
-                Label(
-                    "error",
-                    theme.rect(24, top - 40, 1232, 36),
-                    self.error,
-                    size=22,
-                    color=t.DANGER,
-                    bold=True,
-                )
-            )
+        widgets += error_line(theme.rect(24, top - 40, 1232, 36), self.error)
         if typing:
             widgets += keyboard_for(self, _("Send"), closable=True)
         elif self.reported:

@@ -13,6 +13,7 @@ from kiosk_ui.screen import Screen, TextField
 from kiosk_ui.screens.common import (
     chat_items,
     chat_panel,
+    error_line,
     keyboard_for,
     notice_box,
     problem,
@@ -102,17 +103,7 @@ class WaitingScreen(Screen):
                 size=28,
             )
         )
-        if self.error:
-            widgets.append(
-                Label(
-                    "error",
-                    theme.rect(24, 124, 1232, 32),
-                    self.error,
-                    size=22,
-                    color=t.DANGER,
-                    bold=True,
-                )
-            )
+        widgets += error_line(theme.rect(24, 124, 1232, 32), self.error)
         typing = self.focus is not None
         chat_area = theme.rect(24, 160, 1232, 256) if typing else theme.rect(688, 196, 568, 588)
         if not typing:
