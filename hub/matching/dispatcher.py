@@ -11,10 +11,11 @@ from flask import Flask
 
 from hub import clock, housekeeping
 from hub.accounts.access import load_identity
+from hub.extensions import socketio
 from hub.matching import service
 from hub.realtime import presence
 from hub.realtime.events import user_gone
-from hub.realtime.notices import deliver
+from hub.realtime.notices import deliver, deliver_in_turn
 from hub.rooms import service as rooms
 from hub.state import HubState
 
@@ -66,16 +67,17 @@ class Dispatcher:
             self._last_housekeeping = now.timestamp()
             with self.state.db.transaction() as s:
                 housekeeping.run(s, self.state.config, now)
+        with self.state.db.matching_transaction() as s:
+            notices = rooms.end_abandoned(s, now, self.state.config)
+            notices += service.dispatch(s, now, self.state.config)
+            deadline = service.next_deadline(s)
+        deliver(notices)
         queue_updates_due = self._last_queue_updates + QUEUE_UPDATES_EVERY_S - now.timestamp()
         if queue_updates_due <= 0:
             self._last_queue_updates = now.timestamp()
-        with self.state.db.matching_transaction() as s:
-            notices = rooms.end_abandoned(s, now, self.state.config)
-            notices += service.dispatch(
-                s, now, self.state.config, queue_updates=queue_updates_due <= 0
-            )
-            deadline = service.next_deadline(s)
-        deliver(notices)
+            with self.state.db.matching_transaction() as s:
+                updates = service.queue_updates(s, self.state.config)
+            socketio.start_background_task(deliver_in_turn, updates)
         sleep = self.state.config.tick_s
         if queue_updates_due > 0:
             sleep = min(sleep, queue_updates_due)

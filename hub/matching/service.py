@@ -288,12 +288,9 @@ def _rejoin_notices(s: Session, user_id: int) -> list[Notice]:
 # The dispatcher's pass
 
 
-def dispatch(
-    s: Session, now: datetime, config: HubConfig, *, queue_updates: bool = True
-) -> list[Notice]:
-    """One pass of the matching loop: expire offers, drop students gone too long, make new offers
-    and (with `queue_updates`) tell waiting students about changed places. Safe to run from any
-    process at any time."""
+def dispatch(s: Session, now: datetime, config: HubConfig) -> list[Notice]:
+    """One pass of the matching loop: expire offers, drop students gone too long and make new
+    offers. Safe to run from any process at any time. Places in the queue are `queue_updates`."""
     notices = _expire_offers(s, now)
     notices += _drop_absent_students(s, now, config)
     on_duty = _on_duty_skills(s)
@@ -303,8 +300,6 @@ def dispatch(
     free = [h for h, is_free in on_duty if is_free and h.id not in busy_helpers]
     if free:
         notices += _make_offers(s, free, now, config)
-    if queue_updates:
-        notices += _queue_updates(s, on_duty, config)
     return notices
 
 
@@ -492,9 +487,7 @@ def typical_session_s(s: Session, config: HubConfig) -> int:
     return int(statistics.median((r.ended_at - r.created_at).total_seconds() for r in rows))
 
 
-def _queue_updates(
-    s: Session, on_duty: list[tuple[policy.HelperSkills, bool]], config: HubConfig
-) -> list[Notice]:
+def queue_updates(s: Session, config: HubConfig) -> list[Notice]:
     """`queue:update` for every waiting student whose place or estimate changed.
 
     Reads plain rows in queue order rather than ORM objects: with thousands waiting, building
@@ -514,6 +507,7 @@ def _queue_updates(
     ).all()
     if not waiting:
         return []
+    on_duty = _on_duty_skills(s)
     positions = policy.queue_positions(waiting)
     typical = typical_session_s(s, config)
     ability: dict[tuple[int, int, str | None], tuple[int, int]] = {}
