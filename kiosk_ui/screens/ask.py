@@ -17,7 +17,14 @@ from kiosk_ui import theme as t
 from kiosk_ui.i18n import _
 from kiosk_ui.icons import subject_icon
 from kiosk_ui.screen import Screen, TextField
-from kiosk_ui.screens.common import error_line, heading, keyboard_for, notice_box, problem
+from kiosk_ui.screens.common import (
+    corner_button,
+    error_line,
+    heading,
+    keyboard_for,
+    notice_box,
+    problem,
+)
 from kiosk_ui.widgets import Button, Icon, Label, Picture, TextInput, Video, Widget
 
 if TYPE_CHECKING:
@@ -49,14 +56,7 @@ class SubjectScreen(Screen):
     def widgets(self) -> list[Widget]:
         theme, draft = self.theme, self.app.draft
         widgets: list[Widget] = [
-            Button(
-                "stop",
-                theme.rect(24, 24, 160, 72),
-                _("Stop"),
-                on_tap=self.app.end_visit,
-                style="secondary",
-                size=28,
-            ),
+            corner_button(theme, "stop", _("Stop"), self.app.end_visit),
             *heading(theme, 208, 760, _("What do you need help with?"), _("Tap a subject.")),
             Button(
                 "next",
@@ -174,14 +174,7 @@ class PhotoScreen(Screen):
         camera = self.app.view.camera_ok
         frame = self.app.visit.local_frame() if camera else None
         widgets: list[Widget] = [
-            Button(
-                "back",
-                theme.rect(24, 24, 160, 72),
-                _("Back"),
-                on_tap=lambda: self.app.go(SubjectScreen(self.app)),
-                style="secondary",
-                size=28,
-            ),
+            corner_button(theme, "back", _("Back"), lambda: self.app.go(SubjectScreen(self.app))),
             *heading(
                 theme,
                 208,
@@ -298,14 +291,7 @@ class QuestionScreen(Screen):
     def widgets(self) -> list[Widget]:
         theme, draft = self.theme, self.app.draft
         widgets: list[Widget] = [
-            Button(
-                "back",
-                theme.rect(24, 24, 160, 72),
-                _("Back"),
-                on_tap=self.back,
-                style="secondary",
-                size=28,
-            ),
+            corner_button(theme, "back", _("Back"), self.back),
             *heading(
                 theme,
                 208,

@@ -15,7 +15,14 @@ from kiosk_ui import theme as t
 from kiosk_ui.i18n import _
 from kiosk_ui.icons import face, speech
 from kiosk_ui.screen import Screen, TextField
-from kiosk_ui.screens.common import error_line, heading, keyboard_for, notice_box, problem
+from kiosk_ui.screens.common import (
+    corner_button,
+    error_line,
+    heading,
+    keyboard_for,
+    notice_box,
+    problem,
+)
 from kiosk_ui.widgets import Button, Label, TextInput, Widget
 
 if TYPE_CHECKING:
@@ -184,14 +191,7 @@ class NicknameScreen(Screen):
     def widgets(self) -> list[Widget]:
         theme = self.theme
         widgets: list[Widget] = [
-            Button(
-                "back",
-                theme.rect(24, 24, 160, 72),
-                _("Back"),
-                on_tap=self.app.end_visit,
-                style="secondary",
-                size=28,
-            ),
+            corner_button(theme, "back", _("Back"), self.app.end_visit),
             *heading(
                 theme,
                 208,

@@ -129,6 +129,13 @@ def chat_panel(
     ]
 
 
+def corner_button(theme: Theme, widget_id: str, text: str, on_tap: Callable[[], None]) -> Button:
+    """The way back (Back, Stop) in the top left corner, in the same place on every step."""
+    return Button(
+        widget_id, theme.rect(24, 24, 160, 72), text, on_tap=on_tap, style="secondary", size=28
+    )
+
+
 def heading(theme: Theme, x: float, width: float, title: str, hint: str = "") -> list[Widget]:
     """The screen's title (and a line under it) at the top, from design x over `width`."""
     if not hint:
