@@ -13,8 +13,13 @@ import pytest
 from appliance.visit import Options, Visit
 from tests.flaky import FlakyNetwork
 from tests.kiosks import pair_into
-from tests.test_appliance import SMALL, chat_texts, in_room_with_helper, wait_until
-from tests.test_appliance import hub_env  # noqa: F401 (the appliance tests' hub settings)
+from tests.test_appliance import (
+    SMALL,
+    chat_texts,
+    hub_env,  # noqa: F401 (the appliance tests' hub settings)
+    in_room_with_helper,
+    wait_until,
+)
 
 pytestmark = pytest.mark.kiosk
 
