@@ -183,7 +183,9 @@ def hub(database_url: str, tmp_path: Path, hub_env: dict[str, str]) -> Iterator[
     try:
         yield running
     finally:
-        stop(process)  # first, so clients see the close at once instead of waiting on it
+        # The hub of the end (a test may have restarted it), first, so clients see the close at
+        # once instead of waiting on it.
+        stop(running.process)
         running.close_clients()
         running.db.dispose()
 
