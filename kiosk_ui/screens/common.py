@@ -16,7 +16,7 @@ from kiosk_ui.keyboard import HEIGHT as KEYBOARD_H
 from kiosk_ui.keyboard import keyboard
 from kiosk_ui.screen import Screen
 from kiosk_ui.theme import Theme
-from kiosk_ui.widgets import Box, Button, ChatList, Item, Label, TextInput, Widget
+from kiosk_ui.widgets import Box, Button, ChatList, Countdown, Item, Label, TextInput, Widget
 
 
 def problem(future: Future[Any]) -> str | None:
@@ -134,6 +134,11 @@ def corner_button(theme: Theme, widget_id: str, text: str, on_tap: Callable[[], 
     return Button(
         widget_id, theme.rect(24, 24, 160, 72), text, on_tap=on_tap, style="secondary", size=28
     )
+
+
+def countdown(widget_id: str, rect: pygame.Rect, left: float, total: float) -> Countdown:
+    """The ring that empties over `total` seconds, with the whole seconds left (rounded up)."""
+    return Countdown(widget_id, rect, str(max(0, round(left + 0.49))), seconds=left, total=total)
 
 
 def heading(theme: Theme, x: float, width: float, title: str, hint: str = "") -> list[Widget]:

@@ -11,9 +11,9 @@ from kiosk_ui import theme as t
 from kiosk_ui.i18n import _
 from kiosk_ui.icons import face
 from kiosk_ui.screen import Screen, TextField
-from kiosk_ui.screens.common import error_line, heading, keyboard_for, problem
+from kiosk_ui.screens.common import countdown, error_line, heading, keyboard_for, problem
 from kiosk_ui.screens.overlays import ReportDialog
-from kiosk_ui.widgets import Button, Countdown, Label, TextInput, Widget
+from kiosk_ui.widgets import Button, Label, TextInput, Widget
 
 if TYPE_CHECKING:
     from kiosk_ui.app import App
@@ -177,13 +177,7 @@ class ThanksScreen(Screen):
                 size=32,
                 align="center",
             ),
-            Countdown(
-                "countdown",
-                theme.rect(565, 390, 150, 150),
-                str(max(0, round(self.left + 0.49))),
-                seconds=self.left,
-                total=self.total,
-            ),
+            countdown("countdown", theme.rect(565, 390, 150, 150), self.left, self.total),
             Button(
                 "done",
                 theme.rect(440, 590, 400, 110),

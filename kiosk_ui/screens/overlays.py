@@ -12,8 +12,8 @@ import pygame
 from kiosk_ui import theme as t
 from kiosk_ui.i18n import _
 from kiosk_ui.screen import Screen, TextField
-from kiosk_ui.screens.common import keyboard_area, keyboard_for, problem
-from kiosk_ui.widgets import Box, Button, Countdown, Label, TextInput, Widget
+from kiosk_ui.screens.common import countdown, keyboard_area, keyboard_for, problem
+from kiosk_ui.widgets import Box, Button, Label, TextInput, Widget
 
 if TYPE_CHECKING:
     from kiosk_ui.app import App
@@ -70,13 +70,7 @@ class IdlePrompt(Overlay):
                 size=26,
                 align="center",
             ),
-            Countdown(
-                "idle.countdown",
-                theme.rect(540, 320, 200, 200),
-                str(max(0, round(self.left + 0.49))),
-                seconds=self.left,
-                total=self.total,
-            ),
+            countdown("idle.countdown", theme.rect(540, 320, 200, 200), self.left, self.total),
             Button(
                 "idle.here",
                 theme.rect(420, 560, 440, 100),
