@@ -293,11 +293,7 @@ def dispatch(s: Session, now: datetime, config: HubConfig) -> list[Notice]:
     offers. Safe to run from any process at any time. Places in the queue are `queue_updates`."""
     notices = _expire_offers(s, now)
     notices += _drop_absent_students(s, now, config)
-    on_duty = _on_duty_skills(s)
-    busy_helpers = set(
-        s.scalars(select(Offer.helper_id).where(Offer.status == OfferStatus.PENDING))
-    )
-    free = [h for h, is_free in on_duty if is_free and h.id not in busy_helpers]
+    free = [h for h, _free in _on_duty_skills(s, free_only=True)]
     if free:
         notices += _make_offers(s, free, now, config)
     return notices
@@ -429,9 +425,11 @@ def _with_history(s: Session, requests: list[HelpRequest]) -> list[policy.Waitin
     ]
 
 
-def _on_duty_skills(s: Session) -> list[tuple[policy.HelperSkills, bool]]:
-    """Every helper on duty with their skills, and whether they are free (available)."""
-    rows = s.execute(
+def _on_duty_skills(s: Session, free_only: bool = False) -> list[tuple[policy.HelperSkills, bool]]:
+    """Every helper on duty with their skills, and whether they are free (available); with
+    `free_only`, just the free ones without a pending offer (a pass reads no more than it needs:
+    with hundreds on duty, loading everyone's skills was most of it)."""
+    query = (
         select(
             HelperDuty.helper_id,
             HelperDuty.status,
@@ -441,7 +439,13 @@ def _on_duty_skills(s: Session) -> list[tuple[policy.HelperSkills, bool]]:
         )
         .join(User, User.id == HelperDuty.helper_id)
         .where(HelperDuty.status.in_([DutyStatus.AVAILABLE, DutyStatus.BUSY]))
-    ).all()
+    )
+    if free_only:
+        offered = select(Offer.helper_id).where(Offer.status == OfferStatus.PENDING)
+        query = query.where(
+            HelperDuty.status == DutyStatus.AVAILABLE, HelperDuty.helper_id.not_in(offered)
+        )
+    rows = s.execute(query).all()
     ids = [r.helper_id for r in rows]
     subjects: dict[int, set[int]] = defaultdict(set)
     languages: dict[int, set[str]] = defaultdict(set)
