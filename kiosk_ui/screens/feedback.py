@@ -12,7 +12,7 @@ from kiosk_ui.i18n import _
 from kiosk_ui.icons import face
 from kiosk_ui.screen import Screen, TextField
 from kiosk_ui.screens.common import countdown, error_line, heading, keyboard_for, problem
-from kiosk_ui.screens.overlays import ReportDialog
+from kiosk_ui.screens.overlays import report_button
 from kiosk_ui.widgets import Button, Label, TextInput, Widget
 
 if TYPE_CHECKING:
@@ -124,16 +124,7 @@ class FeedbackScreen(Screen):
                 )
             )
         else:
-            widgets.append(
-                Button(
-                    "report",
-                    theme.rect(24, 690, 320, 80),
-                    _("Report a problem"),
-                    on_tap=lambda: self.app.open(ReportDialog(self.app, self.was_reported)),
-                    style="secondary",
-                    size=24,
-                )
-            )
+            widgets.append(report_button(self.app, theme.rect(24, 690, 320, 80), self.was_reported))
         return widgets
 
     def was_reported(self) -> None:

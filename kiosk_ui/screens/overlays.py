@@ -163,6 +163,18 @@ class Confirm(Overlay):
         ]
 
 
+def report_button(app: App, rect: pygame.Rect, on_sent: Callable[[], None]) -> Button:
+    """The button that opens the problem report; `on_sent` runs once the report is sent."""
+    return Button(
+        "report",
+        rect,
+        _("Report a problem"),
+        on_tap=lambda: app.open(ReportDialog(app, on_sent)),
+        style="secondary",
+        size=24,
+    )
+
+
 class ReportDialog(Overlay):
     """Tell the staff about a problem in the room; the appliance keeps it until the hub has it."""
 

@@ -16,7 +16,7 @@ from kiosk_ui.i18n import _
 from kiosk_ui.keyboard import HIDE, SHIFT
 from kiosk_ui.screen import DragPhase, Screen, TextField
 from kiosk_ui.screens.common import chat_items, chat_panel, keyboard_for, problem
-from kiosk_ui.screens.overlays import Confirm, ReportDialog
+from kiosk_ui.screens.overlays import Confirm, report_button
 from kiosk_ui.theme import Color
 from kiosk_ui.widgets import (
     BoardPainter,
@@ -215,14 +215,7 @@ class RoomScreen(Screen):
                 size=22,
                 color=t.SUCCESS if self.notice else t.MUTED,
             ),
-            Button(
-                "report",
-                theme.rect(760, 14, 260, 80),
-                _("Report a problem"),
-                on_tap=lambda: self.app.open(ReportDialog(self.app, self.reported)),
-                style="secondary",
-                size=24,
-            ),
+            report_button(self.app, theme.rect(760, 14, 260, 80), self.reported),
             Button(
                 "end",
                 theme.rect(1036, 14, 220, 80),
