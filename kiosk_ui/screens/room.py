@@ -279,26 +279,18 @@ class RoomScreen(Screen):
             self.send,
             _("Write to %(name)s") % {"name": view.peer_name},
         )
-        widgets += [
-            Button(
-                "tab.board",
-                theme.rect(568, 108, 220, 64),
-                _("Whiteboard"),
-                on_tap=lambda: setattr(self, "tab", "board"),
-                style="secondary",
-                selected=self.tab == "board",
-                size=26,
-            ),
-            Button(
-                "tab.text",
-                theme.rect(800, 108, 220, 64),
-                _("Text"),
-                on_tap=lambda: setattr(self, "tab", "text"),
-                style="secondary",
-                selected=self.tab == "text",
-                size=26,
-            ),
-        ]
+        for i, (tab, label) in enumerate([("board", _("Whiteboard")), ("text", _("Text"))]):
+            widgets.append(
+                Button(
+                    f"tab.{tab}",
+                    theme.rect(568 + i * 232, 108, 220, 64),
+                    label,
+                    on_tap=partial(setattr, self, "tab", tab),
+                    style="secondary",
+                    selected=self.tab == tab,
+                    size=26,
+                )
+            )
         if self.tab == "text":
             widgets.append(self.doc_input(theme.rect(568, 184, 688, 600)))
             return widgets
