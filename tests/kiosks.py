@@ -8,6 +8,7 @@ from typing import Any
 
 import requests
 
+from appliance.media import MediaEngine
 from appliance.pairing import identity_from_answer
 from appliance.state import KioskState
 from tests.hubclient import Browserless, Client
@@ -83,6 +84,25 @@ def pair_into(hub: Any, data_dir: Path) -> dict[str, Any]:
     state.store_identity(identity_from_answer(answer))
     state.close()
     return answer
+
+
+def helper_call(
+    helper: Client, joined: dict[str, Any], room_id: str, size: tuple[int, int]
+) -> MediaEngine:
+    """The helper's side of a kiosk's call: a media engine with the synthetic camera that makes
+    the offer, as a helper's browser does, signalling through the helper's Socket.IO client
+    (`joined` is the helper's `room:join` answer). The caller closes it."""
+    engine = MediaEngine(fake=True, size=size, fps=15, polite=False)
+    engine.start()
+    helper.sio.on("rtc:signal", lambda m: engine.signal(m["kind"], m["data"]))
+    engine.start_call(
+        joined["ice_servers"],
+        joined["ice_transport_policy"],
+        lambda kind, data: helper.sio.emit(
+            "rtc:signal", {"room_id": room_id, "kind": kind, "data": data}
+        ),
+    )
+    return engine
 
 
 def connect_kiosk(hub: Any, device_token: str) -> Kiosk:

@@ -29,7 +29,7 @@ from hub.devices.models import DeviceCommand, KioskVisit
 from hub.rooms.models import Feedback
 from tests.conftest import start_hub
 from tests.hubclient import Client
-from tests.kiosks import StaffPage, pair_into
+from tests.kiosks import StaffPage, helper_call, pair_into
 from tests.test_matching import on_duty
 
 SMALL = (320, 240)  # video in tests: small and quick to encode
@@ -274,16 +274,7 @@ def test_a_kiosk_visit_from_question_to_goodbye(hub, kiosk):
     assert visit.snapshot().peer_name
 
     # Video both ways: the helper's side is a second engine in the offering role.
-    engine = MediaEngine(fake=True, size=SMALL, fps=15, polite=False)
-    engine.start()
-    helper.sio.on("rtc:signal", lambda m: engine.signal(m["kind"], m["data"]))
-    engine.start_call(
-        joined["ice_servers"],
-        joined["ice_transport_policy"],
-        lambda kind, data: helper.sio.emit(
-            "rtc:signal", {"room_id": room_id, "kind": kind, "data": data}
-        ),
-    )
+    engine = helper_call(helper, joined, room_id, SMALL)
     try:
         wait_until(
             lambda: (f := visit.remote_frame()) is not None and read_time(f) is not None,

@@ -18,11 +18,10 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from appliance.media import MediaEngine
 from hub.rooms.models import Feedback
 from kiosk_ui.driver import DriverClient
 from tests.conftest import ROOT, start_hub
-from tests.kiosks import StaffPage, pair_into
+from tests.kiosks import StaffPage, helper_call, pair_into
 from tests.test_matching import on_duty
 
 pytestmark = pytest.mark.kiosk
@@ -270,16 +269,7 @@ def test_a_whole_visit_with_a_helper_from_question_to_goodbye(hub, start_kiosk):
 
     # Video: the helper's side is a media engine that makes the offer, as a helper's browser does;
     # the kiosk draws the decoded frames large, and its own camera small.
-    engine = MediaEngine(fake=True, size=(320, 240), fps=15, polite=False)
-    engine.start()
-    helper.sio.on("rtc:signal", lambda m: engine.signal(m["kind"], m["data"]))
-    engine.start_call(
-        joined["ice_servers"],
-        joined["ice_transport_policy"],
-        lambda kind, data: helper.sio.emit(
-            "rtc:signal", {"room_id": room_id, "kind": kind, "data": data}
-        ),
-    )
+    engine = helper_call(helper, joined, room_id, (320, 240))
     try:
         d.wait_for("video.remote", timeout=30, live=True)
         d.wait_for("video.local", live=True)
