@@ -905,7 +905,8 @@ def _software(browser_version: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     from playwright.sync_api import expect, sync_playwright
 
-    from appliance.state import Identity, KioskState
+    from appliance.pairing import identity_from_answer
+    from appliance.state import KioskState
 
     args = _parser().parse_args(argv)
     expect.set_options(timeout=TIMEOUT_MS)
@@ -931,14 +932,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = Path(tempfile.mkdtemp(prefix="kiosk-", dir=sh.db.data_dir))
         paired = pair_kiosk(sh.hub.url, sh.db.url, SECRET_KEY)
         state = KioskState(data_dir)
-        state.store_identity(
-            Identity(
-                paired["device_token"],
-                paired["device_id"],
-                paired["site"]["id"],
-                paired["site"]["name"],
-            )
-        )
+        state.store_identity(identity_from_answer(paired))
         state.close()
         if args.starts:
             progress(f"cold start: {args.starts} starts")
