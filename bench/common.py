@@ -43,6 +43,14 @@ CHROMIUM_ARGS = [
     "--use-fake-ui-for-media-stream",
 ]
 
+SECRET_KEY = "bench-secret"  # the benchmark hub's; tokens are minted with it
+HUB_ENV = {
+    # Nothing may expire, leave or end on its own during a run.
+    "LEKTIECAFE_OFFER_TIMEOUT_S": "600",
+    "LEKTIECAFE_STUDENT_GRACE_S": "600",
+    "LEKTIECAFE_ROOM_GRACE_S": "600",
+}
+
 # ---------------------------------------------------------------------------------------------
 # Statistics
 

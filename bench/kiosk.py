@@ -41,8 +41,10 @@ from typing import Any
 from bench.common import (
     CHROMIUM_ARGS,
     DEMO_PASSWORD,
+    HUB_ENV,
     PG_ADMIN,
     ROOT,
+    SECRET_KEY,
     Samples,
     SeededHub,
     cpu_used,
@@ -60,13 +62,6 @@ from bench.common import (
     write_results,
 )
 
-SECRET_KEY = "bench-secret"
-HUB_ENV = {
-    # Nothing may expire, leave or end on its own during the run.
-    "LEKTIECAFE_OFFER_TIMEOUT_S": "600",
-    "LEKTIECAFE_STUDENT_GRACE_S": "600",
-    "LEKTIECAFE_ROOM_GRACE_S": "600",
-}
 WIDTH, HEIGHT, FPS = 640, 480, 15  # the kiosk's camera (appliance.visit.Options) and Chromium's
 CPU_TARGET_RATIO = 1.5
 UI_TARGET_FPS = 30.0

@@ -32,7 +32,9 @@ from typing import Any
 import socketio
 
 from bench.common import (
+    HUB_ENV,
     RESULTS,
+    SECRET_KEY,
     BenchUser,
     HubProcess,
     LoopLag,
@@ -54,12 +56,6 @@ from bench.common import (
 )
 
 TARGET_P99_MS = 20.0
-SECRET_KEY = "bench-secret"
-HUB_ENV = {
-    # Nothing may expire or leave on its own during the run: the bench measures matching only.
-    "LEKTIECAFE_OFFER_TIMEOUT_S": "600",
-    "LEKTIECAFE_STUDENT_GRACE_S": "600",
-}
 EVENT_TIMEOUT_S = 60.0
 
 

@@ -42,7 +42,9 @@ import socketio
 from bench.common import (
     CHROMIUM_ARGS,
     DEMO_PASSWORD,
+    HUB_ENV,
     PG_ADMIN,
+    SECRET_KEY,
     BenchUser,
     LoopLag,
     Samples,
@@ -62,13 +64,6 @@ from bench.common import (
     write_results,
 )
 
-SECRET_KEY = "bench-secret"
-HUB_ENV = {
-    # Nothing may expire, leave or end on its own during the run.
-    "LEKTIECAFE_OFFER_TIMEOUT_S": "600",
-    "LEKTIECAFE_STUDENT_GRACE_S": "600",
-    "LEKTIECAFE_ROOM_GRACE_S": "600",
-}
 DELIVERY_TARGET_P99_MS = TARGET_MS = 50.0
 SYNC_TARGET_RATIO = 0.5
 VIDEO_TARGET_P50_MS = 1000.0
