@@ -371,42 +371,46 @@ class ChatLoad:
         sender = room.student if tick % 2 == 0 else room.helper
         msg_id = f"bench-{room.index}-{tick}"
         payload = {"room_id": room.room_id, "text": CHAT_TEXTS[tick % 4], "client_msg_id": msg_id}
-        start = time.perf_counter()
-        self.chat_sent[msg_id] = (start, measured)
-        try:
-            ack = await sender.sio.call("chat:send", payload, timeout=EVENT_TIMEOUT_S)
-        except socketio.exceptions.SocketIOError as exc:
-            self.chat_ack.fail(type(exc).__name__)
-            return
-        if isinstance(ack, dict) and ack.get("ok"):
-            if measured:
-                self.chat_ack.add(time.perf_counter() - start)
-            return
-        self.chat_sent.pop(msg_id, None)
-        self.chat_ack.fail(_error_code(ack))
-        if measured:
-            self.chat.fail(f"refused: {_error_code(ack)}")
+        await self._send(
+            sender, "chat:send", payload, msg_id, self.chat_sent, self.chat_ack, self.chat, measured
+        )
 
     async def _send_doc(self, room: Room, tick: int, measured: bool) -> None:
         sender = room.student if tick % 2 == 0 else room.helper
         update = base64.b64encode(room.replicas[sender.role].type(self.args.chars)).decode()
+        payload = {"room_id": room.room_id, "update": update}
+        await self._send(
+            sender, "doc:update", payload, update, self.doc_sent, self.doc_ack, self.doc, measured
+        )
+
+    async def _send(
+        self,
+        sender: Member,
+        event: str,
+        payload: dict[str, Any],
+        key: str,
+        sent: dict[str, tuple[float, bool]],
+        ack_samples: Samples,
+        delivery_samples: Samples,
+        measured: bool,
+    ) -> None:
+        """Emit one event, time its ack, and keep its send time for the delivery at the other
+        side (which finds it under `key`)."""
         start = time.perf_counter()
-        self.doc_sent[update] = (start, measured)
+        sent[key] = (start, measured)
         try:
-            ack = await sender.sio.call(
-                "doc:update", {"room_id": room.room_id, "update": update}, timeout=EVENT_TIMEOUT_S
-            )
+            ack = await sender.sio.call(event, payload, timeout=EVENT_TIMEOUT_S)
         except socketio.exceptions.SocketIOError as exc:
-            self.doc_ack.fail(type(exc).__name__)
+            ack_samples.fail(type(exc).__name__)
             return
         if isinstance(ack, dict) and ack.get("ok"):
             if measured:
-                self.doc_ack.add(time.perf_counter() - start)
+                ack_samples.add(time.perf_counter() - start)
             return
-        self.doc_sent.pop(update, None)
-        self.doc_ack.fail(_error_code(ack))
+        sent.pop(key, None)
+        ack_samples.fail(_error_code(ack))
         if measured:
-            self.doc.fail(f"refused: {_error_code(ack)}")
+            delivery_samples.fail(f"refused: {_error_code(ack)}")
 
     async def _room(self, room: Room, t0: float, ticks: int, warmup: int) -> None:
         interval = self.args.interval_s
