@@ -108,7 +108,7 @@ def _labels() -> dict[str, str]:
     }
 
 
-def _form(model: type[M]) -> M:
+def parsed_form(model: type[M]) -> M:
     """The submitted form as `model`, or Invalid naming the fields to fix in plain words."""
     try:
         return parse(request.form.to_dict(), model)
@@ -220,7 +220,7 @@ def _catalog_page(failure: Failure | None) -> str:
 @roles_required(ADMIN)
 def add_subject() -> ResponseReturnValue:
     def change() -> None:
-        data = _form(SubjectIn)
+        data = parsed_form(SubjectIn)
         with hub_state().db.transaction() as s:
             service.add_subject(s, key=data.key, name_da=data.name_da, name_en=data.name_en)
 
@@ -231,7 +231,7 @@ def add_subject() -> ResponseReturnValue:
 @roles_required(ADMIN)
 def rename_subject(subject_id: int) -> ResponseReturnValue:
     def change() -> None:
-        data = _form(SubjectNamesIn)
+        data = parsed_form(SubjectNamesIn)
         with hub_state().db.transaction() as s:
             service.rename_subject(s, subject_id, name_da=data.name_da, name_en=data.name_en)
 
@@ -242,7 +242,7 @@ def rename_subject(subject_id: int) -> ResponseReturnValue:
 @roles_required(ADMIN)
 def set_subject_active(subject_id: int) -> ResponseReturnValue:
     def change() -> None:
-        data = _form(ActiveIn)
+        data = parsed_form(ActiveIn)
         with hub_state().db.transaction() as s:
             service.set_subject_active(s, subject_id, data.active)
 
@@ -253,7 +253,7 @@ def set_subject_active(subject_id: int) -> ResponseReturnValue:
 @roles_required(ADMIN)
 def add_language() -> ResponseReturnValue:
     def change() -> None:
-        data = _form(LanguageIn)
+        data = parsed_form(LanguageIn)
         with hub_state().db.transaction() as s:
             service.add_language(s, code=data.code, name_da=data.name_da, name_en=data.name_en)
 
@@ -264,7 +264,7 @@ def add_language() -> ResponseReturnValue:
 @roles_required(ADMIN)
 def set_language_active(code: str) -> ResponseReturnValue:
     def change() -> None:
-        data = _form(ActiveIn)
+        data = parsed_form(ActiveIn)
         with hub_state().db.transaction() as s:
             service.set_language_active(s, code, data.active)
 
@@ -300,7 +300,7 @@ def _site_kinds() -> dict[str, str]:
 @roles_required(ADMIN)
 def create_site() -> ResponseReturnValue:
     def change() -> None:
-        data = _form(SiteIn)
+        data = parsed_form(SiteIn)
         with hub_state().db.transaction() as s:
             service.create_site(s, name=data.name, kind=data.kind, contact=data.contact)
 
@@ -311,7 +311,7 @@ def create_site() -> ResponseReturnValue:
 @roles_required(ADMIN)
 def set_site_contact(site_id: int) -> ResponseReturnValue:
     def change() -> None:
-        data = _form(ContactIn)
+        data = parsed_form(ContactIn)
         with hub_state().db.transaction() as s:
             service.set_site_contact(s, site_id, data.contact)
 
@@ -357,7 +357,7 @@ def _organisations_page(failure: Failure | None) -> str:
 @roles_required(ADMIN)
 def create_organisation() -> ResponseReturnValue:
     def change() -> None:
-        data = _form(OrganisationIn)
+        data = parsed_form(OrganisationIn)
         with hub_state().db.transaction() as s:
             service.create_organisation(s, name=data.name, contact=data.contact)
 
@@ -368,7 +368,7 @@ def create_organisation() -> ResponseReturnValue:
 @roles_required(ADMIN)
 def set_organisation_contact(organisation_id: int) -> ResponseReturnValue:
     def change() -> None:
-        data = _form(ContactIn)
+        data = parsed_form(ContactIn)
         with hub_state().db.transaction() as s:
             service.set_organisation_contact(s, organisation_id, data.contact)
 
@@ -444,7 +444,7 @@ def _attempt_on_users(form: str, change: Callable[[Identity], None]) -> Response
 @roles_required(ADMIN, COORDINATOR)
 def create_user() -> ResponseReturnValue:
     def change(me: Identity) -> None:
-        data = _form(UserIn)
+        data = parsed_form(UserIn)
         with hub_state().db.transaction() as s:
             service.create_user(
                 s,
@@ -465,7 +465,7 @@ def create_user() -> ResponseReturnValue:
 @roles_required(ADMIN, COORDINATOR)
 def set_approved(user_id: int) -> ResponseReturnValue:
     def change(me: Identity) -> None:
-        data = _form(ApprovedIn)
+        data = parsed_form(ApprovedIn)
         with hub_state().db.matching_transaction() as s:
             notices = service.set_approved(s, me, user_id, data.approved, clock.now())
         deliver(notices)
@@ -478,7 +478,7 @@ def set_approved(user_id: int) -> ResponseReturnValue:
 @roles_required(ADMIN, COORDINATOR)
 def set_active(user_id: int) -> ResponseReturnValue:
     def change(me: Identity) -> None:
-        data = _form(ActiveIn)
+        data = parsed_form(ActiveIn)
         with hub_state().db.matching_transaction() as s:
             notices = service.set_active(s, me, user_id, data.active, clock.now())
         deliver(notices)

@@ -15,8 +15,7 @@ from pydantic import Field, field_validator
 from hub import clock
 from hub.accounts.access import caller, roles_required
 from hub.accounts.models import Role
-from hub.admin.routes import Failure
-from hub.admin.routes import _form as form_of
+from hub.admin.routes import Failure, parsed_form
 from hub.devices import service
 from hub.devices.models import Pairing
 from hub.errors import HubError
@@ -164,7 +163,7 @@ def _attempt(form: str, change: Callable[[], str]) -> ResponseReturnValue:
 def confirm() -> ResponseReturnValue:
     def change() -> str:
         state = hub_state()
-        data = form_of(CodeIn)
+        data = parsed_form(CodeIn)
         with state.db.transaction() as s:
             result = service.confirm(
                 s, caller(), data.code, data.site_id, clock.now(), state.config
@@ -181,7 +180,7 @@ def confirm() -> ResponseReturnValue:
 def deny() -> ResponseReturnValue:
     def change() -> str:
         state = hub_state()
-        data = form_of(CodeIn)
+        data = parsed_form(CodeIn)
         with state.db.transaction() as s:
             refused = service.deny(s, caller(), data.code, clock.now(), state.config)
         if refused is not None:
@@ -195,7 +194,7 @@ def deny() -> ResponseReturnValue:
 @roles_required(*STAFF)
 def rename(device_id: int) -> ResponseReturnValue:
     def change() -> str:
-        data = form_of(NameIn)
+        data = parsed_form(NameIn)
         with hub_state().db.transaction() as s:
             service.rename(s, caller(), device_id, data.name)
         return _("Saved.")
@@ -207,7 +206,7 @@ def rename(device_id: int) -> ResponseReturnValue:
 @roles_required(*STAFF)
 def command(device_id: int) -> ResponseReturnValue:
     def change() -> str:
-        data = form_of(CommandIn)
+        data = parsed_form(CommandIn)
         with hub_state().db.transaction() as s:
             sent = service.send_command(s, caller(), device_id, data.name, clock.now())
             payload = {"command_id": sent.id, "name": sent.name, "args": {}}
