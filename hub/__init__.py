@@ -52,6 +52,7 @@ def create_app(config: HubConfig) -> Flask:
         cors_allowed_origins=[],  # same origin only
         max_http_buffer_size=1_000_000,
     )
+    app.config["SOCK_SERVER_OPTIONS"] = {"max_message_size": 1_000_000, "ping_interval": 25}
 
     from hub.accounts.routes import bp as accounts_bp
     from hub.admin.routes import bp as admin_bp
@@ -59,6 +60,7 @@ def create_app(config: HubConfig) -> Flask:
     from hub.catalog.routes import bp as catalog_bp
     from hub.devices.routes import bp as devices_bp
     from hub.matching.routes import helper_bp, student_bp
+    from hub.rooms.docsocket import bp as room_doc_bp
     from hub.rooms.routes import bp as reports_bp
 
     for bp in (
@@ -70,6 +72,7 @@ def create_app(config: HubConfig) -> Flask:
         helper_bp,
         student_bp,
         reports_bp,
+        room_doc_bp,
     ):
         app.register_blueprint(bp)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from flask_babel import Babel
+from flask_sock import Sock
 from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFProtect
 
 socketio = SocketIO()
+sock = Sock()  # plain WebSocket routes (the document sync)
 babel = Babel()
 csrf = CSRFProtect()

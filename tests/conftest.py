@@ -22,7 +22,7 @@ from hub import clock
 from hub.db import Database
 from hub.demo import seed_demo
 from hub.server import prepare_database
-from tests.hubclient import PASSWORD, Browserless, Client
+from tests.hubclient import PASSWORD, Browserless, Client, DocSocket
 
 PG_ADMIN = "postgresql://127.0.0.1:5432/test"
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +57,7 @@ class RunningHub:
         self.data_dir = data_dir
         self.process = process
         self.log = log
-        self._clients: list[Client] = []
+        self._clients: list[Client | DocSocket] = []
 
     def token(self, username: str, password: str = PASSWORD) -> str:
         r = requests.post(
@@ -72,6 +72,11 @@ class RunningHub:
         c = Client(self.url, token=self.token(username))
         self._clients.append(c)
         return c.connect() if connect else c
+
+    def doc_socket(self, doc_url: str, sync: bool = True, state: bytes = b"") -> DocSocket:
+        d = DocSocket(self.url, doc_url, sync=sync, state=state)
+        self._clients.append(d)
+        return d
 
     def browserless(self) -> Browserless:
         return Browserless(self.url)

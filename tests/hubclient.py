@@ -1,18 +1,25 @@
-"""Test-side tools for talking to a running hub: HTTP sessions and Socket.IO clients that record
-what the hub sends, so tests can wait for it."""
+"""Test-side tools for talking to a running hub: HTTP sessions, Socket.IO clients and room
+document sockets that record what the hub sends, so tests can wait for it."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import queue
 import re
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+import pycrdt
 import requests
 import socketio
+import websocket
+
+from hub.rooms import docsync
 
 PASSWORD = "demo-password"
 
@@ -117,3 +124,109 @@ class Client:
             if ws is not None:
                 ws.close = functools.partial(ws.close, timeout=0.1)
             self.sio.disconnect()
+
+
+class DocSocket:
+    """A room document's WebSocket (`doc_url` from `room:join`) from the test's side: a pycrdt
+    copy of the document kept in sync in the y-protocols' words, and what the hub answered."""
+
+    def __init__(self, base_url: str, doc_url: str, sync: bool = True, state: bytes = b"") -> None:
+        """`state`: what this copy holds before it connects (e.g. edits made offline). With
+        `sync`, wait for the hub's sync step 2 and for its answer to this copy's own step 2."""
+        self.doc: pycrdt.Doc[Any] = pycrdt.Doc()
+        if state:
+            self.doc.apply_update(state)
+        self.text = self.doc.get("text", type=pycrdt.Text)
+        self.strokes = self.doc.get("strokes", type=pycrdt.Array)
+        self.answers: queue.Queue[int | dict[str, Any]] = queue.Queue()  # STORED seq or ERROR
+        self.updates: queue.Queue[bytes] = queue.Queue()  # updates from the other side
+        self.synced = threading.Event()
+        self.closed: tuple[int, str] | None = None
+        self._lock = threading.Lock()
+        self.ws = websocket.create_connection("ws" + base_url.removeprefix("http") + doc_url)
+        threading.Thread(target=self._read, daemon=True).start()
+        if sync:
+            self.send(self._sync_message(pycrdt.YSyncMessageType.SYNC_STEP1, self.doc.get_state()))
+            assert self.synced.wait(10), "no sync step 2 from the hub"
+            self.answer()
+
+    @staticmethod
+    def _sync_message(kind: int, payload: bytes) -> bytes:
+        return bytes([pycrdt.YMessageType.SYNC, kind]) + pycrdt.write_message(payload)
+
+    def send(self, message: bytes | str) -> None:
+        if isinstance(message, str):
+            self.ws.send(message)
+        else:
+            self.ws.send_binary(message)
+
+    def _read(self) -> None:
+        while True:
+            try:
+                opcode, data = self.ws.recv_data(control_frame=True)
+            except websocket.WebSocketException:
+                self.closed = self.closed or (1006, "")
+                return
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
+                self.closed = (code, data[2:].decode())
+                return
+            if opcode == websocket.ABNF.OPCODE_BINARY:
+                self._handle(data)
+
+    def _handle(self, data: bytes) -> None:
+        if data[0] == docsync.STORED:
+            self.answers.put(pycrdt.Decoder(data[1:]).read_var_uint())
+        elif data[0] == docsync.ERROR:
+            self.answers.put(json.loads(pycrdt.read_message(data[1:])))
+        elif data[0] == pycrdt.YMessageType.SYNC:
+            kind, payload = data[1], pycrdt.read_message(data[2:])
+            if kind == pycrdt.YSyncMessageType.SYNC_STEP1:  # the hub asks what it lacks
+                with self._lock:
+                    missing = self.doc.get_update(payload)
+                self.send(self._sync_message(pycrdt.YSyncMessageType.SYNC_STEP2, missing))
+                return
+            with self._lock:
+                self.doc.apply_update(payload)
+            if kind == pycrdt.YSyncMessageType.SYNC_STEP2:
+                self.synced.set()
+            else:
+                self.updates.put(payload)
+
+    def change(self, fn: Callable[[DocSocket], None]) -> bytes:
+        """Apply a local change; the update it made."""
+        with self._lock:
+            before = self.doc.get_state()
+            fn(self)
+            return self.doc.get_update(before)
+
+    def send_update(self, update: bytes) -> None:
+        self.send(self._sync_message(pycrdt.YSyncMessageType.SYNC_UPDATE, update))
+
+    def answer(self, timeout: float = 10) -> int | dict[str, Any]:
+        """The hub's next STORED (its seq) or ERROR (the error)."""
+        return self.answers.get(timeout=timeout)
+
+    def write(self, fn: Callable[[DocSocket], None]) -> int:
+        """Change, send and wait until the hub has stored it; the seq."""
+        self.send_update(self.change(fn))
+        seq = self.answer()
+        assert isinstance(seq, int), seq
+        return seq
+
+    def wait_text(self, text: str, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while str(self.text) != text:
+            assert time.monotonic() < deadline, f"text is {str(self.text)!r}, not {text!r}"
+            time.sleep(0.02)
+
+    def wait_closed(self, timeout: float = 10) -> tuple[int, str]:
+        deadline = time.monotonic() + timeout
+        while self.closed is None:
+            assert time.monotonic() < deadline, "the hub did not close the socket"
+            time.sleep(0.02)
+        return self.closed
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.ws.close()

@@ -27,7 +27,6 @@ EVENTS = {
     "room:join": ({"student", "helper"}, {"room_id": "r"}),
     "rtc:signal": ({"student", "helper"}, {"room_id": "r", "kind": "restart", "data": {}}),
     "chat:send": ({"student", "helper"}, {"room_id": "r", "text": "hej", "client_msg_id": "c"}),
-    "doc:update": ({"student", "helper"}, {"room_id": "r", "update": "AAA="}),
     "room:end": ({"student", "helper"}, {"room_id": "r"}),
     "room:report": ({"student", "helper"}, {"room_id": "r", "text": "hm"}),
     "feedback:submit": ({"student", "helper"}, {"room_id": "r", "rating": 3}),

@@ -10,13 +10,13 @@ from hub.accounts.models import Organisation, Role, User
 from hub.accounts.service import hash_password
 from tests.hubclient import PASSWORD
 from tests.test_admin import Staff, rows, texts
-from tests.test_rooms import Writer, matched, type_text
+from tests.test_rooms import matched, open_doc, type_text
 
 
 def reported_room(hub) -> str:
     student, helper, room = matched(hub)
     student.ok("chat:send", {"room_id": room, "text": "Du er dum", "client_msg_id": "1"})
-    helper.ok("doc:update", {"room_id": room, "update": Writer().change(type_text("2x = 4"))})
+    open_doc(hub, helper, room).write(type_text("2x = 4"))
     helper.ok("room:report", {"room_id": room, "text": "Eleven var grov i chatten"})
     return room
 

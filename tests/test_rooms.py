@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import signal
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from hub.db import Database
 from hub.matching.models import HelpRequest
 from hub.rooms.models import DocSnapshot, DocUpdate, Feedback, Report, Room, RoomMessage
 from tests.conftest import RunningHub, both_backends, start_hub, stop
+from tests.hubclient import Client, DocSocket
 from tests.test_matching import ask, on_duty
 
 
@@ -37,29 +39,24 @@ def matched(hub: RunningHub, student: str = "student1", helper: str = "helper1")
     return s, h, room_id
 
 
-class Writer:
-    """One side's copy of the shared document (pycrdt, as on the kiosk)."""
-
-    def __init__(self, state: str = "") -> None:
-        self.doc: pycrdt.Doc[Any] = pycrdt.Doc()
-        if state:
-            self.doc.apply_update(base64.b64decode(state))
-        self.text = self.doc.get("text", type=pycrdt.Text)
-        self.strokes = self.doc.get("strokes", type=pycrdt.Array)
-
-    def change(self, fn: Callable[[Writer], None]) -> str:
-        """Apply a local change; the base64 update to send."""
-        before = self.doc.get_state()
-        fn(self)
-        return base64.b64encode(self.doc.get_update(before)).decode()
-
-    def apply(self, update: str) -> None:
-        self.doc.apply_update(base64.b64decode(update))
+def open_doc(
+    hub: RunningHub, member: Client, room_id: str, sync: bool = True, state: bytes = b""
+) -> DocSocket:
+    """The member's document socket, with the ticket of a fresh `room:join`."""
+    doc_url = member.ok("room:join", {"room_id": room_id})["doc_url"]
+    return hub.doc_socket(doc_url, sync=sync, state=state)
 
 
-def type_text(text: str) -> Callable[[Writer], None]:
-    def fn(w: Writer) -> None:
-        w.text += text
+def joined_text(member: Client, room_id: str) -> str:
+    """The document's text as `room:join` gives it (the whole state, base64)."""
+    doc: pycrdt.Doc[Any] = pycrdt.Doc()
+    doc.apply_update(base64.b64decode(member.ok("room:join", {"room_id": room_id})["doc_state"]))
+    return str(doc.get("text", type=pycrdt.Text))
+
+
+def type_text(text: str) -> Callable[[DocSocket], None]:
+    def fn(d: DocSocket) -> None:
+        d.text += text
 
     return fn
 
@@ -118,21 +115,31 @@ def test_a_flood_of_chat_messages_is_slowed_down(hub):
 @both_backends
 def test_document_updates_reach_the_other_side_and_the_whole_document_comes_back_on_join(hub):
     student, helper, room = matched(hub)
-    mine, theirs = Writer(), Writer()
-    update = mine.change(type_text("x² + 2x = 0"))
-    seq = student.ok("doc:update", {"room_id": room, "update": update})["seq"]
-    relayed = helper.wait_for("doc:update")
-    assert relayed["seq"] == seq and relayed["room_id"] == room
-    theirs.apply(relayed["update"])
-    assert str(theirs.text) == "x² + 2x = 0"
-    stroke = theirs.change(lambda w: w.strokes.append(pycrdt.Map({"color": "red", "pts": [1, 2]})))
-    helper.ok("doc:update", {"room_id": room, "update": stroke})
-    mine.apply(student.wait_for("doc:update")["update"])
-    assert len(mine.strokes) == 1
-    student.nothing("doc:update", within=0.3)  # the sender does not get its own update back
+    mine, theirs = open_doc(hub, student, room), open_doc(hub, helper, room)
+    assert mine.write(type_text("x² + 2x = 0")) > 0  # the seq it is stored under
+    theirs.wait_text("x² + 2x = 0")
+    theirs.write(lambda d: d.strokes.append(pycrdt.Map({"color": "red", "pts": [1, 2]})))
+    assert mine.updates.get(timeout=10) and len(mine.strokes) == 1
+    time.sleep(0.3)
+    assert mine.updates.empty() and theirs.updates.qsize() == 1  # nobody gets their own back
 
-    joined = Writer(helper.ok("room:join", {"room_id": room})["doc_state"])
-    assert str(joined.text) == "x² + 2x = 0" and len(joined.strokes) == 1
+    assert joined_text(helper, room) == "x² + 2x = 0"
+    late = open_doc(hub, helper, room)  # a new socket gets the whole document in sync step 2
+    assert str(late.text) == "x² + 2x = 0" and len(late.strokes) == 1
+
+
+def test_edits_made_while_disconnected_reach_the_hub_when_the_socket_opens_again(hub):
+    student, helper, room = matched(hub)
+    theirs = open_doc(hub, helper, room)
+    mine = open_doc(hub, student, room)
+    mine.write(type_text("Før. "))
+    mine.close()
+    mine.change(type_text("Skrevet uden net."))  # the page edits on while the socket is closed
+    again = open_doc(hub, student, room, sync=False, state=mine.doc.get_update())
+    # The hub's sync step 1 asks for what it lacks; the answer (step 2) is stored like an update.
+    assert isinstance(again.answer(), int)
+    theirs.wait_text("Før. Skrevet uden net.")
+    assert joined_text(student, room) == "Før. Skrevet uden net."
 
 
 def test_signalling_is_relayed_to_the_other_member_only_and_checked(hub):
@@ -165,15 +172,44 @@ def test_signalling_is_relayed_to_the_other_member_only_and_checked(hub):
 
 def test_malformed_document_updates_are_refused_and_the_document_is_unharmed(hub):
     student, helper, room = matched(hub)
-    good = Writer().change(type_text("hej"))
-    student.ok("doc:update", {"room_id": room, "update": good})
-    helper.wait_for("doc:update")
-    garbage = base64.b64encode(b"\x07\xff\xff\xff garbage").decode()
-    for bad in ("not base64!!", garbage, "", base64.b64encode(b"x" * 600_000).decode()):
-        answer = student.call("doc:update", {"room_id": room, "update": bad})
-        assert answer["ok"] is False and answer["error"]["code"] == "invalid"
-    helper.nothing("doc:update", within=0.3)
-    assert str(Writer(helper.ok("room:join", {"room_id": room})["doc_state"]).text) == "hej"
+    mine, theirs = open_doc(hub, student, room), open_doc(hub, helper, room)
+    mine.write(type_text("hej"))
+    theirs.wait_text("hej")
+    for bad in (b"\x07\xff\xff\xff garbage", b"", b"x" * 600_000):
+        mine.send_update(bad)
+        answer = mine.answer()
+        assert isinstance(answer, dict) and answer["code"] == "invalid", answer
+        assert answer["message"]
+    for frame in (b"\x00\x02\x7f", b"\x09\x00", b"\x00", b"\x00\x00\x05\x01"):
+        mine.send(frame)  # no sync message, a length past the end, a state vector Yrs refuses
+        answer = mine.answer()
+        assert isinstance(answer, dict) and answer["code"] == "invalid", frame
+    mine.send("text, not binary")
+    assert mine.answer()["code"] == "invalid"  # type: ignore[index]
+    time.sleep(0.3)
+    assert theirs.updates.qsize() == 1
+    # the socket and the room still work
+    mine.write(type_text("!"))
+    theirs.wait_text("hej!")
+    assert joined_text(helper, room) == "hej!"
+
+
+def test_a_document_socket_needs_a_ticket_for_its_own_room(hub):
+    student, _helper, room = matched(hub)
+    doc_url = student.ok("room:join", {"room_id": room})["doc_url"]
+    path, ticket = doc_url.split("?ticket=")
+    _, other_helper, other_room = matched(hub, "student2", "helper2")
+    other_url = other_helper.ok("room:join", {"room_id": other_room})["doc_url"]
+    refused = (
+        path,  # no ticket
+        f"{path}?ticket=forged{ticket[6:]}",
+        f"/rooms/{other_room}/doc?ticket={ticket}",  # this room's ticket elsewhere
+        f"{path}?ticket={other_url.split('?ticket=')[1]}",  # and the other way round
+    )
+    for url in refused:
+        code, reason = hub.doc_socket(url, sync=False).wait_closed()
+        assert code == 4401 and reason, url
+    assert hub.doc_socket(doc_url).synced.is_set()
 
 
 def test_a_third_user_is_refused_every_room_event(hub):
@@ -183,7 +219,6 @@ def test_a_third_user_is_refused_every_room_event(hub):
         "room:join": {},
         "rtc:signal": {"kind": "restart", "data": {}},
         "chat:send": {"text": "hej", "client_msg_id": "x"},
-        "doc:update": {"update": Writer().change(type_text("x"))},
         "room:end": {},
         "room:report": {"text": "hm"},
         "feedback:submit": {"rating": 5},
@@ -238,8 +273,7 @@ def test_the_helper_is_offered_the_next_student_only_after_choosing_to_go_on(hub
 def test_a_member_who_drops_and_comes_back_finds_the_room_intact(hub):
     student, helper, room = matched(hub)
     student.ok("chat:send", {"room_id": room, "text": "Er du der?", "client_msg_id": "a"})
-    w = Writer()
-    helper.ok("doc:update", {"room_id": room, "update": w.change(type_text("Trin 1"))})
+    open_doc(hub, helper, room).write(type_text("Trin 1"))
     helper.close()
     assert student.wait_for("peer:left") == {"room_id": room}
     back = hub.client("helper1")
@@ -249,7 +283,7 @@ def test_a_member_who_drops_and_comes_back_finds_the_room_intact(hub):
     assert joined["peer_present"] is True and joined["ended"] is False
     assert joined["ice_transport_policy"] == "all" and isinstance(joined["ice_servers"], list)
     assert [m["text"] for m in joined["chat_history"]] == ["Er du der?"]
-    assert str(Writer(joined["doc_state"]).text) == "Trin 1"
+    assert joined_text(back, room) == "Trin 1"
 
 
 def test_after_the_grace_period_the_room_ends_cleanly(database_url, tmp_path):
@@ -274,9 +308,9 @@ def test_after_the_grace_period_the_room_ends_cleanly(database_url, tmp_path):
 @both_backends
 def test_nothing_acknowledged_is_lost_when_the_hub_is_killed(hub):
     student, _helper, room = matched(hub)
-    w = Writer()
+    doc = open_doc(hub, student, room)
     for i in range(30):
-        student.ok("doc:update", {"room_id": room, "update": w.change(type_text(f"{i} "))})
+        doc.write(type_text(f"{i} "))
     for i in range(8):  # within the chat's rate limit
         student.ok("chat:send", {"room_id": room, "text": f"besked {i}", "client_msg_id": str(i)})
     hub.process.send_signal(signal.SIGKILL)
@@ -285,8 +319,8 @@ def test_nothing_acknowledged_is_lost_when_the_hub_is_killed(hub):
     hub.process, _url, _log = start_hub(hub.db.url, hub.data_dir, port=port)
     back = hub.client("helper1")
     assert back.wait_for("room:rejoined")["room_id"] == room
+    assert joined_text(back, room) == str(doc.text)
     joined = back.ok("room:join", {"room_id": room})
-    assert str(Writer(joined["doc_state"]).text) == str(w.text)
     assert [m["text"] for m in joined["chat_history"]] == [f"besked {i}" for i in range(8)]
 
 
@@ -296,16 +330,15 @@ def test_the_document_is_compacted_into_a_snapshot_without_losing_an_edit(databa
     hub = RunningHub(url, Database(database_url), tmp_path, process, log)
     try:
         student, helper, room = matched(hub)
-        w = Writer()
+        doc = open_doc(hub, student, room)
         for i in range(40):
-            student.ok("doc:update", {"room_id": room, "update": w.change(type_text(f"{i},"))})
+            doc.write(type_text(f"{i},"))
         with hub.db.transaction() as s:
             assert s.get(DocSnapshot, room) is not None
             left = s.scalar(select(func.count()).where(DocUpdate.room_id == room))
             assert left < 7
-        assert str(Writer(helper.ok("room:join", {"room_id": room})["doc_state"]).text) == str(
-            w.text
-        )
+        assert joined_text(helper, room) == str(doc.text)
+        assert str(open_doc(hub, helper, room).text) == str(doc.text)
     finally:
         stop(process)
         hub.close_clients()
@@ -317,7 +350,7 @@ def test_retention_deletes_old_chat_documents_and_attachments_but_keeps_reported
     for student, helper in (("student1", "helper1"), ("student2", "helper2")):
         s, h, room = matched(hub, student, helper)
         s.ok("chat:send", {"room_id": room, "text": "hej", "client_msg_id": "1"})
-        s.ok("doc:update", {"room_id": room, "update": Writer().change(type_text("tekst"))})
+        open_doc(hub, s, room).write(type_text("tekst"))
         h.ok("room:end", {"room_id": room})
         rooms.append(room)
     old, reported = rooms
@@ -367,7 +400,7 @@ def test_retention_deletes_old_chat_documents_and_attachments_but_keeps_reported
 )
 def test_malformed_room_payloads_are_refused(hub, payload):
     student = hub.client("student1")
-    for event in ("room:join", "chat:send", "doc:update", "rtc:signal", "room:end"):
+    for event in ("room:join", "chat:send", "rtc:signal", "room:end"):
         answer = student.call(event, payload)
         assert answer["ok"] is False and answer["error"]["code"] == "invalid", (event, payload)
 

@@ -7,7 +7,7 @@ import pytest
 from hub.db import Database
 from tests.conftest import RunningHub, start_hub, stop
 from tests.hubclient import Client
-from tests.test_rooms import Writer, type_text
+from tests.test_rooms import open_doc, type_text
 
 pytestmark = pytest.mark.postgres
 OFFER = {"type": "offer", "sdp": "v=0\r\n"}
@@ -61,16 +61,18 @@ def test_a_room_works_across_two_hub_processes(database_url, tmp_path):
         room = helper.ok("offer:accept", {"offer_id": helper.wait_for("offer")["offer_id"]})
         room_id = room["room_id"]
         student.wait_for("match")
-        for member in (student, helper):
-            member.ok("room:join", {"room_id": room_id})
+        # the two document sockets go to different hub processes too
+        student_doc = open_doc(a, student, room_id)
+        helper_doc = open_doc(b, helper, room_id)
 
         helper.ok("rtc:signal", {"room_id": room_id, "kind": "offer", "data": OFFER})
         assert student.wait_for("rtc:signal")["data"] == OFFER
         student.ok("chat:send", {"room_id": room_id, "text": "Hej", "client_msg_id": "1"})
         assert helper.wait_for("chat:message")["text"] == "Hej"
-        update = Writer().change(type_text("x = 2"))
-        student.ok("doc:update", {"room_id": room_id, "update": update})
-        assert helper.wait_for("doc:update")["update"] == update
+        student_doc.write(type_text("x = 2"))
+        helper_doc.wait_text("x = 2")
+        helper_doc.write(type_text(" og y = 3"))
+        student_doc.wait_text("x = 2 og y = 3")
         helper.ok("room:end", {"room_id": room_id})
         assert student.wait_for("room:ended")["by"] == "helper"
     finally:

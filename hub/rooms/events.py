@@ -6,10 +6,9 @@ go to the other connections there, chat to all of them, and everything about the
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Literal
 
-from flask import current_app, request
+from flask import request
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_socketio import join_room
@@ -20,16 +19,14 @@ from hub.accounts.access import Identity
 from hub.accounts.models import Role
 from hub.errors import Invalid
 from hub.extensions import socketio
-from hub.groupcommit import GroupCommit
 from hub.moderation import Blocked
 from hub.realtime.events import handler, user_gone
 from hub.realtime.notices import deliver
-from hub.rooms import service
+from hub.rooms import docsync, service
 from hub.rooms.ice import ice_servers, ice_transport_policy
 from hub.state import hub_state
 from hub.validation import Payload
 
-log = logging.getLogger(__name__)
 MEMBERS = (Role.STUDENT, Role.HELPER)
 
 
@@ -59,10 +56,6 @@ class SignalIn(RoomRef):
 class ChatIn(RoomRef):
     text: str = Field(min_length=1, max_length=1000)
     client_msg_id: str = Field(min_length=1, max_length=64)
-
-
-class DocIn(RoomRef):
-    update: str = Field(min_length=1, max_length=800_000)
 
 
 class EndIn(RoomRef):
@@ -113,6 +106,9 @@ def room_join(member: Identity, data: RoomRef) -> dict[str, Any]:
         **answer,
         "ice_servers": ice_servers(state.config),
         "ice_transport_policy": ice_transport_policy(state.config),
+        "doc_url": docsync.doc_path(
+            room.id, docsync.make_ticket(state.config, member.user_id, room.id)
+        ),
     }
 
 
@@ -154,40 +150,6 @@ def chat_send(member: Identity, data: ChatIn) -> dict[str, Any]:
     if new:
         socketio.emit("chat:message", message, to=service.room_channel(room.id))
     return {"msg_id": message["msg_id"], "ts": message["ts"]}
-
-
-def _doc_writer() -> GroupCommit[service.DocAppend, int]:
-    """The process's group commit of document updates: while one batch is being stored the next
-    fills up, so a busy hub stores many keystrokes per transaction."""
-    extensions = current_app.extensions
-    if "lektiecafe.doc_writer" not in extensions:
-        extensions["lektiecafe.doc_writer"] = GroupCommit(hub_state().db, service.append_updates)
-    writer: GroupCommit[service.DocAppend, int] = extensions["lektiecafe.doc_writer"]
-    return writer
-
-
-@handler("doc:update", roles=MEMBERS, payload=DocIn)
-def doc_update(member: Identity, data: DocIn) -> dict[str, Any]:
-    update = service.decode_update(data.update)
-    seq = _doc_writer().submit(service.DocAppend(member.user_id, data.room_id, update, clock.now()))
-    socketio.emit(
-        "doc:update",
-        {"room_id": data.room_id, "update": data.update, "seq": seq},
-        to=service.room_channel(data.room_id),
-        skip_sid=_sid(),
-    )
-    if seq % hub_state().config.doc_compact_every == 0:
-        _compact(data.room_id)
-    return {"seq": seq}
-
-
-def _compact(room_id: str) -> None:
-    """Compaction is housekeeping: a failure leaves the updates in place and is only logged."""
-    try:
-        with hub_state().db.transaction() as s:
-            service.compact(s, room_id)
-    except Exception:
-        log.exception("compacting a room's document failed")
 
 
 @handler("room:end", roles=MEMBERS, payload=EndIn)

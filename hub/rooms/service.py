@@ -7,7 +7,6 @@ either member and a restart loses nothing that was acknowledged."""
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -255,14 +254,8 @@ def post_chat(
 # The shared document (a Yjs document: pycrdt here, Yjs in the browser)
 
 
-def decode_update(encoded: str) -> bytes:
-    """The bytes of a base64 Yjs update, refused unless it decodes as one."""
-    try:
-        data = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise Invalid(
-            _("The document change could not be read."), fields={"update": "base64"}
-        ) from exc
+def check_update(data: bytes) -> bytes:
+    """`data` if it is a Yjs update (v1) of an acceptable size; refused otherwise."""
     if not data:
         raise Invalid(_("The document change could not be read."), fields={"update": "empty"})
     if len(data) > MAX_DOC_UPDATE_BYTES:

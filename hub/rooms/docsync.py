@@ -1,0 +1,315 @@
+"""Document sync: a room's Yjs document over a plain binary WebSocket in the y-protocols' words.
+
+Each member's page (or kiosk) opens `/rooms/<id>/doc?ticket=...` with the ticket from `room:join`
+and speaks the sync protocol of y-websocket: sync step 1 (a state vector), step 2 (what the other
+side lacks) and updates. Reconnecting is the same exchange again, so edits made offline reach the
+hub by themselves. Beyond y-protocols the hub answers every step 2 and update a client sends,
+in order, with STORED (after the update is in the database) or ERROR (refused, with why).
+
+Why not Socket.IO events: the document is the busiest path of a room (a message per keystroke
+batch), and per event Flask-SocketIO builds a request context, opens the cookie session and
+encodes JSON with base64. Here a connection checks its ticket once; an update costs a frame,
+a decode check and a row in a group commit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
+from urllib.parse import quote, urlencode
+
+import pycrdt
+from flask import Flask
+from flask_babel import gettext as _
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from hub import clock
+from hub.config import HubConfig
+from hub.db import Database
+from hub.errors import HubError, Invalid
+from hub.groupcommit import GroupCommit
+from hub.rooms import service
+
+log = logging.getLogger(__name__)
+
+SYNC, AWARENESS = pycrdt.YMessageType.SYNC, pycrdt.YMessageType.AWARENESS
+STEP1, STEP2, UPDATE = (
+    pycrdt.YSyncMessageType.SYNC_STEP1,
+    pycrdt.YSyncMessageType.SYNC_STEP2,
+    pycrdt.YSyncMessageType.SYNC_UPDATE,
+)
+# The hub's own message types, after y-protocols' 0 (sync) and 1 (awareness).
+STORED = 100  # [100, varuint seq]: the oldest unanswered update of this connection is stored
+ERROR = 101  # [101, varstring JSON {"code", "message"}]: ... it was refused
+EMPTY_UPDATE = b"\x00\x00"
+# Messages waiting for a slow client; past this the client is cut off (it resyncs on reconnect).
+OUTBOX_MAX = 5000
+# Close codes (4000-4999 are the application's own).
+CLOSE_UNAUTHORISED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_TOO_SLOW = 4408
+CLOSE_STORAGE = 1011
+
+
+# --- tickets ---------------------------------------------------------------------------------
+
+
+class Ticket(NamedTuple):
+    user_id: int
+    room_id: str
+
+
+def _tickets(config: HubConfig) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(config.secret_key, salt="doc-ticket")
+
+
+def make_ticket(config: HubConfig, user_id: int, room_id: str) -> str:
+    """What `room:join` gives a member to open the room's document socket."""
+    return _tickets(config).dumps([user_id, room_id])
+
+
+def doc_path(room_id: str, ticket: str) -> str:
+    """Where the room's document socket is, relative to the hub (the client picks ws or wss)."""
+    return f"/rooms/{quote(room_id)}/doc?{urlencode({'ticket': ticket})}"
+
+
+def read_ticket(config: HubConfig, ticket: str) -> Ticket | None:
+    try:
+        user_id, room_id = _tickets(config).loads(ticket, max_age=config.token_max_age_s)
+    except (BadSignature, TypeError, ValueError):
+        return None
+    return Ticket(int(user_id), str(room_id))
+
+
+# --- messages --------------------------------------------------------------------------------
+
+
+def stored_message(seq: int) -> bytes:
+    return bytes([STORED]) + pycrdt.write_var_uint(seq)
+
+
+def error_message(error: HubError) -> bytes:
+    body = json.dumps({"code": error.code, "message": error.message}).encode()
+    return bytes([ERROR]) + pycrdt.write_message(body)
+
+
+class ClientMessage(NamedTuple):
+    kind: int  # STEP1 (payload: a state vector), STEP2 or UPDATE (payload: an update)
+    payload: bytes
+
+
+def read_client_message(data: object) -> ClientMessage | None:
+    """A sync message from a client; None for awareness (not used here, ignored)."""
+    unreadable = _("The document change could not be read.")
+    if not isinstance(data, bytes | bytearray) or len(data) < 2:
+        raise Invalid(unreadable, fields={"message": "not a sync message"})
+    data = bytes(data)
+    if data[0] == AWARENESS:
+        return None
+    if data[0] != SYNC or data[1] not in (STEP1, STEP2, UPDATE):
+        raise Invalid(unreadable, fields={"message": "type"})
+    try:
+        payload = pycrdt.read_message(data[2:])
+    except (AssertionError, IndexError, RuntimeError) as exc:
+        raise Invalid(unreadable, fields={"message": "length"}) from exc
+    return ClientMessage(data[1], payload)
+
+
+def step1_for(state: bytes) -> bytes:
+    """Sync step 1: the stored document's state vector, so the client sends what the hub lacks."""
+    return bytes([SYNC, STEP1]) + pycrdt.write_message(pycrdt.get_state(state))
+
+
+def step2_for(state: bytes, state_vector: bytes) -> bytes:
+    """Sync step 2: what a client with `state_vector` lacks of the stored document `state`."""
+    try:
+        missing = pycrdt.get_update(state, state_vector)
+    except Exception as exc:  # a state vector Yrs cannot read
+        raise Invalid(
+            _("The document change could not be read."), fields={"message": "state vector"}
+        ) from exc
+    return bytes([SYNC, STEP2]) + pycrdt.write_message(missing)
+
+
+# --- connections -----------------------------------------------------------------------------
+
+
+class Socket(Protocol):
+    """What a connection needs of simple-websocket's Server."""
+
+    def send(self, data: bytes) -> None: ...
+    def close(self, reason: int | None = None, message: str | None = None) -> None: ...
+
+
+class DocConnection:
+    """One client's document socket. Everything to send goes through an outbox that a sender
+    thread of its own drains, so the group-commit writer never waits for a slow client."""
+
+    def __init__(self, ws: Socket, ticket: Ticket) -> None:
+        self.ws = ws
+        self.user_id, self.room_id = ticket
+        self._outbox: queue.Queue[bytes | None] = queue.Queue(OUTBOX_MAX)
+        self._sender = threading.Thread(target=self._send_all, name="doc-sender", daemon=True)
+        self._sender.start()
+
+    def send(self, message: bytes) -> None:
+        try:
+            self._outbox.put_nowait(message)
+        except queue.Full:
+            log.warning("a document client fell too far behind; closing its socket")
+            self.ws.close(CLOSE_TOO_SLOW, "too slow")
+
+    def finish(self) -> None:
+        """Stop the sender once what is queued has gone out."""
+        self._outbox.put(None)
+
+    def _send_all(self) -> None:
+        while (message := self._outbox.get()) is not None:
+            try:
+                self.ws.send(message)
+            except Exception:  # closed meanwhile: nothing more to send
+                return
+
+
+class Channels:
+    """The document sockets of this process by room, and the way an update reaches the others:
+    straight to this process's sockets, and through Redis to the other hub processes when
+    several run (`message_queue`)."""
+
+    CHANNEL = "lektiecafe:doc"
+
+    def __init__(self, instance_id: str, message_queue: str) -> None:
+        self._instance = instance_id.encode()
+        self._rooms: dict[str, set[DocConnection]] = defaultdict(set)
+        self._lock = threading.Lock()
+        self._redis: Any = None
+        self._outgoing: queue.Queue[bytes] = queue.Queue()
+        if message_queue:
+            if not message_queue.startswith(("redis://", "rediss://", "unix://")):
+                raise ValueError("document sync across hub processes needs a Redis message_queue")
+            import redis
+
+            self._redis = redis.Redis.from_url(message_queue)
+            for target in (self._listen, self._publish):
+                threading.Thread(target=target, name="doc-bus", daemon=True).start()
+
+    def add(self, conn: DocConnection) -> None:
+        with self._lock:
+            self._rooms[conn.room_id].add(conn)
+
+    def remove(self, conn: DocConnection) -> None:
+        with self._lock:
+            members = self._rooms.get(conn.room_id)
+            if members is not None:
+                members.discard(conn)
+                if not members:
+                    del self._rooms[conn.room_id]
+
+    def deliver(self, room_id: str, message: bytes, skip: DocConnection) -> None:
+        """`message` to every socket of the room but `skip`'s, in every hub process."""
+        self._deliver_here(room_id, message, skip)
+        if self._redis is not None:
+            self._outgoing.put(b"\n".join((self._instance, room_id.encode(), message)))
+
+    def _deliver_here(self, room_id: str, message: bytes, skip: DocConnection | None) -> None:
+        with self._lock:
+            targets = [c for c in self._rooms.get(room_id, ()) if c is not skip]
+        for conn in targets:
+            conn.send(message)
+
+    def _publish(self) -> None:
+        """Everything queued since the last round trip goes to Redis in one pipeline."""
+        while True:
+            batch = [self._outgoing.get()]
+            while not self._outgoing.empty():
+                batch.append(self._outgoing.get_nowait())
+            try:
+                pipe = self._redis.pipeline(transaction=False)
+                for item in batch:
+                    pipe.publish(self.CHANNEL, item)
+                pipe.execute()
+            except Exception:
+                log.exception("publishing document updates to the other hub processes failed")
+
+    def _listen(self) -> None:
+        while True:
+            try:
+                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self.CHANNEL)
+                for item in pubsub.listen():
+                    instance, room_id, message = bytes(item["data"]).split(b"\n", 2)
+                    if instance != self._instance:
+                        self._deliver_here(room_id.decode(), message, None)
+            except Exception:
+                log.exception("the document bus lost Redis; listening again")
+                time.sleep(1.0)
+
+
+# --- the process's document sync -------------------------------------------------------------
+
+
+@dataclass
+class DocSync:
+    """Per hub process: the sockets by room and the group commit that stores updates."""
+
+    app: Flask
+    db: Database
+    config: HubConfig
+    channels: Channels
+
+    def __post_init__(self) -> None:
+        self.writer: GroupCommit[service.DocAppend, int] = GroupCommit(self.db, self._append_in_app)
+
+    def _append_in_app(self, s: Any, items: Any) -> list[int | HubError]:
+        with self.app.app_context():  # refusals are worded with gettext
+            return service.append_updates(s, items)
+
+    def receive(self, conn: DocConnection, message: ClientMessage) -> None:
+        """Act on one message of `conn`: answer a state vector, or store an update and then send
+        it on to the room and tell `conn` it is stored."""
+        if message.kind == STEP1:
+            with self.db.transaction() as s:
+                state, _seq = service.document_state(s, conn.room_id)
+            try:
+                conn.send(step2_for(state, message.payload))
+            except HubError as exc:
+                conn.send(error_message(exc))
+            return
+        try:
+            update = service.check_update(message.payload)
+        except HubError as exc:
+            conn.send(error_message(exc))
+            return
+        if update == EMPTY_UPDATE:
+            conn.send(stored_message(0))
+            return
+        item = service.DocAppend(conn.user_id, conn.room_id, update, clock.now())
+        self.writer.submit(item, self._stored_callback(conn, update))
+
+    def _stored_callback(self, conn: DocConnection, update: bytes) -> Callable[[Any], None]:
+        def done(result: int | Exception) -> None:
+            if isinstance(result, HubError):
+                conn.send(error_message(result))
+            elif isinstance(result, Exception):
+                conn.ws.close(CLOSE_STORAGE, "not stored")  # the client resyncs on reconnect
+            else:
+                self.channels.deliver(conn.room_id, pycrdt.create_update_message(update), conn)
+                conn.send(stored_message(result))
+                if result % self.config.doc_compact_every == 0:
+                    threading.Thread(target=self._compact, args=(conn.room_id,)).start()
+
+        return done
+
+    def _compact(self, room_id: str) -> None:
+        """Compaction is housekeeping: a failure leaves the updates in place and is only logged."""
+        try:
+            with self.db.transaction() as s:
+                service.compact(s, room_id)
+        except Exception:
+            log.exception("compacting a room's document failed")
