@@ -1,12 +1,16 @@
-"""The background loop that runs the matching pass. Socket handlers `kick` it after every change;
-it also wakes on its own when an offer is due to expire and every `tick_s` to notice students
-whose grace period ran out and hub processes that died."""
+"""The background loops of matching. The dispatcher runs the matching pass: socket handlers `kick`
+it after every change; it also wakes on its own when an offer is due to expire and every `tick_s`
+to notice students whose grace period ran out and hub processes that died. After each pass it
+kicks the places loop, which tells waiting students their place and estimate in its own greenlet,
+so the offers never wait behind thousands of `queue:update`s."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
+import gevent
 from flask import Flask
 
 from hub import clock, housekeeping
@@ -15,7 +19,7 @@ from hub.extensions import socketio
 from hub.matching import service
 from hub.realtime import presence
 from hub.realtime.events import user_gone
-from hub.realtime.notices import deliver, deliver_in_turn
+from hub.realtime.notices import deliver
 from hub.rooms import service as rooms
 from hub.state import HubState
 
@@ -24,9 +28,16 @@ log = logging.getLogger(__name__)
 INSTANCE_STALE_S = 30.0
 HEARTBEAT_EVERY_S = 5.0
 HOUSEKEEPING_EVERY_S = 600.0
-# Places and estimates are sent at most this often: computing them reads the whole queue, and
-# doing that on every kick would delay the offers (the part a helper is waiting for).
-QUEUE_UPDATES_EVERY_S = 0.5
+# Places and estimates are sent at most this often: computing them reads the whole queue, so under
+# load one pass serves many changes.
+PLACES_EVERY_S = 0.5
+# Places are stored and sent this many at a time.
+TELL_CHUNK = 50
+# The places pass works in slices of about this long; between slices everything else that is
+# ready goes first (socket reads, handlers, offers), but for no longer than PLACES_MAX_DEFER_S, so
+# the places still move on under constant load.
+PLACES_SLICE_S = 0.002
+PLACES_MAX_DEFER_S = 0.05
 
 
 class Dispatcher:
@@ -36,12 +47,13 @@ class Dispatcher:
         self._wake = threading.Event()
         self._last_heartbeat = 0.0
         self._last_housekeeping = 0.0
-        self._last_queue_updates = 0.0
+        self.places = QueuePlaces(app, state)
 
     def kick(self) -> None:
         self._wake.set()
 
     def run_forever(self) -> None:
+        socketio.start_background_task(self.places.run_forever)
         while True:
             try:
                 with self.app.app_context():
@@ -72,15 +84,70 @@ class Dispatcher:
             notices += service.dispatch(s, now, self.state.config)
             deadline = service.next_deadline(s)
         deliver(notices)
-        queue_updates_due = self._last_queue_updates + QUEUE_UPDATES_EVERY_S - now.timestamp()
-        if queue_updates_due <= 0:
-            self._last_queue_updates = now.timestamp()
-            with self.state.db.matching_transaction() as s:
-                updates = service.queue_updates(s, self.state.config)
-            socketio.start_background_task(deliver_in_turn, updates)
+        self.places.kick()
         sleep = self.state.config.tick_s
-        if queue_updates_due > 0:
-            sleep = min(sleep, queue_updates_due)
         if deadline is not None:
             sleep = min(sleep, max(0.01, (deadline - clock.now()).total_seconds()))
         return sleep
+
+
+class QueuePlaces:
+    """Tells every waiting student whose place or estimate changed, at most every PLACES_EVERY_S.
+
+    The pass reads the queue in one short transaction, then computes and sends the places a
+    chunk at a time, giving way to other greenlets in between: thousands of students waiting must
+    not hold up an offer, which a helper is waiting for."""
+
+    def __init__(self, app: Flask, state: HubState) -> None:
+        self.app = app
+        self.state = state
+        self._wake = threading.Event()
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def run_forever(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            started = time.monotonic()
+            try:
+                with self.app.app_context():
+                    self.run_once()
+            except Exception:
+                log.exception("queue places pass failed")
+            socketio.sleep(max(0.0, started + PLACES_EVERY_S - time.monotonic()))
+
+    def run_once(self) -> None:
+        background = Background()
+        with self.state.db.matching_transaction() as s:
+            waiting = service.waiting_in_order(s)
+        if not waiting:
+            return
+        background.give_way()
+        with self.state.db.matching_transaction() as s:
+            at_hand = service.help_at_hand(s, self.state.config)
+        changed = service.changed_places(waiting, at_hand, pause=background.pause)
+        for start in range(0, len(changed), TELL_CHUNK):
+            background.pause()
+            with self.state.db.matching_transaction() as s:
+                notices = service.tell_places(s, changed[start : start + TELL_CHUNK])
+            deliver(notices)
+
+
+class Background:
+    """Paces long, unhurried work in one greenlet: `pause()` between small steps gives way once a
+    slice of PLACES_SLICE_S is used up."""
+
+    def __init__(self) -> None:
+        self._since = time.perf_counter()
+
+    def pause(self) -> None:
+        if time.perf_counter() - self._since >= PLACES_SLICE_S:
+            self.give_way()
+
+    def give_way(self) -> None:
+        """Wait until the hub has nothing else to do (gevent's idle), or PLACES_MAX_DEFER_S."""
+        with gevent.Timeout(PLACES_MAX_DEFER_S, False):
+            gevent.idle()
+        self._since = time.perf_counter()

@@ -8,11 +8,13 @@ from __future__ import annotations
 import secrets
 import statistics
 from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.orm import Session
 
 from hub.accounts.access import Identity
@@ -33,6 +35,10 @@ from hub.matching.models import (
 from hub.realtime.notices import Notice
 from hub.rooms.models import Room
 from hub.rooms.service import open_room_of, room_peer
+
+# Rows of a few columns, read by name: the passes over the queue read these rather than ORM
+# objects, which with thousands waiting cost most of a pass (bench/matching.py).
+PlainRow = Row[*tuple[Any, ...]]
 
 # ---------------------------------------------------------------------------------------------
 # Students
@@ -290,7 +296,7 @@ def _rejoin_notices(s: Session, user_id: int) -> list[Notice]:
 
 def dispatch(s: Session, now: datetime, config: HubConfig) -> list[Notice]:
     """One pass of the matching loop: expire offers, drop students gone too long and make new
-    offers. Safe to run from any process at any time. Places in the queue are `queue_updates`."""
+    offers. Safe to run from any process at any time. Places in the queue are `changed_places`."""
     notices = _expire_offers(s, now)
     notices += _drop_absent_students(s, now, config)
     free = [h for h, _free in _on_duty_skills(s, free_only=True)]
@@ -299,9 +305,12 @@ def dispatch(s: Session, now: datetime, config: HubConfig) -> list[Notice]:
     return notices
 
 
-# Unoffered requests are planned in chunks, oldest first, until every free helper has an offer:
-# usually the first chunk does, so a pass does not read the whole queue to make one offer.
-OFFER_CHUNK = 200
+# Unoffered requests are planned in chunks, oldest first, until every free helper has an offer.
+# The first chunk is small: a pass usually has one or two helpers to place and the oldest request
+# they can take is near the front. Later chunks grow, so a helper who can take only rare requests
+# does not cost a query per few requests.
+FIRST_OFFER_CHUNK = 20
+OFFER_CHUNK_GROWTH = 4
 
 
 def _make_offers(
@@ -309,18 +318,30 @@ def _make_offers(
 ) -> list[Notice]:
     offered = select(Offer.request_id).where(Offer.status == OfferStatus.PENDING)
     unoffered = (
-        select(HelpRequest)
+        select(
+            HelpRequest.id,
+            HelpRequest.student_id,
+            HelpRequest.subject_id,
+            HelpRequest.grade,
+            HelpRequest.language_code,
+            HelpRequest.created_at,
+        )
         .where(HelpRequest.status == RequestStatus.WAITING, HelpRequest.id.not_in(offered))
         .order_by(HelpRequest.created_at, HelpRequest.id)
     )
     notices: list[Notice] = []
     remaining = list(free)
-    start = 0
+    size = FIRST_OFFER_CHUNK
     while remaining:
-        chunk = list(s.scalars(unoffered.offset(start).limit(OFFER_CHUNK)))
+        chunk = s.execute(unoffered.limit(size)).all()
         if not chunk:
             break
-        start += len(chunk)
+        last = chunk[-1]  # the next chunk starts after it (offers made here leave `unoffered`)
+        unoffered = unoffered.where(
+            (HelpRequest.created_at > last.created_at)
+            | ((HelpRequest.created_at == last.created_at) & (HelpRequest.id > last.id))
+        )
+        size *= OFFER_CHUNK_GROWTH
         for request_id, helper_id in policy.plan_offers(_with_history(s, chunk), remaining):
             offer = Offer(
                 request_id=request_id,
@@ -393,8 +414,8 @@ def _offer_notice(s: Session, offer: Offer, now: datetime) -> Notice:
     return Notice(offer.helper_id, "offer", payload)
 
 
-def _with_history(s: Session, requests: list[HelpRequest]) -> list[policy.WaitingRequest]:
-    """Requests with who declined them and the student's previous helper."""
+def _with_history(s: Session, requests: Sequence[PlainRow]) -> list[policy.WaitingRequest]:
+    """Waiting requests with who declined them and the student's previous helper."""
     ids = [r.id for r in requests]
     declined: dict[int, set[int]] = defaultdict(set)
     for request_id, helper_id in s.execute(
@@ -491,12 +512,19 @@ def typical_session_s(s: Session, config: HubConfig) -> int:
     return int(statistics.median((r.ended_at - r.created_at).total_seconds() for r in rows))
 
 
-def queue_updates(s: Session, config: HubConfig) -> list[Notice]:
-    """`queue:update` for every waiting student whose place or estimate changed.
+@dataclass(frozen=True)
+class Place:
+    """A waiting student's place and estimate, to be told in a `queue:update`."""
 
-    Reads plain rows in queue order rather than ORM objects: with thousands waiting, building
-    objects and parsing their timestamps was most of the pass (bench/matching.py)."""
-    waiting = s.execute(
+    request_id: int
+    student_id: int
+    position: int
+    eta_s: int | None
+
+
+def waiting_in_order(s: Session) -> Sequence[PlainRow]:
+    """Every waiting request, oldest first, with what its student was last told."""
+    return s.execute(
         select(
             HelpRequest.id,
             HelpRequest.student_id,
@@ -509,31 +537,65 @@ def queue_updates(s: Session, config: HubConfig) -> list[Notice]:
         .where(HelpRequest.status == RequestStatus.WAITING)
         .order_by(HelpRequest.created_at, HelpRequest.id)
     ).all()
-    if not waiting:
-        return []
-    on_duty = _on_duty_skills(s)
+
+
+@dataclass(frozen=True)
+class HelpAtHand:
+    """Who is on duty and how long a session usually takes: what the wait estimates rest on."""
+
+    on_duty: list[tuple[policy.HelperSkills, bool]]
+    typical_session_s: int
+
+
+def help_at_hand(s: Session, config: HubConfig) -> HelpAtHand:
+    return HelpAtHand(_on_duty_skills(s), typical_session_s(s, config))
+
+
+def changed_places(
+    waiting: Sequence[PlainRow], at_hand: HelpAtHand, pause: Callable[[], None]
+) -> list[Place]:
+    """Every waiting request whose place or estimate differs from what its student was told.
+
+    Calls `pause` between small steps, so that the caller can let other work go first: the
+    places of thousands of students must not hold up an offer or an acknowledgement."""
     positions = policy.queue_positions(waiting)
-    typical = typical_session_s(s, config)
     ability: dict[tuple[int, int, str | None], tuple[int, int]] = {}
-    notices = []
-    told = []
+    changed = []
     for r in waiting:
+        pause()
         key = (r.subject_id, r.grade, r.language_code)
         if key not in ability:
-            able = [free for h, free in on_duty if policy.can_help(h, r)]
+            able = [free for h, free in at_hand.on_duty if policy.can_help(h, r)]
             ability[key] = (sum(able), len(able))
-        free_able, able_count = ability[key]
         position = positions[r.id]
-        eta = policy.estimate_wait_s(position, free_able, able_count, typical)
+        eta = policy.estimate_wait_s(position, *ability[key], at_hand.typical_session_s)
         if (position, eta) != (r.told_position, r.told_eta_s):
-            told.append({"id": r.id, "told_position": position, "told_eta_s": eta})
-            notices.append(
-                Notice(
-                    r.student_id,
-                    "queue:update",
-                    {"request_id": r.id, "position": position, "eta_s": eta},
-                )
+            changed.append(Place(r.id, r.student_id, position, eta))
+    return changed
+
+
+def tell_places(s: Session, places: Sequence[Place]) -> list[Notice]:
+    """Store what these students are told and return their `queue:update`s. Requests that stopped
+    waiting since the queue was read are left out: their students are matched or gone."""
+    waiting = set(
+        s.scalars(
+            select(HelpRequest.id).where(
+                HelpRequest.id.in_([p.request_id for p in places]),
+                HelpRequest.status == RequestStatus.WAITING,
             )
+        )
+    )
+    told = [p for p in places if p.request_id in waiting]
     if told:
-        s.execute(update(HelpRequest), told)
-    return notices
+        rows = [
+            {"id": p.request_id, "told_position": p.position, "told_eta_s": p.eta_s} for p in told
+        ]
+        s.execute(update(HelpRequest), rows)
+    return [
+        Notice(
+            p.student_id,
+            "queue:update",
+            {"request_id": p.request_id, "position": p.position, "eta_s": p.eta_s},
+        )
+        for p in told
+    ]

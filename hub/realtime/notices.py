@@ -24,15 +24,3 @@ def user_room(user_id: int) -> str:
 def deliver(notices: list[Notice]) -> None:
     for notice in notices:
         socketio.emit(notice.event, notice.payload, to=user_room(notice.user_id))
-
-
-# Notices sent between other work, e.g. a thousand queue places after a helper went on duty.
-IN_TURN_BATCH = 50
-
-
-def deliver_in_turn(notices: list[Notice]) -> None:
-    """`deliver`, giving way to other greenlets every IN_TURN_BATCH emits, so a long fan-out does
-    not hold up an offer or an acknowledgement that is waiting to be sent."""
-    for start in range(0, len(notices), IN_TURN_BATCH):
-        deliver(notices[start : start + IN_TURN_BATCH])
-        socketio.sleep(0)
