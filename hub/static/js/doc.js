@@ -2,87 +2,141 @@
 // and a Y.Array "strokes" (the whiteboard, see whiteboard.js). The hub keeps the same document
 // with pycrdt; both speak Yjs v1 updates (encodeStateAsUpdate / applyUpdate, never V2).
 //
-//   const shared = createSharedDoc({ send: (b64) => hub.request("doc:update", {...}) });
-//   shared.load(ack.doc_state);       // room:join: the whole document, then
-//   shared.setOnline(true);           // local edits not yet acknowledged go out
-//   shared.applyRemote(m.update);     // doc:update from the other side
+//   const shared = createSharedDoc({ onRefused, onPending, onTicketRefused });
+//   shared.load(ack.doc_state);       // room:join: the whole document, at once
+//   shared.connect(ack.doc_url);      // the document socket; again with each new room:join
 //   bindTextarea(shared, textarea);
+//   shared.close();                   // the room has ended
 //
-// Every local change is an update in an outbox until the hub acknowledges it (the hub stores it
-// before it answers), so nothing is lost when the connection drops: after the next room:join the
-// outbox is sent again. Applying an update twice does nothing, so a resend is always safe.
+// The document socket (docs/protocol.md, "The shared document socket") speaks y-websocket's sync
+// protocol: on every (re)connect both sides send sync step 1 (their state vector) and answer the
+// other's with step 2 (what it lacks), so edits made while the socket was closed go out by
+// themselves, from the Yjs document; there is no outbox to keep. The hub answers each step 2 and
+// update this page sends with STORED (it is in the database) or ERROR, which is how the page
+// knows what is saved.
 
 import * as Y from "../vendor/yjs/yjs.esm.min.js";
 
 export { Y };
 
+const { syncProtocol, encoding, decoding } = Y;
+
 /** Origin of updates that came from the hub: they are never sent back. */
 export const REMOTE = Symbol("remote");
 
-const MAX_BATCH_BYTES = 256 * 1024; // the hub takes updates up to 512 KiB (base64)
+const MESSAGE_SYNC = 0;
+const MESSAGE_STORED = 100;
+const MESSAGE_ERROR = 101;
+const CLOSE_TICKET = 4401; // the ticket is no good any more: join the room again for a new one
+const CLOSE_FOR_GOOD = new Set([4403]); // not a member: trying again will not help
+const RETRY_MS = [500, 1000, 2000, 5000, 10000];
 
-function toBase64(bytes) {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(binary);
-}
-
-function fromBase64(text) {
-  const binary = atob(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
+function socketUrl(docUrl) {
+  const url = new URL(docUrl, window.location.href);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  return url.href;
 }
 
 /**
- * send(updateBase64) resolves to the hub's acknowledgement ({ok, ...} or {ok: false, error}).
- * onRefused(error): the hub refused an update for good (e.g. the room ended); it is dropped.
- * onPending(n): how many local updates wait for an acknowledgement (for the page's status).
+ * onRefused(error): the hub refused a change for good ({code, message}, e.g. the room ended).
+ * onPending(n): how many local changes are not yet stored (for the page's "saved" state).
+ * onTicketRefused(): the socket's ticket expired; call connect() with a fresh doc_url.
  */
-export function createSharedDoc({ send, onRefused = () => {}, onPending = () => {} }) {
+export function createSharedDoc({
+  onRefused = () => {},
+  onPending = () => {},
+  onTicketRefused = () => {},
+}) {
   const doc = new Y.Doc();
   const text = doc.getText("text");
   const strokes = doc.getArray("strokes");
-  const outbox = []; // Uint8Array updates, oldest first, not yet acknowledged
-  let inFlight = false;
-  let online = false;
+  let url = null; // the latest doc_url
+  let ws = null;
+  let open = false;
+  let unanswered = 0; // step 2 and update messages sent that the hub has not answered yet
+  let changedOffline = false; // local changes made while the socket was closed
+  let retries = 0;
+  let retryTimer = null;
+  let closed = false;
 
-  async function flush() {
-    if (inFlight || !online || outbox.length === 0) return;
-    // Everything waiting goes as one merged update (one message, one stored row on the hub).
-    let n = 0;
-    let size = 0;
-    while (n < outbox.length && (n === 0 || size + outbox[n].length <= MAX_BATCH_BYTES)) {
-      size += outbox[n].length;
-      n += 1;
+  function reportPending() {
+    onPending(unanswered + (changedOffline ? 1 : 0));
+  }
+
+  function send(message, answered) {
+    ws.send(message);
+    if (answered) {
+      unanswered += 1;
+      reportPending();
     }
-    const update = n === 1 ? outbox[0] : Y.mergeUpdates(outbox.slice(0, n));
-    inFlight = true;
-    let ack;
-    try {
-      ack = await send(toBase64(update));
-    } finally {
-      inFlight = false;
+  }
+
+  function onMessage(event) {
+    const decoder = decoding.createDecoder(new Uint8Array(event.data));
+    const type = decoding.readVarUint(decoder);
+    if (type === MESSAGE_SYNC) {
+      const reply = encoding.createEncoder();
+      encoding.writeVarUint(reply, MESSAGE_SYNC);
+      const kind = syncProtocol.readSyncMessage(decoder, reply, doc, REMOTE);
+      if (kind === syncProtocol.messageYjsSyncStep1) {
+        // The hub asks what it lacks: everything made while away goes in this step 2.
+        changedOffline = false;
+        send(encoding.toUint8Array(reply), true);
+      }
+    } else if (type === MESSAGE_STORED || type === MESSAGE_ERROR) {
+      unanswered = Math.max(0, unanswered - 1);
+      if (type === MESSAGE_ERROR) onRefused(JSON.parse(decoding.readVarString(decoder)));
+      reportPending();
     }
-    if (ack.ok) {
-      outbox.splice(0, n);
-    } else if (ack.error && ack.error.code === "timeout") {
-      online = false; // kept; sent again after the next room:join
-    } else {
-      outbox.splice(0, n);
-      onRefused(ack.error || {});
-    }
-    onPending(outbox.length);
-    flush();
+  }
+
+  function openSocket() {
+    retryTimer = null;
+    if (closed || !url) return;
+    const socket = new WebSocket(socketUrl(url));
+    socket.binaryType = "arraybuffer";
+    ws = socket;
+    socket.onopen = () => {
+      open = true;
+      retries = 0;
+      const step1 = encoding.createEncoder();
+      encoding.writeVarUint(step1, MESSAGE_SYNC);
+      syncProtocol.writeSyncStep1(step1, doc);
+      send(encoding.toUint8Array(step1), false);
+    };
+    socket.onmessage = onMessage;
+    socket.onclose = (event) => {
+      if (ws !== socket) return;
+      ws = null;
+      open = false;
+      // Answers that did not come are for changes still in the document: the next connection's
+      // step 2 carries them again.
+      changedOffline = changedOffline || unanswered > 0;
+      unanswered = 0;
+      reportPending();
+      if (closed || CLOSE_FOR_GOOD.has(event.code)) return;
+      if (event.code === CLOSE_TICKET) {
+        url = null;
+        onTicketRefused();
+        return;
+      }
+      const wait = RETRY_MS[Math.min(retries, RETRY_MS.length - 1)];
+      retries += 1;
+      retryTimer = setTimeout(openSocket, wait);
+    };
   }
 
   doc.on("update", (update, origin) => {
     if (origin === REMOTE) return;
-    outbox.push(update);
-    onPending(outbox.length);
-    flush();
+    if (open) {
+      const message = encoding.createEncoder();
+      encoding.writeVarUint(message, MESSAGE_SYNC);
+      syncProtocol.writeUpdate(message, update);
+      send(encoding.toUint8Array(message), true);
+    } else {
+      changedOffline = true;
+      reportPending();
+    }
   });
 
   return {
@@ -92,24 +146,24 @@ export function createSharedDoc({ send, onRefused = () => {}, onPending = () => 
 
     /** The whole document from room:join (merged with what this page has). */
     load(stateBase64) {
-      if (stateBase64) Y.applyUpdate(doc, fromBase64(stateBase64), REMOTE);
+      if (!stateBase64) return;
+      const binary = atob(stateBase64);
+      const bytes = new Uint8Array(binary.length);
+      for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+      Y.applyUpdate(doc, bytes, REMOTE);
     },
 
-    /** A doc:update from the other side. Returns false for an update Yjs cannot read. */
-    applyRemote(updateBase64) {
-      try {
-        Y.applyUpdate(doc, fromBase64(updateBase64), REMOTE);
-        return true;
-      } catch (err) {
-        console.error("a document update could not be applied", err);
-        return false;
-      }
+    /** Use this doc_url from now on; opens the socket unless it is open or about to be. */
+    connect(docUrl) {
+      url = docUrl;
+      if (!ws && !retryTimer && !closed) openSocket();
     },
 
-    /** Joined (true): send what waits. Connection lost (false): keep it for later. */
-    setOnline(value) {
-      online = value;
-      if (online) flush();
+    /** The room has ended: no more socket. */
+    close() {
+      closed = true;
+      clearTimeout(retryTimer);
+      if (ws) ws.close();
     },
   };
 }

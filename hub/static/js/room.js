@@ -138,7 +138,10 @@ export function createRoom({ hub, role }) {
   // ---- the shared document ----------------------------------------------------------------
 
   const shared = createSharedDoc({
-    send: (update) => hub.request("doc:update", { room_id: roomId, update }),
+    onTicketRefused: () => {
+      joinedOn = null; // room:join again: its answer has a fresh doc_url
+      ensureJoined();
+    },
     onRefused: (error) => {
       if (ended) return; // after the end every change is refused, and that is expected
       $("room-doc-error").textContent = t("The notes could not be saved: {reason}", {
@@ -193,7 +196,7 @@ export function createRoom({ hub, role }) {
       return;
     }
     root.dataset.state = "joined";
-    shared.setOnline(true);
+    shared.connect(ack.doc_url);
     peerPresent = Boolean(ack.peer_present);
     showPeer(peerPresent ? "present" : "absent");
     call.configure({ iceServers: ack.ice_servers, iceTransportPolicy: ack.ice_transport_policy });
@@ -206,7 +209,6 @@ export function createRoom({ hub, role }) {
       ensureJoined();
     } else {
       joinedOn = null;
-      shared.setOnline(false);
     }
   });
 
@@ -441,7 +443,7 @@ export function createRoom({ hub, role }) {
     ended = true;
     root.dataset.state = "ended";
     call.close();
-    shared.setOnline(false);
+    shared.close();
     chatOutbox.clear();
     docText.readOnly = true;
     board.setEnabled(false);
@@ -485,9 +487,6 @@ export function createRoom({ hub, role }) {
   hub.on("chat:blocked", (m) => {
     // Also reaches the sender's other tabs; the sending tab already shows the ack's message.
     if (mine(m) && m.message) chatError.textContent = m.message;
-  });
-  hub.on("doc:update", (m) => {
-    if (mine(m) && typeof m.update === "string") shared.applyRemote(m.update);
   });
   hub.on("peer:left", (m) => {
     if (!mine(m) || ended) return;
