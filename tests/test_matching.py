@@ -129,6 +129,16 @@ def test_waiting_students_see_the_estimate_change_when_a_helper_comes_on_duty(hu
     assert update["position"] == 1 and update["eta_s"] is not None
 
 
+def test_a_student_behind_a_busy_helper_is_told_the_wait_to_the_nearest_minute(hub):
+    first, second, helper = hub.client("student1"), hub.client("student2"), hub.client("helper1")
+    on_duty(helper)
+    ask(first, hub)
+    helper.ok("offer:accept", {"offer_id": helper.wait_for("offer")["offer_id"]})
+    first.wait_for("match")
+    # 30 s for the offer and half a typical session (20 minutes before any has ended): 10.5 min.
+    assert ask(second, hub)["eta_s"] == 11 * 60
+
+
 def test_a_student_who_drops_briefly_keeps_their_place(hub):
     first, second = hub.client("student1"), hub.client("student2")
     ask(first, hub)

@@ -10,6 +10,7 @@ from hub.matching.policy import (
     estimate_wait_s,
     plan_offers,
     queue_positions,
+    told_wait_s,
 )
 
 T0 = datetime(2026, 11, 1, 15, 0, tzinfo=UTC)
@@ -110,5 +111,19 @@ def test_wait_is_short_while_a_free_helper_can_take_it():
 def test_wait_grows_with_rounds_of_sessions():
     first_round = estimate_wait_s(3, free_able=0, on_duty_able=3, typical_session_s=1200)
     second_round = estimate_wait_s(4, free_able=0, on_duty_able=3, typical_session_s=1200)
-    assert first_round == FREE_HELPER_WAIT_S + 600
-    assert second_round == FREE_HELPER_WAIT_S + 1800
+    assert first_round == 11 * 60  # 30 s + half a session of 20 minutes, to the nearest minute
+    assert second_round == 31 * 60  # and a whole session more
+
+
+def test_wait_is_told_in_whole_minutes_and_in_five_minute_steps_beyond_an_hour():
+    assert told_wait_s(FREE_HELPER_WAIT_S) == FREE_HELPER_WAIT_S
+    assert [told_wait_s(s) for s in (60, 89, 90, 629, 3569)] == [60, 60, 120, 600, 3540]
+    assert [told_wait_s(s) for s in (3570, 3749, 3750, 8000)] == [3600, 3600, 3900, 8100]
+
+
+def test_a_slightly_longer_typical_session_does_not_change_the_wait_told():
+    waits = {
+        estimate_wait_s(6, free_able=0, on_duty_able=3, typical_session_s=typical)
+        for typical in (1290, 1300, 1310)
+    }
+    assert waits == {33 * 60}  # 30 s + 1.5 sessions of about 21.7 minutes

@@ -11,6 +11,10 @@ from typing import Protocol
 
 # While a helper is free, the wait is about one offer round-trip; say so rather than "0".
 FREE_HELPER_WAIT_S = 30
+# Longer waits are told in whole minutes, and beyond an hour in five-minute steps (see told_wait_s).
+MINUTE_S = 60
+LONG_WAIT_S = 3600
+LONG_WAIT_STEP_S = 300
 
 
 @dataclass(frozen=True)
@@ -106,4 +110,16 @@ def estimate_wait_s(
     if position <= free_able:
         return FREE_HELPER_WAIT_S
     rounds = math.ceil((position - free_able) / on_duty_able)
-    return FREE_HELPER_WAIT_S + int((rounds - 0.5) * typical_session_s)
+    return told_wait_s(FREE_HELPER_WAIT_S + (rounds - 0.5) * typical_session_s)
+
+
+def told_wait_s(wait_s: float) -> int:
+    """A wait as the student is told it: to the nearest minute, or five minutes beyond an hour.
+
+    The pages show whole minutes, and the estimate is not more precise than that: finer changes
+    would tell the student nothing, yet send every waiting student a `queue:update` each time the
+    median session length moved by a second."""
+    if wait_s < MINUTE_S:
+        return int(wait_s)
+    step = MINUTE_S if wait_s < LONG_WAIT_S else LONG_WAIT_STEP_S
+    return step * math.floor(wait_s / step + 0.5)
