@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -144,6 +145,68 @@ def update_key(update: bytes) -> tuple[int, int]:
     return d.read_var_uint(), d.read_var_uint()
 
 
+STORED, ERROR = 100, 101  # the hub's answers on its document socket (docs/protocol.md)
+OnAnswer = Callable[[bool], None]
+
+
+class YClient:
+    """A client of a document socket in the y-protocols' words (the hub's, or the reference
+    y-websocket server's): sync step 1 on open, step 2 in reply to the server's step 1, and sync
+    updates. The server's sync updates go to `on_update(update, frame bytes)`; the server's step 2
+    is applied to `doc`. The hub also answers every step 2 and update with STORED or ERROR, in
+    order (`answers=True`): each goes to the callback given with its `send_update`."""
+
+    def __init__(
+        self,
+        ws: aiohttp.ClientWebSocketResponse,
+        on_update: Callable[[bytes, int], None],
+        doc: pycrdt.Doc[Any] | None = None,
+        answers: bool = False,
+    ) -> None:
+        self.ws = ws
+        self.on_update = on_update
+        self.doc: pycrdt.Doc[Any] = doc if doc is not None else pycrdt.Doc()
+        self.answers = answers
+        self._waiting: deque[OnAnswer | None] = deque()
+        self.synced = asyncio.Event()
+        self.task = asyncio.get_running_loop().create_task(self._read())
+
+    async def send_update(self, message: bytes, on_answer: OnAnswer | None = None) -> None:
+        if self.answers:
+            self._waiting.append(on_answer)
+        await self.ws.send_bytes(message)
+
+    async def _read(self) -> None:
+        await self.ws.send_bytes(pycrdt.create_sync_message(self.doc))
+        async for msg in self.ws:
+            if msg.type != aiohttp.WSMsgType.BINARY:
+                continue
+            data: bytes = msg.data
+            if data[0] in (STORED, ERROR):
+                on_answer = self._waiting.popleft()
+                if on_answer is not None:
+                    on_answer(data[0] == STORED)
+                continue
+            if data[0] != pycrdt.YMessageType.SYNC:
+                continue  # awareness
+            kind = data[1]
+            if kind == pycrdt.YSyncMessageType.SYNC_UPDATE:
+                self.on_update(pycrdt.read_message(data[2:]), len(data))
+            elif kind == pycrdt.YSyncMessageType.SYNC_STEP1:
+                reply = pycrdt.handle_sync_message(data[1:], self.doc)
+                if reply is not None:
+                    await self.send_update(reply)
+            elif kind == pycrdt.YSyncMessageType.SYNC_STEP2:
+                pycrdt.handle_sync_message(data[1:], self.doc)
+                self.synced.set()
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self.task.cancel()
+        with suppress(asyncio.CancelledError, Exception):
+            await self.task
+
+
 # ---------------------------------------------------------------------------------------------
 # Members and rooms on the hub
 
@@ -164,6 +227,8 @@ class Room:
     student: Member
     helper: Member
     replicas: dict[str, Replica] = field(default_factory=dict)  # by role
+    doc_urls: dict[str, str] = field(default_factory=dict)  # by role, from room:join
+    links: dict[str, YClient] = field(default_factory=dict)  # document sockets, by role
 
 
 class Lobby:
@@ -266,6 +331,7 @@ class Lobby:
                     "room:join",
                 )
                 room.replicas[member.role] = Replica(base64.b64decode(joined["doc_state"]))
+                room.doc_urls[member.role] = str(joined["doc_url"])
 
         async def worker() -> None:
             while todo:
@@ -276,15 +342,19 @@ class Lobby:
 
 
 class HubRun:
-    """A part's clients on the hub: connected, matched into rooms, disconnected."""
+    """A part's clients on the hub: connected, matched into rooms with both document sockets
+    open, disconnected."""
 
     def __init__(
         self, args: argparse.Namespace, http: aiohttp.ClientSession, users: list[BenchUser]
     ) -> None:
         self.args = args
+        self.http = http
         self.pairs = len(users) // 2
         self.lobby = Lobby(http, users, self.pairs)
         self.rooms: list[Room] = []
+        # (room, receiving role, update, frame bytes): set by the part that measures them
+        self.doc_updates: Callable[[Room, str, bytes, int], None] = lambda *_: None
 
     async def start(self, hub_url: str, users: list[BenchUser]) -> None:
         progress(f"connecting {2 * self.pairs} clients ...")
@@ -293,15 +363,38 @@ class HubRun:
         started = time.perf_counter()
         subjects = subject_ids(hub_url, users[0].token)
         self.rooms = await self.lobby.match(subjects, self.args.pairs_in_flight)
+        await self._open_documents(hub_url)
         progress(
-            f"  {len(self.rooms)} rooms, both joined, in {time.perf_counter() - started:.1f} s"
+            f"  {len(self.rooms)} rooms, both joined, documents open, "
+            f"in {time.perf_counter() - started:.1f} s"
         )
         # Long-lived clients: keep the collector from walking them again and again, which would
         # stall this loop and add its pauses to the latencies measured.
         gc.collect()
         gc.freeze()
 
+    async def _open_documents(self, hub_url: str) -> None:
+        """Both members' document sockets, synced; what they receive goes to `doc_updates`."""
+        gate = asyncio.Semaphore(self.args.connects_in_flight)
+        ws_base = "ws" + hub_url.removeprefix("http")
+
+        async def open_one(room: Room, role: str) -> None:
+            async with gate:
+                ws = await self.http.ws_connect(ws_base + room.doc_urls[role], max_msg_size=0)
+                room.links[role] = link = YClient(
+                    ws,
+                    lambda update, wire: self.doc_updates(room, role, update, wire),
+                    doc=room.replicas[role].doc,
+                    answers=True,
+                )
+                await asyncio.wait_for(link.synced.wait(), EVENT_TIMEOUT_S)
+
+        await asyncio.gather(
+            *(open_one(r, role) for r in self.rooms for role in ("student", "helper"))
+        )
+
     async def stop(self) -> None:
+        await asyncio.gather(*(link.close() for r in self.rooms for link in r.links.values()))
         await disconnect_all([m.sio for m in self.lobby.everyone])
         gc.unfreeze()
 
@@ -319,12 +412,12 @@ class ChatLoad:
         self.args = args
         self.rooms = rooms
         self.chat = Samples("chat:send -> chat:message at the other side")
-        self.doc = Samples("doc:update -> doc:update at the other side")
+        self.doc = Samples("document update -> the other side (doc socket)")
         self.chat_ack = Samples("chat:send -> ack (stored)")
-        self.doc_ack = Samples("doc:update -> ack (stored)")
-        # what is on its way: client_msg_id / base64 update -> (sent at, measured?)
+        self.doc_ack = Samples("document update -> STORED")
+        # what is on its way: client_msg_id / update_key -> (sent at, measured?)
         self.chat_sent: dict[str, tuple[float, bool]] = {}
-        self.doc_sent: dict[str, tuple[float, bool]] = {}
+        self.doc_sent: dict[tuple[int, int], tuple[float, bool]] = {}
         self.unexpected: dict[str, int] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.deliveries: list[tuple[float, float]] = []  # (sent at, latency) of chat and doc
@@ -347,70 +440,64 @@ class ChatLoad:
                 self.chat.add(now - sent[0])
                 self.deliveries.append((sent[0], now - sent[0]))
 
-        def on_doc(data: Any = None) -> None:
-            now = time.perf_counter()
-            update = str((data or {}).get("update"))
-            sent = self.doc_sent.pop(update, None)
-            if sent is None:
-                self._note("doc:update not sent by this run")
-                return
-            if sent[1]:
-                self.doc.add(now - sent[0])
-                self.deliveries.append((sent[0], now - sent[0]))
-            room.replicas[member.role].apply(base64.b64decode(update))
-
         member.sio.on("chat:message", on_chat)
-        member.sio.on("doc:update", on_doc)
+
+    def on_doc(self, room: Room, role: str, update: bytes, _wire: int) -> None:
+        now = time.perf_counter()
+        sent = self.doc_sent.pop(update_key(update), None)
+        if sent is None:
+            self._note("document update not sent by this run")
+            return
+        if sent[1]:
+            self.doc.add(now - sent[0])
+            self.deliveries.append((sent[0], now - sent[0]))
+        room.replicas[role].apply(update)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    async def _send_doc(self, room: Room, tick: int, measured: bool) -> None:
+        """One update over the sender's document socket; STORED is its ack."""
+        role = "student" if tick % 2 == 0 else "helper"
+        update = room.replicas[role].type(self.args.chars)
+        key = update_key(update)
+        start = time.perf_counter()
+        self.doc_sent[key] = (start, measured)
+
+        def on_answer(stored: bool) -> None:
+            if stored:
+                if measured:
+                    self.doc_ack.add(time.perf_counter() - start)
+                return
+            self.doc_sent.pop(key, None)
+            self.doc_ack.fail("ERROR")
+            if measured:
+                self.doc.fail("refused")
+
+        await room.links[role].send_update(pycrdt.create_update_message(update), on_answer)
+
     async def _send_chat(self, room: Room, tick: int, measured: bool) -> None:
+        """One chat message; its ack comes once stored, its delivery at the other member."""
         sender = room.student if tick % 2 == 0 else room.helper
         msg_id = f"bench-{room.index}-{tick}"
         payload = {"room_id": room.room_id, "text": CHAT_TEXTS[tick % 4], "client_msg_id": msg_id}
-        await self._send(
-            sender, "chat:send", payload, msg_id, self.chat_sent, self.chat_ack, self.chat, measured
-        )
-
-    async def _send_doc(self, room: Room, tick: int, measured: bool) -> None:
-        sender = room.student if tick % 2 == 0 else room.helper
-        update = base64.b64encode(room.replicas[sender.role].type(self.args.chars)).decode()
-        payload = {"room_id": room.room_id, "update": update}
-        await self._send(
-            sender, "doc:update", payload, update, self.doc_sent, self.doc_ack, self.doc, measured
-        )
-
-    async def _send(
-        self,
-        sender: Member,
-        event: str,
-        payload: dict[str, Any],
-        key: str,
-        sent: dict[str, tuple[float, bool]],
-        ack_samples: Samples,
-        delivery_samples: Samples,
-        measured: bool,
-    ) -> None:
-        """Emit one event, time its ack, and keep its send time for the delivery at the other
-        side (which finds it under `key`)."""
         start = time.perf_counter()
-        sent[key] = (start, measured)
+        self.chat_sent[msg_id] = (start, measured)
         try:
-            ack = await sender.sio.call(event, payload, timeout=EVENT_TIMEOUT_S)
+            ack = await sender.sio.call("chat:send", payload, timeout=EVENT_TIMEOUT_S)
         except socketio.exceptions.SocketIOError as exc:
-            ack_samples.fail(type(exc).__name__)
+            self.chat_ack.fail(type(exc).__name__)
             return
         if isinstance(ack, dict) and ack.get("ok"):
             if measured:
-                ack_samples.add(time.perf_counter() - start)
+                self.chat_ack.add(time.perf_counter() - start)
             return
-        sent.pop(key, None)
-        ack_samples.fail(_error_code(ack))
+        self.chat_sent.pop(msg_id, None)
+        self.chat_ack.fail(_error_code(ack))
         if measured:
-            delivery_samples.fail(f"refused: {_error_code(ack)}")
+            self.chat.fail(f"refused: {_error_code(ack)}")
 
     async def _room(self, room: Room, t0: float, ticks: int, warmup: int) -> None:
         interval = self.args.interval_s
@@ -529,6 +616,7 @@ async def chat_part(
         try:
             await run.start(hub_url, users)
             load = ChatLoad(args, run.rooms)
+            run.doc_updates = load.on_doc
             progress(
                 f"load: {args.rooms} rooms x (1 chat + 1 doc update) every {args.interval_s:g} s "
                 f"= {2 * args.rooms / args.interval_s:.0f} messages/s for {args.duration_s:g} s "
@@ -696,39 +784,39 @@ def sync_summary(
 async def sync_hub(
     args: argparse.Namespace, hub_url: str, users: list[BenchUser], pid: int
 ) -> dict[str, Any]:
-    """The hub: the student writes (`doc:update`, acknowledged after storing), the helper
-    reads the `doc:update` the hub sends on."""
-    latency = Samples("hub doc:update -> other side")
+    """The hub: the student writes over its document socket (STORED once stored), the helper
+    reads the updates the hub sends on over its own."""
+    latency = Samples("hub update -> other side")
     streams = make_streams(args, latency)
     lag = LoopLag()
-    acks = Samples("hub doc:update -> ack")
+    acks = Samples("hub update -> STORED")
     async with client_session() as http:
         run = HubRun(args, http, users)
         lag.start()
         try:
             await run.start(hub_url, users)
-            payloads: list[list[dict[str, Any]]] = []
-            for room, stream in zip(run.rooms, streams, strict=True):
-                payloads.append(
-                    [
-                        {"room_id": room.room_id, "update": base64.b64encode(u).decode()}
-                        for u in stream.updates
-                    ]
-                )
-                _read_doc_updates(room.helper, stream)
+            by_room = {
+                room.room_id: stream for room, stream in zip(run.rooms, streams, strict=True)
+            }
+
+            def on_update(room: Room, role: str, update: bytes, wire: int) -> None:
+                if role == "helper":
+                    by_room[room.room_id].delivered(update, wire)
+
+            run.doc_updates = on_update
+            messages = [[pycrdt.create_update_message(u) for u in s.updates] for s in streams]
 
             async def send(stream: Stream, j: int) -> None:
                 start = time.perf_counter()
 
-                def on_ack(ack: Any = None) -> None:
-                    if isinstance(ack, dict) and ack.get("ok"):
+                def on_answer(stored: bool) -> None:
+                    if stored:
                         acks.add(time.perf_counter() - start)
                     else:
-                        acks.fail(_error_code(ack))
+                        acks.fail("ERROR")
 
-                await run.rooms[stream.index].student.sio.emit(
-                    "doc:update", payloads[stream.index][j], callback=on_ack
-                )
+                link = run.rooms[stream.index].links["student"]
+                await link.send_update(messages[stream.index][j], on_answer)
 
             progress(f"sync: hub, {_sync_load(args)} ...")
             lag.take()
@@ -749,16 +837,6 @@ async def sync_hub(
             await lag.stop()
             await run.stop()
     return result
-
-
-def _read_doc_updates(reader: Member, stream: Stream) -> None:
-    def on_doc(data: Any = None) -> None:
-        encoded = str((data or {}).get("update"))
-        # the Socket.IO text frame as it came: 42["doc:update",{...}]
-        wire = len(json.dumps(["doc:update", data], separators=(",", ":"))) + 2
-        stream.delivered(base64.b64decode(encoded), wire)
-
-    reader.sio.on("doc:update", on_doc)
 
 
 # --- the reference server --------------------------------------------------------------------
@@ -836,72 +914,34 @@ class NodeServer:
                 self.process.wait()
 
 
-class YClient:
-    """A y-websocket client in the y-protocols' words: sync step 1 on open, step 2 in reply to
-    the server's step 1, and sync updates. The reader hands the updates to its stream; the
-    writer gets its own back (the server sends every update to all the document's
-    connections) and only counts them."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, stream: Stream | None) -> None:
-        self.ws = ws
-        self.stream = stream
-        self.doc: pycrdt.Doc[Any] = pycrdt.Doc()
-        self.synced = asyncio.Event()
-        self.echo_bytes = 0
-        self.task = asyncio.get_running_loop().create_task(self._read())
-
-    async def _read(self) -> None:
-        await self.ws.send_bytes(pycrdt.create_sync_message(self.doc))
-        async for msg in self.ws:
-            if msg.type != aiohttp.WSMsgType.BINARY:
-                continue
-            data: bytes = msg.data
-            d = pycrdt.Decoder(data)
-            if d.read_var_uint() != pycrdt.YMessageType.SYNC:
-                continue  # awareness
-            kind = d.read_var_uint()
-            if kind == pycrdt.YSyncMessageType.SYNC_UPDATE:
-                if self.stream is not None:
-                    update = d.read_message()
-                    assert update is not None
-                    self.stream.delivered(update, len(data))
-                else:
-                    self.echo_bytes += len(data)
-            elif kind == pycrdt.YSyncMessageType.SYNC_STEP1:
-                reply = pycrdt.handle_sync_message(data[1:], self.doc)
-                if reply is not None:
-                    await self.ws.send_bytes(reply)
-            elif kind == pycrdt.YSyncMessageType.SYNC_STEP2:
-                self.synced.set()
-
-    async def close(self) -> None:
-        await self.ws.close()
-        self.task.cancel()
-        with suppress(asyncio.CancelledError, Exception):
-            await self.task
-
-
 async def sync_y_websocket(args: argparse.Namespace, server: NodeServer) -> dict[str, Any]:
     latency = Samples("y-websocket update -> other side")
     streams = make_streams(args, latency)
     lag = LoopLag()
     writers: list[YClient] = []
     readers: list[YClient] = []
+    echo_bytes = 0
+
+    def echo(_update: bytes, wire: int) -> None:
+        """The server sends every update to all the document's connections, its writer too."""
+        nonlocal echo_bytes
+        echo_bytes += wire
+
     async with client_session() as http:
         lag.start()
         try:
             for stream in streams:
                 url = f"ws://127.0.0.1:{server.port}/bench-{stream.index}"
-                for into, target in ((writers, None), (readers, stream)):
+                for into, on_update in ((writers, echo), (readers, stream.delivered)):
                     ws = await asyncio.wait_for(http.ws_connect(url, max_msg_size=0), 30)
-                    into.append(YClient(ws, target))
+                    into.append(YClient(ws, on_update))
             await asyncio.wait_for(
                 asyncio.gather(*(c.synced.wait() for c in writers + readers)), 30
             )
             messages = [[pycrdt.create_update_message(u) for u in s.updates] for s in streams]
 
             async def send(stream: Stream, j: int) -> None:
-                await writers[stream.index].ws.send_bytes(messages[stream.index][j])
+                await writers[stream.index].send_update(messages[stream.index][j])
 
             progress(f"sync: y-websocket, {_sync_load(args)} ...")
             lag.take()
@@ -918,7 +958,7 @@ async def sync_y_websocket(args: argparse.Namespace, server: NodeServer) -> dict
                 lag.take(),
                 {
                     "window_timeouts": errors,
-                    "echo_bytes_to_writers": sum(w.echo_bytes for w in writers),
+                    "echo_bytes_to_writers": echo_bytes,
                 },
             )
         finally:

@@ -43,7 +43,7 @@ class HubConfig:
     room_grace_s: float = 120.0  # a member who dropped may come back this long
     chat_burst: int = 10  # room chat messages one member may send ...
     chat_window_s: float = 10.0  # ... within this many seconds
-    doc_compact_every: int = 200  # document updates between snapshots
+    doc_compact_every: int = 1000  # document updates between snapshots
     retention_days: int = 30  # chat, documents and attachments of ended rooms
 
     def __post_init__(self) -> None:

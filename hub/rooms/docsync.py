@@ -18,7 +18,7 @@ import logging
 import queue
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
@@ -104,20 +104,23 @@ class ClientMessage(NamedTuple):
     payload: bytes
 
 
+def _unreadable(what: str) -> Invalid:
+    return Invalid(_("The document change could not be read."), fields={"message": what})
+
+
 def read_client_message(data: object) -> ClientMessage | None:
     """A sync message from a client; None for awareness (not used here, ignored)."""
-    unreadable = _("The document change could not be read.")
     if not isinstance(data, bytes | bytearray) or len(data) < 2:
-        raise Invalid(unreadable, fields={"message": "not a sync message"})
+        raise _unreadable("not a sync message")
     data = bytes(data)
     if data[0] == AWARENESS:
         return None
     if data[0] != SYNC or data[1] not in (STEP1, STEP2, UPDATE):
-        raise Invalid(unreadable, fields={"message": "type"})
+        raise _unreadable("type")
     try:
         payload = pycrdt.read_message(data[2:])
     except (AssertionError, IndexError, RuntimeError) as exc:
-        raise Invalid(unreadable, fields={"message": "length"}) from exc
+        raise _unreadable("length") from exc
     return ClientMessage(data[1], payload)
 
 
@@ -131,9 +134,7 @@ def step2_for(state: bytes, state_vector: bytes) -> bytes:
     try:
         missing = pycrdt.get_update(state, state_vector)
     except Exception as exc:  # a state vector Yrs cannot read
-        raise Invalid(
-            _("The document change could not be read."), fields={"message": "state vector"}
-        ) from exc
+        raise _unreadable("state vector") from exc
     return bytes([SYNC, STEP2]) + pycrdt.write_message(missing)
 
 
@@ -265,6 +266,10 @@ class DocSync:
 
     def __post_init__(self) -> None:
         self.writer: GroupCommit[service.DocAppend, int] = GroupCommit(self.db, self._append_in_app)
+        # Updates this process stored per room since it last compacted the room (only the
+        # writer's callbacks touch it). Counted per room: a global count would let a busy hub
+        # with many rooms go a long time without compacting any one of them.
+        self._uncompacted: Counter[str] = Counter()
 
     def _append_in_app(self, s: Any, items: Any) -> list[int | HubError]:
         with self.app.app_context():  # refusals are worded with gettext
@@ -301,7 +306,9 @@ class DocSync:
             else:
                 self.channels.deliver(conn.room_id, pycrdt.create_update_message(update), conn)
                 conn.send(stored_message(result))
-                if result % self.config.doc_compact_every == 0:
+                self._uncompacted[conn.room_id] += 1
+                if self._uncompacted[conn.room_id] >= self.config.doc_compact_every:
+                    del self._uncompacted[conn.room_id]
                     threading.Thread(target=self._compact, args=(conn.room_id,)).start()
 
         return done

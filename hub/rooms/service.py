@@ -10,11 +10,11 @@ import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pycrdt
 from flask_babel import gettext as _
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from hub.accounts.access import Identity
@@ -297,9 +297,14 @@ def append_updates(s: Session, items: Sequence[DocAppend]) -> list[int | HubErro
         rows.append({"room_id": item.room_id, "data": item.data, "created_at": item.at})
     if not rows:
         return results
-    seqs = s.scalars(
-        insert(DocUpdate).returning(DocUpdate.id, sort_by_parameter_order=True), rows
-    ).all()
+    # Core, not the ORM's bulk insert: this runs for every keystroke batch of every room.
+    table = cast(Table, DocUpdate.__table__)
+    seqs = (
+        s.connection()
+        .execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+        .scalars()
+        .all()
+    )
     return [r if isinstance(r, HubError) else seqs[r] for r in results]
 
 
