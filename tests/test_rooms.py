@@ -243,6 +243,10 @@ def test_ending_tells_both_pauses_the_helper_and_feedback_and_reports_still_work
     late = student.call("chat:send", {"room_id": room, "text": "hej", "client_msg_id": "z"})
     assert late["error"]["code"] == "conflict" and late["error"]["details"]["reason"] == "ended"
     assert student.call("room:end", {"room_id": room})["error"]["code"] == "conflict"
+    doc = open_doc(hub, student, room)  # the notes can still be read, not changed
+    doc.send_update(doc.change(type_text("for sent")))
+    refused = doc.answer()
+    assert isinstance(refused, dict) and refused["code"] == "conflict" and refused["message"]
 
     student.ok("feedback:submit", {"room_id": room, "rating": 5, "comment": "God hjælp"})
     student.ok("feedback:submit", {"room_id": room, "rating": 4})  # changed their mind
