@@ -2,22 +2,22 @@
 the browser's doc.js): a Y.Text "text" and a Y.Array "strokes" of Y.Maps in exactly the shape
 hub/static/js/whiteboard.js draws (`mode`, `color`, `width`, `points` as a Y.Array of numbers).
 
-Every local change becomes an update in an outbox until the hub acknowledges it (the hub stores it
-before it answers); after a reconnect the outbox goes again, and applying an update twice does
-nothing, so a resend is always safe. Not thread-safe by itself: the Visit calls it under its lock.
+Every local change is handed as an update to `on_update` (the room's DocLink sends it). There is
+no outbox: what the hub has not stored is still in the document, and the sync exchange of the next
+connection sends it (appliance/doclink.py). Not thread-safe by itself: the Visit and the DocLink
+call it under the Visit's lock.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Literal
 
-from pycrdt import Array, Doc, Map, Text, merge_updates
+from pycrdt import Array, Doc, Map, Text
 
 BOARD_W, BOARD_H = 1600, 1200  # whiteboard.js's board units
-MAX_BATCH_BYTES = 256 * 1024  # the hub takes updates up to 512 KiB of base64
 COLOR_DEFAULT = "#1b1d21"
 Mode = Literal["pen", "erase"]
 ERASER_COLOR = "#ffffff"  # what whiteboard.js stores for an eraser stroke
@@ -42,8 +42,7 @@ class DocReplica:
         self._doc: Doc = Doc()
         self._text = self._doc.get("text", type=Text)
         self._strokes = self._doc.get("strokes", type=Array)
-        self._outbox: list[bytes] = []
-        self._in_flight = 0  # how many outbox entries the update being sent covers
+        self.on_update: Callable[[bytes], None] = lambda _update: None  # each local change
         self._open_strokes: dict[int, Array] = {}  # handle → points of a stroke being drawn
         self._next_handle = 1
 
@@ -54,13 +53,20 @@ class DocReplica:
         if state_b64:
             self._doc.apply_update(base64.b64decode(state_b64))
 
-    def apply_remote(self, update_b64: str) -> bool:
-        """A `doc:update` from the other side; False for an update that cannot be read."""
+    def apply(self, update: bytes) -> bool:
+        """An update from the hub; False for one that cannot be read."""
         try:
-            self._doc.apply_update(base64.b64decode(update_b64))
+            self._doc.apply_update(update)
         except Exception:
             return False
         return True
+
+    def state_vector(self) -> bytes:
+        return self._doc.get_state()
+
+    def missing_for(self, state_vector: bytes) -> bytes:
+        """What a copy at `state_vector` lacks of this one, as one update."""
+        return self._doc.get_update(state_vector)
 
     # ---- reading -----------------------------------------------------------------------------
 
@@ -90,23 +96,27 @@ class DocReplica:
 
     @contextmanager
     def _local(self) -> Iterator[None]:
-        """One transaction whose update goes to the outbox."""
+        """One transaction whose update goes to `on_update`."""
         before = self._doc.get_state()
         with self._doc.transaction():
             yield
         update = self._doc.get_update(before)
         if update and update != b"\x00\x00":  # an empty update
-            self._outbox.append(update)
+            self.on_update(update)
 
     def set_text(self, new_text: str) -> None:
-        index, removed, inserted = diff_text(self.text, new_text)
+        before = self.text
+        index, removed, inserted = diff_text(before, new_text)
         if not removed and not inserted:
             return
+        # pycrdt counts a Text's positions in UTF-8 bytes, not characters (æ, ø, å are two)
+        start = len(before[:index].encode())
+        end = start + len(before[index : index + removed].encode())
         with self._local():
             if removed:
-                del self._text[index : index + removed]
+                del self._text[start:end]
             if inserted:
-                self._text.insert(index, inserted)
+                self._text.insert(start, inserted)
 
     def add_stroke(self, points: list[float], color: str, width: float, mode: Mode) -> int:
         handle = self._next_handle
@@ -139,35 +149,6 @@ class DocReplica:
         self._open_strokes.clear()
         with self._local():
             del self._strokes[0 : len(self._strokes)]
-
-    # ---- the outbox --------------------------------------------------------------------------
-
-    @property
-    def pending(self) -> int:
-        return len(self._outbox)
-
-    def next_update(self) -> str | None:
-        """What waits, merged into one update (base64), or None; call `acknowledged` or
-        `failed` when the hub answered."""
-        if not self._outbox or self._in_flight:
-            return None
-        n, size = 0, 0
-        while n < len(self._outbox) and (n == 0 or size + len(self._outbox[n]) <= MAX_BATCH_BYTES):
-            size += len(self._outbox[n])
-            n += 1
-        self._in_flight = n
-        update = self._outbox[0] if n == 1 else merge_updates(*self._outbox[:n])
-        return base64.b64encode(update).decode()
-
-    def acknowledged(self) -> None:
-        del self._outbox[: self._in_flight]
-        self._in_flight = 0
-
-    def failed(self, keep: bool) -> None:
-        """No answer (keep it for the next room:join) or refused for good (drop it)."""
-        if not keep:
-            del self._outbox[: self._in_flight]
-        self._in_flight = 0
 
 
 def _clamped(points: list[float]) -> list[float]:

@@ -141,6 +141,7 @@ class HubConnection:
         self._ever_connected = False
         # Our own flag: the client calls "connect" handlers before its `connected` turns true.
         self._up = False
+        self._epoch = 0
         self._lost_at: float | None = time.monotonic()
         self._unpaired = False
         self._sio = _OrderedClient(
@@ -195,6 +196,12 @@ class HubConnection:
     @property
     def connected(self) -> bool:
         return self._up
+
+    @property
+    def epoch(self) -> int:
+        """Which connection this is (it counts the connects). Whom a connection acts for on the
+        hub ends with it: every new one starts as the kiosk itself."""
+        return self._epoch
 
     @property
     def status(self) -> Status:
@@ -261,6 +268,7 @@ class HubConnection:
     def _on_connect(self) -> None:
         with self._state_lock:
             self._ever_connected = self._up = True
+            self._epoch += 1
             self._lost_at = None
         log.info("connected to the hub")
         self._events.put((CONNECTED, None))

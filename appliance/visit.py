@@ -43,9 +43,9 @@ import numpy as np
 
 from appliance.agent import Agent
 from appliance.doc import DocReplica
+from appliance.doclink import DocLink, socket_url
 from appliance.hub import (
     CONNECTED,
-    DISCONNECTED,
     HubCallError,
     HubConnection,
     HubUnreachable,
@@ -178,6 +178,7 @@ class VisitView:
     chat: tuple[ChatLine, ...] = ()
     doc_text: str = ""
     strokes: tuple[Stroke, ...] = ()
+    doc_unsaved: int = 0  # changes to the shared document the hub has not confirmed stored yet
     rtc_state: str = "idle"  # "idle" | "connecting" | "connected" | "reconnecting" | "closed"
     remote_frames: int = 0  # frames of the helper's video decoded since the kiosk started
     room_ended_reason: str | None = None  # "ended" | "peer_gone"
@@ -210,6 +211,7 @@ class _VisitData:
     peer_present: bool = False
     chat: list[ChatLine] = field(default_factory=list)
     doc: DocReplica | None = None
+    doc_link: DocLink | None = None
     doc_version: int = 0
     room_ended_reason: str | None = None
     room_ended_by: str | None = None
@@ -251,13 +253,12 @@ class Visit:
         self._paired = False  # a copy of "the state has an identity": snapshot() runs per frame
         self._conn: HubConnection | None = None
         self._agent: Agent | None = None
-        self._acting_for: int | None = None  # the visit the connection acts for on the hub
+        self._acting: tuple[int, int] | None = None  # (connection epoch, visit) acted for
         self._pairing: PairingView | None = None
         self._pairing_code: PairingCode | None = None
         self._pairing_stop = threading.Event()
         self._catalog: Catalog | None = None
         self._strokes_cache: tuple[int, tuple[Stroke, ...], str] = (-1, (), "")
-        self._flush_doc_queued = False
         self._media = MediaEngine(
             fake=options.fake_camera,
             camera=options.camera,
@@ -388,13 +389,12 @@ class Visit:
         hub) and wipe it from memory: nickname, chat, document, frames. → phase "idle" at once;
         the hub hears it as soon as it can be reached."""
         with self._lock:
-            visit_id = self._v.visit_id
-            self._v = _VisitData(lang=self.options.lang)
+            wiped, self._v = self._v, _VisitData(lang=self.options.lang)
             self._lang = self.options.lang
             self._error = None
             self._strokes_cache = (-1, (), "")
-            self._flush_doc_queued = False
-        self._media.end_call()
+        self._leave_room(wiped)
+        visit_id = wiped.visit_id
         if visit_id is not None and self._state is not None:
             self._state.enqueue("visit:end", {}, visit_id)
             self._submit(self._flush_outbox)
@@ -430,6 +430,7 @@ class Visit:
                 chat=tuple(v.chat),
                 doc_text=doc_text,
                 strokes=strokes,
+                doc_unsaved=v.doc_link.unsaved if v.doc_link is not None else 0,
                 rtc_state=self._media.rtc_state if v.phase == "in_room" else "idle",
                 remote_frames=self._media.remote.received if v.phase == "in_room" else 0,
                 room_ended_reason=v.room_ended_reason,
@@ -493,6 +494,32 @@ class Visit:
         if self._conn is None:
             raise unreachable("offline", self._lang)
         return self._conn
+
+    def _acting_for(self) -> int | None:
+        """The visit the hub takes this connection's calls for (None: the kiosk itself)."""
+        conn, acting = self._conn, self._acting
+        if conn is None or acting is None or acting[0] != conn.epoch:
+            return None
+        return acting[1]
+
+    def _visit_call(self, event: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A call on behalf of the visit under way.
+
+        After every connect the connection is the kiosk's own until `_on_connected` has resumed
+        the visit, and the hub refuses a visit's calls from it ("forbidden"). Work queued on the
+        worker before that (a chat line written while the network was down) may run in between:
+        such a call counts as not sent (HubUnreachable), so the line stays pending and goes with
+        the resume, instead of being shown as refused for good."""
+        conn, v = self._hub(), self._v
+        epoch = conn.epoch
+        if v.visit_id is None or self._acting != (epoch, v.visit_id):
+            raise unreachable("offline", self._lang)
+        try:
+            return conn.call(event, payload)
+        except HubCallError as exc:
+            if conn.epoch != epoch:  # the connection changed under the call
+                raise unreachable("offline", self._lang) from exc
+            raise
 
     # ---- pairing and the connection --------------------------------------------------------
 
@@ -609,10 +636,7 @@ class Visit:
         if event == CONNECTED:
             self._on_connected()
             return
-        if event == DISCONNECTED:
-            self._acting_for = None  # a new connection starts as the kiosk itself
-            return
-        if not isinstance(data, dict):
+        if not isinstance(data, dict):  # DISCONNECTED: a new connection starts with CONNECTED
             return
         v = self._v
         if event == "rtc:signal" and data.get("room_id") == v.room_id and v.phase == "in_room":
@@ -643,10 +667,6 @@ class Visit:
                     blocked_reason=str(data.get("reason")),
                     blocked_message=str(data.get("message")),
                 )
-        elif event == "doc:update" and v.doc is not None:
-            with self._lock:
-                if v.doc.apply_remote(str(data.get("update", ""))):
-                    v.doc_version += 1
         elif event in ("peer:left", "peer:back"):
             with self._lock:
                 v.peer_present = event == "peer:back"
@@ -665,8 +685,10 @@ class Visit:
                 # place in the queue or a room: end whatever the hub still has open.
                 self._hub().call("visit:end")
             return
+        conn = self._hub()
+        epoch = conn.epoch
         try:
-            answer = self._hub().call("visit:resume", {"visit_id": v.visit_id})
+            answer = conn.call("visit:resume", {"visit_id": v.visit_id})
         except HubCallError as exc:
             if exc.code in ("conflict", "not_found"):
                 self._visit_lost(exc.message)
@@ -674,7 +696,7 @@ class Visit:
             raise
         with self._lock:
             v.visit_token = str(answer["visit_token"])
-            self._acting_for = v.visit_id
+            self._acting = (epoch, v.visit_id)
             v.restored = False
         if v.phase == "in_room" and v.room_id:
             self._join_room(v.room_id)
@@ -707,7 +729,7 @@ class Visit:
         v = self._v
         if v.visit_id is not None and self._state is not None:
             self._state.remove_visit(v.visit_id)
-        self._media.end_call()
+        self._leave_room(v)
         with self._lock:
             v.phase, v.visit_id, v.room_ended_reason = "ended", None, v.room_ended_reason or "ended"
             self._error = ErrorView("visit_lost", message)
@@ -733,6 +755,7 @@ class Visit:
         self._flush_outbox()
         if self._state_outbox():
             raise unreachable("offline", self._lang)
+        epoch = conn.epoch
         payload = {"nickname": nickname, "grade": grade}
         try:
             answer = conn.call("visit:start", payload)
@@ -741,16 +764,17 @@ class Visit:
                 raise
             conn.call("visit:end")  # a visit the kiosk lost track of
             answer = conn.call("visit:start", payload)
+        visit_id = int(answer["visit_id"])
         with self._lock:
             self._v = _VisitData(
                 phase="asking",
-                visit_id=int(answer["visit_id"]),
+                visit_id=visit_id,
                 visit_token=str(answer["visit_token"]),
                 nickname=nickname,
                 grade=grade,
                 lang=self._lang,
             )
-            self._acting_for = self._v.visit_id
+            self._acting = (epoch, visit_id)
             self._error = None
 
     def _fetch_catalog(self) -> Catalog:
@@ -784,7 +808,7 @@ class Visit:
             raise HubCallError("conflict", "Start a visit first.")
         conn = self._hub()
         attachments = [conn.upload_attachment(photo, v.visit_token)] if photo else []
-        answer = conn.call(
+        answer = self._visit_call(
             "help:request",
             {
                 "subject": subject_id,
@@ -799,7 +823,7 @@ class Visit:
             v.queue_position, v.eta_s = answer.get("position"), answer.get("eta_s")
             v.next_shift, v.breakroom = answer.get("next_shift"), []
         try:
-            history = conn.call("breakroom:history")["messages"]
+            history = self._visit_call("breakroom:history")["messages"]
         except HubCallError:
             return  # the break room stays empty until its next message
         for message in history:
@@ -809,16 +833,17 @@ class Visit:
         v = self._v
         if v.phase != "waiting" or v.request_id is None:
             return
-        self._hub().call("help:cancel", {"request_id": v.request_id})
+        self._visit_call("help:cancel", {"request_id": v.request_id})
         with self._lock:
             v.phase, v.request_id, v.queue_position, v.eta_s = "asking", None, None, None
             v.breakroom = []
 
     def _join_room(self, room_id: str) -> None:
         v = self._v
-        answer = self._hub().call("room:join", {"room_id": room_id})
+        answer = self._visit_call("room:join", {"room_id": room_id})
         with self._lock:
             if v.room_id != room_id or v.doc is None:
+                self._close_doc_link(v)
                 v.doc, v.chat = DocReplica(), []
             v.room_id, v.phase, v.request_id = room_id, "in_room", None
             v.queue_position = v.eta_s = None
@@ -839,12 +864,23 @@ class Visit:
         )
         if v.peer_present:
             self._media.expect_offer()
+        self._link_doc(v, str(answer["doc_url"]))
         self._flush_lines("chat")
-        self._flush_doc()
+
+    def _leave_room(self, v: _VisitData) -> None:
+        """Hang up and close the document's socket (the document stays readable)."""
+        self._media.end_call()
+        self._close_doc_link(v)
+
+    def _close_doc_link(self, v: _VisitData) -> None:
+        with self._lock:
+            if v.doc_link is not None:
+                v.doc_link.close()
+                v.doc_link = None
 
     def _room_ended(self, reason: Any, by: Any) -> None:
         v = self._v
-        self._media.end_call()
+        self._leave_room(v)
         with self._lock:
             v.phase = "ended"
             v.room_ended_reason = str(reason) if reason else "ended"
@@ -855,7 +891,7 @@ class Visit:
         v = self._v
         if v.phase != "in_room" or v.room_id is None:
             return
-        self._hub().call("room:end", {"room_id": v.room_id})
+        self._visit_call("room:end", {"room_id": v.room_id})
         self._room_ended("ended", "student")
 
     def _send_signal(self, kind: str, data: dict[str, Any] | None) -> None:
@@ -864,7 +900,7 @@ class Visit:
         if room_id is None:
             return
         payload = {"room_id": room_id, "kind": kind, "data": data}
-        self._submit(lambda: self._hub().call("rtc:signal", payload))
+        self._submit(self._visit_call, "rtc:signal", payload)
 
     # ---- chat and break room -----------------------------------------------------------------
 
@@ -892,7 +928,7 @@ class Visit:
             if where == "chat":
                 payload["room_id"] = v.room_id
             try:
-                answer = self._hub().call(event, payload)
+                answer = self._visit_call(event, payload)
             except HubUnreachable:
                 return  # sent again after the next reconnect
             except HubCallError as exc:
@@ -933,40 +969,41 @@ class Visit:
     # ---- the shared document -----------------------------------------------------------------
 
     def _edit(self, change: Callable[[DocReplica], T]) -> T | None:
+        """A local change; the replica hands its update to the room's DocLink."""
         with self._lock:
             v = self._v
             if v.phase != "in_room" or v.doc is None:
                 return None
             result = change(v.doc)
             v.doc_version += 1
-            if self._flush_doc_queued:
-                return result
-            self._flush_doc_queued = True
-        self._submit(self._flush_doc)
-        return result
+            return result
 
-    def _flush_doc(self) -> None:
+    def _link_doc(self, v: _VisitData, doc_url: str) -> None:
+        """The document's socket, with the ticket of the `room:join` just answered: started on
+        the first, told the fresh address on later ones (it connects at once if it was down)."""
+        url = socket_url(self._hub().url, doc_url)
         with self._lock:
-            self._flush_doc_queued = False
-        v = self._v
-        while True:
-            with self._lock:
-                update = v.doc.next_update() if v.doc is not None else None
-            if update is None or v.doc is None:
+            if v.doc is None or v.phase != "in_room":
                 return
-            doc = v.doc
-            try:
-                self._hub().call("doc:update", {"room_id": v.room_id, "update": update})
-            except HubUnreachable:
-                with self._lock:
-                    doc.failed(keep=True)  # sent again after the next room:join
-                return
-            except HubCallError:
-                with self._lock:
-                    doc.failed(keep=False)
-                raise
-            with self._lock:
-                doc.acknowledged()
+            if v.doc_link is None:
+                v.doc_link = DocLink(
+                    v.doc,
+                    self._lock,
+                    changed=lambda: self._doc_changed(v),
+                    renew=lambda: self._submit(self._renew_doc_ticket, v),
+                )
+            v.doc_link.use(url)
+
+    @staticmethod
+    def _doc_changed(v: _VisitData) -> None:
+        """The hub changed the document (called under the lock): draw it again."""
+        v.doc_version += 1
+
+    def _renew_doc_ticket(self, v: _VisitData) -> None:
+        """The hub refused the document socket's ticket (4401): a fresh one from `room:join`."""
+        if v is self._v and v.phase == "in_room" and v.room_id is not None:
+            answer = self._visit_call("room:join", {"room_id": v.room_id})
+            self._link_doc(v, str(answer["doc_url"]))
 
     def _doc_view(self) -> tuple[str, tuple[Stroke, ...]]:
         """Text and strokes, converted again only when the document changed (under the lock)."""
@@ -996,9 +1033,10 @@ class Visit:
         if state is None or conn is None or not conn.connected:
             return
         for item in state.outbox():
-            if item.visit_id is not None and item.visit_id != self._acting_for:
+            if item.visit_id is not None and item.visit_id != self._acting_for():
                 if self._v.visit_id is not None and self._v.visit_id != item.visit_id:
                     return  # never step out of the visit under way
+                epoch = conn.epoch
                 try:
                     conn.call("visit:resume", {"visit_id": item.visit_id})
                 except HubUnreachable:
@@ -1006,7 +1044,7 @@ class Visit:
                 except HubCallError:
                     state.remove_visit(item.visit_id)  # the hub ended it already
                     continue
-                self._acting_for = item.visit_id
+                self._acting = (epoch, item.visit_id)
             try:
                 conn.call(item.event, item.payload)
             except HubUnreachable:
@@ -1019,4 +1057,4 @@ class Visit:
                 continue
             state.remove(item.id)
             if item.event == "visit:end":
-                self._acting_for = None
+                self._acting = None

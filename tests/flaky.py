@@ -1,5 +1,6 @@
 """A network that can fail: a TCP forwarder on loopback between a client and the hub that can be
-cut (every connection through it is reset and new ones are refused) and mended again."""
+held (nothing gets through, nothing is reset: calls hang), cut (every connection through it is
+reset and new ones are refused) and mended again."""
 
 from __future__ import annotations
 
@@ -19,7 +20,12 @@ class FlakyNetwork:
         self._lock = threading.Lock()
         self._open: list[socket.socket] = []
         self._listener: socket.socket | None = None
+        self._flowing = threading.Event()
         self.mend()
+
+    def hold(self) -> None:
+        """Packets stop getting through, in both directions; the connections stay open."""
+        self._flowing.clear()
 
     def cut(self) -> None:
         """The network goes down: open connections break and new ones are refused."""
@@ -27,12 +33,15 @@ class FlakyNetwork:
             listener, self._listener = self._listener, None
             broken, self._open = self._open, []
         if listener is not None:
+            with suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accept (close alone does not)
             listener.close()
         for conn in broken:
             with suppress(OSError):
                 # A reset, as when a router drops the connection, not a polite close.
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 conn.close()
+        self._flowing.set()  # what was held meets the broken connections, not the hub
 
     def mend(self) -> None:
         """The network is back: connections are accepted and forwarded again."""
@@ -42,6 +51,7 @@ class FlakyNetwork:
         listener.listen(64)
         with self._lock:
             self._listener = listener
+        self._flowing.set()
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
     def close(self) -> None:
@@ -68,10 +78,10 @@ class FlakyNetwork:
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         with suppress(OSError):
             while data := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(data)
         for conn in (source, sink):
             with suppress(OSError):

@@ -4,7 +4,6 @@ calls with the synthetic camera, the health agent and recovery after the hub res
 
 from __future__ import annotations
 
-import base64
 import signal
 import threading
 import time
@@ -16,10 +15,10 @@ from typing import Any
 import numpy as np
 import pytest
 import requests
-from pycrdt import Array, Doc, Map, Text
+from pycrdt import Map
 from sqlalchemy import select
 
-from appliance.doc import diff_text
+from appliance.doc import DocReplica, diff_text
 from appliance.media import MediaEngine, latency_ms, read_time, stamp_time
 from appliance.pairing import PairingDenied
 from appliance.state import Identity, KioskState
@@ -137,6 +136,12 @@ def test_the_replica_stores_the_smallest_edit_of_the_text():
     assert diff_text("hello world", "hello big world") == (6, 0, "big ")
     assert diff_text("abcdef", "abef") == (2, 2, "")
     assert diff_text("same", "same") == (4, 0, "")
+    replica, updates = DocReplica(), []
+    replica.on_update = updates.append
+    for text in ("før", "før og efter", "fø og efter", "æ ø å 😀 fordi", "😀 fordi", "😀 fordi"):
+        replica.set_text(text)  # pycrdt counts positions in UTF-8 bytes
+        assert replica.text == text
+    assert len(updates) == 5  # the same text again is no change
 
 
 def test_two_media_engines_call_each_other_and_the_picture_carries_its_time():
@@ -307,35 +312,21 @@ def test_a_kiosk_visit_from_question_to_goodbye(hub, kiosk):
     assert blocked.blocked_reason == "phone"
     assert "phone numbers" in blocked.blocked_message  # in the visit's language
 
-    # The shared text both ways, and a stroke in the browser's shape.
-    helper_doc = Doc()
-    helper_text = helper_doc.get("text", type=Text)
-    helper_strokes = helper_doc.get("strokes", type=Array)
-    if joined["doc_state"]:
-        helper_doc.apply_update(base64.b64decode(joined["doc_state"]))
-
-    def helper_receives() -> None:
-        for update in helper.drain("doc:update"):
-            helper_doc.apply_update(base64.b64decode(update["update"]))
-
+    # The shared text both ways over the document socket, and a stroke in the browser's shape.
+    helper_doc = hub.doc_socket(joined["doc_url"])
     visit.set_text("2/4 = 1/2")
-    wait_until(lambda: (helper_receives(), str(helper_text))[1] == "2/4 = 1/2", what="text")
-    before = helper_doc.get_state()
-    helper_text.insert(len(str(helper_text)), " right")
-    update = base64.b64encode(helper_doc.get_update(before)).decode()
-    helper.ok("doc:update", {"room_id": room_id, "update": update})
+    helper_doc.wait_text("2/4 = 1/2")
+    helper_doc.write(lambda d: d.text.insert(len(str(d.text)), " right"))
     wait_until(lambda: visit.snapshot().doc_text == "2/4 = 1/2 right", what="helper's text")
 
     handle = visit.add_stroke([10, 20, 30, 40], "#d62828", 6)
     visit.extend_stroke(handle, [50, 60])
     wait_until(
-        lambda: (
-            (helper_receives(), len(helper_strokes))[1] == 1
-            and len(helper_strokes[0]["points"]) == 6
-        ),
+        lambda: len(helper_doc.strokes) == 1 and len(helper_doc.strokes[0]["points"]) == 6,
         what="the stroke at the helper",
     )
-    stroke = helper_strokes[0]
+    wait_until(lambda: visit.snapshot().doc_unsaved == 0, what="the kiosk's changes stored")
+    stroke = helper_doc.strokes[0]
     assert isinstance(stroke, Map)
     assert (stroke["mode"], stroke["color"], stroke["width"]) == ("pen", "#d62828", 6)
     assert list(stroke["points"]) == [10, 20, 30, 40, 50, 60]

@@ -289,13 +289,15 @@ def test_a_whole_visit_with_a_helper_from_question_to_goodbye(hub, start_kiosk):
     d.tap("key.hide")
 
     # A finger on the whiteboard and keys in the shared text reach the helper's document.
+    helper_doc = hub.doc_socket(joined["doc_url"])
     d.drag("board", [(0.1, 0.1), (0.3, 0.5), (0.6, 0.3)])
-    helper.wait_for("doc:update", timeout=10)
+    helper_doc.updates.get(timeout=10)
+    assert len(helper_doc.strokes) == 1
     d.tap("tab.text")
     d.tap("doc")
-    d.type("3/4")
-    helper.wait_for("doc:update", timeout=10)
-    assert d.wait_for("doc")["text"] == "3/4"
+    d.type("3/4 æø")
+    helper_doc.wait_text("3/4 æø")
+    assert d.wait_for("doc")["text"] == "3/4 æø"
     d.tap("key.hide")
 
     # The helper ends the session: feedback, thank you, and back to the start with nothing left.
