@@ -69,11 +69,15 @@ def help_cancel(student: Identity, data: RequestRef) -> None:
 
 @handler("duty:set", roles=[Role.HELPER], payload=DutyIn)
 def duty_set(helper: Identity, data: DutyIn) -> dict[str, Any]:
+    """The matching pass runs here rather than in the dispatcher, so a helper going on duty has
+    their offer without waiting for the dispatcher's turn."""
     state = hub_state()
+    now = clock.now()
     with state.db.matching_transaction() as s:
-        notices = service.set_duty(s, helper, DutyStatus(data.status), clock.now())
+        notices = service.set_duty(s, helper, DutyStatus(data.status), now)
+        notices += service.dispatch(s, now, state.config)
     deliver(notices)
-    state.kick_matching()
+    state.kick_matching()  # for the places in the queue and the next deadline
     return {"status": data.status}
 
 

@@ -190,9 +190,8 @@ def student_back(s: Session, student_id: int, config: HubConfig) -> list[Notice]
 
 
 def set_duty(s: Session, helper: Identity, status: DutyStatus, now: datetime) -> list[Notice]:
-    user = s.get(User, helper.user_id)
-    assert user is not None
-    if not user.approved:
+    # One column, not the User: loading a User also loads its site, organisation and skills.
+    if not s.scalar(select(User.approved).where(User.id == helper.user_id)):
         raise Forbidden(_("A coordinator must approve you before you can go on duty."))
     duty = s.get(HelperDuty, helper.user_id)
     if duty is None:
@@ -391,11 +390,22 @@ def _drop_absent_students(s: Session, now: datetime, config: HubConfig) -> list[
 
 
 def _offer_notice(s: Session, offer: Offer, now: datetime) -> Notice:
-    request = s.get(HelpRequest, offer.request_id)
-    assert request is not None
-    student = s.get(User, request.student_id)
-    assert student is not None
-    attachments = s.scalars(select(Attachment).where(Attachment.request_id == request.id))
+    request = s.execute(
+        select(
+            HelpRequest.id,
+            HelpRequest.subject_id,
+            HelpRequest.grade,
+            HelpRequest.language_code,
+            HelpRequest.note,
+            HelpRequest.created_at,
+            User.display_name,
+        )
+        .join(User, User.id == HelpRequest.student_id)
+        .where(HelpRequest.id == offer.request_id)
+    ).one()
+    attachments = s.execute(
+        select(Attachment.id, Attachment.mime).where(Attachment.request_id == request.id)
+    )
     payload = {
         "offer_id": offer.id,
         "expires_in_s": max(0.0, (offer.expires_at - now).total_seconds()),
@@ -404,7 +414,7 @@ def _offer_notice(s: Session, offer: Offer, now: datetime) -> Notice:
             "grade": request.grade,
             "language": request.language_code,
             "note": request.note,
-            "nickname": student.display_name,
+            "nickname": request.display_name,
             "attachments": [
                 {"id": a.id, "mime": a.mime, "url": f"/api/attachments/{a.id}"} for a in attachments
             ],
