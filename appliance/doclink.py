@@ -121,9 +121,11 @@ class DocLink:
                 return
             if code == CLOSE_UNAUTHORISED:
                 with self._lock:
-                    if self._url == url:
+                    stale = self._url == url  # else a fresh ticket came meanwhile: try that
+                    if stale:
                         self._url = None
-                self._renew()
+                if stale:
+                    self._renew()
                 continue
             if self._synced:
                 delay = FIRST_DELAY_S

@@ -232,11 +232,12 @@ def _replace_line(lines: list[ChatLine], key: str, **changes: Any) -> bool:
 class Visit:
     """The facade; see the module docstring. Thread-safe.
 
-    Inside, one worker thread does everything that talks to the hub, one thing at a time and in
-    order: the UI's requests and the hub's events alike. So a `room:join` answer is in place before
-    the signals that follow it, and the visit's state never sees two changes at once. The UI thread
-    only takes the lock briefly to read or to note a local change (a chat line shown as pending,
-    an edit of the shared text)."""
+    Inside, one worker thread does everything that talks to the hub over Socket.IO, one thing at
+    a time and in order: the UI's requests and the hub's events alike. So a `room:join` answer is
+    in place before the signals that follow it, and the visit's state never sees two changes at
+    once. The UI thread only takes the lock briefly to read or to note a local change (a chat line
+    shown as pending, an edit of the shared text). The room's document has a socket of its own
+    (DocLink, on its thread), which takes the same lock to read or change the replica."""
 
     def __init__(self, options: Options, on_restart: Callable[[], None] | None = None) -> None:
         """`on_restart` is called (from a background thread) when site staff ask for a restart

@@ -19,6 +19,7 @@ from pycrdt import Map
 from sqlalchemy import select
 
 from appliance.doc import DocReplica, diff_text
+from appliance.doclink import DocLink, socket_url
 from appliance.media import MediaEngine, latency_ms, read_time, stamp_time
 from appliance.pairing import PairingDenied
 from appliance.state import Identity, KioskState
@@ -358,6 +359,36 @@ def test_a_kiosk_visit_from_question_to_goodbye(hub, kiosk):
         ratings = s.scalars(select(Feedback.rating).where(Feedback.room_id == room_id)).all()
     assert 5 in ratings
     assert "Ali" not in (kiosk.data_dir / "kiosk.json").read_text()
+
+
+def test_the_document_link_asks_for_a_fresh_ticket_when_the_hub_refuses_its_own(hub, kiosk):
+    """A DocLink on its own against the hub, with the helper's ticket spoilt at first (4401)."""
+    helper, room_id = in_room_with_helper(hub, kiosk.visit)
+    doc_url = helper.ok("room:join", {"room_id": room_id})["doc_url"]
+    other = hub.doc_socket(doc_url)
+    lock, replica, renewed, changes = threading.RLock(), DocReplica(), [], []
+
+    def renew() -> None:
+        renewed.append(True)
+        link.use(socket_url(hub.url, doc_url))
+
+    def text() -> str:
+        with lock:
+            return replica.text
+
+    link = DocLink(replica, lock, changed=lambda: changes.append(True), renew=renew)
+    try:
+        link.use(socket_url(hub.url, doc_url.replace("ticket=", "ticket=spoilt")))
+        with lock:
+            replica.set_text("skrevet før forbindelsen")
+            assert link.unsaved == 1
+        other.wait_text("skrevet før forbindelsen")
+        wait_until(lambda: link.unsaved == 0, what="stored")
+        other.write(lambda d: d.text.insert(0, "> "))
+        wait_until(lambda: changes and text() == "> skrevet før forbindelsen", what="changed")
+        assert renewed == [True]
+    finally:
+        link.close()
 
 
 def test_a_student_can_cancel_and_ask_again(hub, kiosk):
