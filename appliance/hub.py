@@ -6,7 +6,7 @@ few HTTP calls (catalogue, attachment upload).
 - Events from the hub reach the listeners one at a time, in the order the hub sent them, on one
   dispatcher thread, together with the connection's own "connected" and "disconnected" moments.
   (python-socketio's threaded client runs every incoming message on a thread of its own, so a
-  `doc:update` could overtake the `room:join` answer it belongs after; see `_OrderedEngineIO`.)
+  `rtc:signal` could overtake the `room:join` answer it belongs after; see `_OrderedEngineIO`.)
 - After a drop the client's own reconnection tries again with backoff; the first connection (the
   hub may be down when the kiosk boots) is retried the same way by `_connect_loop`. A hub that
   refuses the token (the kiosk was unpaired) stops the retries: `status` turns "unpaired".
