@@ -119,19 +119,25 @@ class DocLink:
             if code == CLOSE_FORBIDDEN:
                 log.warning("the hub refused the document socket: not a member of the room")
                 return
-            if code == CLOSE_UNAUTHORISED:
-                with self._lock:
-                    stale = self._url == url  # else a fresh ticket came meanwhile: try that
-                    if stale:
-                        self._url = None
-                if stale:
-                    self._renew()
-                continue
             if self._synced:
                 delay = FIRST_DELAY_S
-            self._wake.wait(delay * random.uniform(0.5, 1.5))
-            self._wake.clear()
+            if code == CLOSE_UNAUTHORISED:
+                # A plain wait: `use` comes soon after `renew`, and a ticket refused again and
+                # again must not become a loop of room:joins.
+                self._stop.wait(delay)
+                self._ticket_refused(url)
+            else:
+                self._wake.wait(delay * random.uniform(0.5, 1.5))
+                self._wake.clear()
             delay = min(delay * 2, MAX_DELAY_S)
+
+    def _ticket_refused(self, url: str) -> None:
+        """Wait for a fresh ticket, and ask for one (unless one came meanwhile)."""
+        with self._lock:
+            if self._url != url:
+                return
+            self._url = None
+        self._renew()
 
     def _connection(self, url: str) -> int | None:
         """One connection, from opening to its end: the hub's close code (None: it broke)."""
