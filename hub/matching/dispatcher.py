@@ -31,8 +31,11 @@ HOUSEKEEPING_EVERY_S = 600.0
 # Places and estimates are sent at most this often: computing them reads the whole queue, so under
 # load one pass serves many changes.
 PLACES_EVERY_S = 0.5
-# Places are stored and sent this many at a time.
+# Places are stored and sent this many at a time, at most one chunk per TELL_GAP_S (5,000 a
+# second): a fan-out to thousands spread out like this does not crowd out, at the hub's socket
+# writers or at a client, the events someone is waiting for.
 TELL_CHUNK = 50
+TELL_GAP_S = 0.01
 # The places pass works in slices of about this long; between slices everything else that is
 # ready goes first (socket reads, handlers, offers), but for no longer than PLACES_MAX_DEFER_S, so
 # the places still move on under constant load.
@@ -129,7 +132,7 @@ class QueuePlaces:
             at_hand = service.help_at_hand(s, self.state.config)
         changed = service.changed_places(waiting, at_hand, pause=background.pause)
         for start in range(0, len(changed), TELL_CHUNK):
-            background.pause()
+            background.give_way(after_s=TELL_GAP_S)
             with self.state.db.matching_transaction() as s:
                 notices = service.tell_places(s, changed[start : start + TELL_CHUNK])
             deliver(notices)
@@ -146,8 +149,11 @@ class Background:
         if time.perf_counter() - self._since >= PLACES_SLICE_S:
             self.give_way()
 
-    def give_way(self) -> None:
-        """Wait until the hub has nothing else to do (gevent's idle), or PLACES_MAX_DEFER_S."""
+    def give_way(self, after_s: float = 0.0) -> None:
+        """Wait `after_s`, then until the hub has nothing else to do (gevent's idle), or at most
+        PLACES_MAX_DEFER_S."""
+        if after_s:
+            socketio.sleep(after_s)
         with gevent.Timeout(PLACES_MAX_DEFER_S, False):
             gevent.idle()
         self._since = time.perf_counter()
