@@ -33,9 +33,9 @@ HOUSEKEEPING_EVERY_S = 600.0
 PLACES_EVERY_S = 0.5
 # Places are stored and sent this many at a time, at most one chunk per TELL_GAP_S (5,000 a
 # second): a fan-out to thousands spread out like this does not crowd out, at the hub's socket
-# writers or at a client, the events someone is waiting for.
-TELL_CHUNK = 50
-TELL_GAP_S = 0.01
+# writers or at a client, the events someone is waiting for. A chunk takes 1-2 ms.
+TELL_CHUNK = 25
+TELL_GAP_S = 0.005
 # The places pass works in slices of about this long; between slices everything else that is
 # ready goes first (socket reads, handlers, offers), but for no longer than PLACES_MAX_DEFER_S, so
 # the places still move on under constant load.
