@@ -66,6 +66,8 @@ class Dispatcher:
                 timeout = self.state.config.tick_s
             self._wake.wait(timeout)
             self._wake.clear()
+            # The handler that kicked us is still answering: its acknowledgement goes out first.
+            socketio.sleep(0)
 
     def run_once(self) -> float:
         """One pass; returns how long to sleep before the next unless kicked."""
@@ -123,6 +125,7 @@ class QueuePlaces:
 
     def run_once(self) -> None:
         background = Background()
+        background.give_way()
         with self.state.db.matching_transaction() as s:
             waiting = service.waiting_in_order(s)
         if not waiting:
