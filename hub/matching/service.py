@@ -9,7 +9,7 @@ import secrets
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -111,10 +111,7 @@ def queue_status(s: Session, request: HelpRequest, config: HubConfig) -> dict[st
         )
         or 0
     )
-    on_duty = _on_duty_skills(s)
-    able = [free for h, free in on_duty if policy.can_help(h, request)]
-    free_able = sum(able)
-    eta = policy.estimate_wait_s(position, free_able, len(able), typical_session_s(s, config))
+    eta = help_at_hand(s, config).wait_s(position, request)
     return {"position": position, "eta_s": eta, "next_shift": None}
 
 
@@ -549,12 +546,23 @@ def waiting_in_order(s: Session) -> Sequence[PlainRow]:
     ).all()
 
 
-@dataclass(frozen=True)
+@dataclass
 class HelpAtHand:
     """Who is on duty and how long a session usually takes: what the wait estimates rest on."""
 
     on_duty: list[tuple[policy.HelperSkills, bool]]
     typical_session_s: int
+    # (free, on duty) helpers able to take a request, by subject, grade and language: a queue of
+    # thousands asks about a few dozen kinds of request.
+    _able: dict[tuple[int, int, str | None], tuple[int, int]] = field(default_factory=dict)
+
+    def wait_s(self, position: int, request: policy.Asking) -> int | None:
+        """The estimated wait of `request` at `position` in its queue."""
+        key = (request.subject_id, request.grade, request.language_code)
+        if key not in self._able:
+            able = [free for h, free in self.on_duty if policy.can_help(h, request)]
+            self._able[key] = (sum(able), len(able))
+        return policy.estimate_wait_s(position, *self._able[key], self.typical_session_s)
 
 
 def help_at_hand(s: Session, config: HubConfig) -> HelpAtHand:
@@ -569,16 +577,11 @@ def changed_places(
     Calls `pause` between small steps, so that the caller can let other work go first: the
     places of thousands of students must not hold up an offer or an acknowledgement."""
     positions = policy.queue_positions(waiting)
-    ability: dict[tuple[int, int, str | None], tuple[int, int]] = {}
     changed = []
     for r in waiting:
         pause()
-        key = (r.subject_id, r.grade, r.language_code)
-        if key not in ability:
-            able = [free for h, free in at_hand.on_duty if policy.can_help(h, r)]
-            ability[key] = (sum(able), len(able))
         position = positions[r.id]
-        eta = policy.estimate_wait_s(position, *ability[key], at_hand.typical_session_s)
+        eta = at_hand.wait_s(position, r)
         if (position, eta) != (r.told_position, r.told_eta_s):
             changed.append(Place(r.id, r.student_id, position, eta))
     return changed
