@@ -69,15 +69,16 @@ def help_cancel(student: Identity, data: RequestRef) -> None:
 
 @handler("duty:set", roles=[Role.HELPER], payload=DutyIn)
 def duty_set(helper: Identity, data: DutyIn) -> dict[str, Any]:
-    """The matching pass runs here rather than in the dispatcher, so a helper going on duty has
-    their offer without waiting for the dispatcher's turn."""
+    """Offers are made here rather than in the dispatcher, so a helper going on duty has their
+    offer without waiting for the dispatcher's turn (and one withdrawn from a helper going off
+    duty moves on at once)."""
     state = hub_state()
     now = clock.now()
     with state.db.matching_transaction() as s:
         notices = service.set_duty(s, helper, DutyStatus(data.status), now)
-        notices += service.dispatch(s, now, state.config)
+        notices += service.offer_free_helpers(s, now, state.config)
     deliver(notices)
-    state.kick_matching()  # for the places in the queue and the next deadline
+    state.kick_matching()  # for the rest of the pass, the next deadline and the queue places
     return {"status": data.status}
 
 

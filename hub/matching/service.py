@@ -295,10 +295,13 @@ def dispatch(s: Session, now: datetime, config: HubConfig) -> list[Notice]:
     offers. Safe to run from any process at any time. Places in the queue are `changed_places`."""
     notices = _expire_offers(s, now)
     notices += _drop_absent_students(s, now, config)
+    return notices + offer_free_helpers(s, now, config)
+
+
+def offer_free_helpers(s: Session, now: datetime, config: HubConfig) -> list[Notice]:
+    """Offer every free helper without an offer the oldest request they can take."""
     free = [h for h, _free in _on_duty_skills(s, free_only=True)]
-    if free:
-        notices += _make_offers(s, free, now, config)
-    return notices
+    return _make_offers(s, free, now, config) if free else []
 
 
 # Unoffered requests are planned in chunks, oldest first, until every free helper has an offer.
