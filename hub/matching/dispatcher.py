@@ -99,9 +99,10 @@ class Dispatcher:
 class QueuePlaces:
     """Tells every waiting student whose place or estimate changed, at most every PLACES_EVERY_S.
 
-    The pass reads the queue in one short transaction, then computes and sends the places a
-    chunk at a time, giving way to other greenlets in between: thousands of students waiting must
-    not hold up an offer, which a helper is waiting for."""
+    The pass reads the queue and who is on duty in two short transactions, computes the places
+    in slices and stores and sends the changes a chunk at a time; before each step it waits until
+    the hub is idle: thousands of students waiting must not hold up an offer, which a helper is
+    waiting for, or an acknowledgement."""
 
     def __init__(self, app: Flask, state: HubState) -> None:
         self.app = app
