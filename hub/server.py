@@ -51,11 +51,16 @@ class _NoDelayHandler(pywsgi.WSGIHandler):
 
 
 def serve(app: Flask, host: str, port: int) -> None:
-    # Start-up objects never die: keep them out of collections, and collect the young generation
-    # less often. Full collections of ~500k objects otherwise cost ~300 ms each under load
-    # (bench/matching.py: matching-pass p99 508 ms -> 147 ms).
+    # Start-up objects never die: keep them out of collections. Nearly everything a young
+    # collection finds is garbage in cycles (every Socket.IO event leaves ~100 objects in cycles:
+    # Flask's per-event request context, werkzeug's route matcher), and freeing it costs about
+    # 1.3 ms per 1,000 objects, all at once: at 50,000 a young collection stalled the hub for
+    # 60-120 ms every 7 s (bench/room.py chat: p99 120-170 ms), at the default 700 the middle
+    # generation filled up and full collections of ~500k objects cost ~300 ms (bench/matching.py:
+    # matching-pass p99 508 ms). At 5,000 each young collection is 5-10 ms and the older ones
+    # come seldom (chat p99 11-14 ms).
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(5_000, 50, 100)
     log.info("Lektiecafé hub listening on http://%s:%d", host, port)
     # No access log: client addresses of minors are personal data we do not need.
     socketio.run(app, host=host, port=port, log_output=False, handler_class=_NoDelayHandler)
