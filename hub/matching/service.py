@@ -312,19 +312,22 @@ FIRST_OFFER_CHUNK = 20
 OFFER_CHUNK_GROWTH = 4
 
 
+# What the policy reads of a waiting request (plain rows, not ORM objects: the queue is long).
+_POLICY_COLUMNS = (
+    HelpRequest.id,
+    HelpRequest.student_id,
+    HelpRequest.subject_id,
+    HelpRequest.grade,
+    HelpRequest.language_code,
+)
+
+
 def _make_offers(
     s: Session, free: list[policy.HelperSkills], now: datetime, config: HubConfig
 ) -> list[Notice]:
     offered = select(Offer.request_id).where(Offer.status == OfferStatus.PENDING)
     unoffered = (
-        select(
-            HelpRequest.id,
-            HelpRequest.student_id,
-            HelpRequest.subject_id,
-            HelpRequest.grade,
-            HelpRequest.language_code,
-            HelpRequest.created_at,
-        )
+        select(*_POLICY_COLUMNS, HelpRequest.created_at)
         .where(HelpRequest.status == RequestStatus.WAITING, HelpRequest.id.not_in(offered))
         .order_by(HelpRequest.created_at, HelpRequest.id)
     )
@@ -535,15 +538,7 @@ class Place:
 def waiting_in_order(s: Session) -> Sequence[PlainRow]:
     """Every waiting request, oldest first, with what its student was last told."""
     return s.execute(
-        select(
-            HelpRequest.id,
-            HelpRequest.student_id,
-            HelpRequest.subject_id,
-            HelpRequest.grade,
-            HelpRequest.language_code,
-            HelpRequest.told_position,
-            HelpRequest.told_eta_s,
-        )
+        select(*_POLICY_COLUMNS, HelpRequest.told_position, HelpRequest.told_eta_s)
         .where(HelpRequest.status == RequestStatus.WAITING)
         .order_by(HelpRequest.created_at, HelpRequest.id)
     ).all()
