@@ -3,8 +3,9 @@
 Each member's page (or kiosk) opens `/rooms/<id>/doc?ticket=...` with the ticket from `room:join`
 and speaks the sync protocol of y-websocket: sync step 1 (a state vector), step 2 (what the other
 side lacks) and updates. Reconnecting is the same exchange again, so edits made offline reach the
-hub by themselves. Beyond y-protocols the hub answers every step 2 and update a client sends,
-in order, with STORED (after the update is in the database) or ERROR (refused, with why).
+hub by themselves. Beyond y-protocols the hub answers every step 2 and update a client sends
+with STORED (after the update is in the database; stored ones in the order sent) or ERROR
+(refused, with why).
 
 Why not Socket.IO events: the document is the busiest path of a room (a message per keystroke
 batch), and per event Flask-SocketIO builds a request context, opens the cookie session and
@@ -46,8 +47,8 @@ STEP1, STEP2, UPDATE = (
     pycrdt.YSyncMessageType.SYNC_UPDATE,
 )
 # The hub's own message types, after y-protocols' 0 (sync) and 1 (awareness).
-STORED = 100  # [100, varuint seq]: the oldest unanswered update of this connection is stored
-ERROR = 101  # [101, varstring JSON {"code", "message"}]: ... it was refused
+STORED = 100  # [100, varuint seq]: one step 2 or update of this connection is stored (0: empty)
+ERROR = 101  # [101, varstring JSON {"code", "message"}]: one was refused
 EMPTY_UPDATE = b"\x00\x00"
 # Messages waiting for a slow client; past this the client is cut off (it resyncs on reconnect).
 OUTBOX_MAX = 5000
