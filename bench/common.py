@@ -43,6 +43,22 @@ CHROMIUM_ARGS = [
     "--use-fake-ui-for-media-stream",
 ]
 
+# A fragment for a page's init script, inside its function: calls `onRemoteVideo(video)` (which
+# the script defines) once, when the page first gives the remote video element a stream.
+ON_REMOTE_VIDEO_JS = """
+  const media = Object.getOwnPropertyDescriptor(HTMLMediaElement.prototype, "srcObject");
+  Object.defineProperty(HTMLMediaElement.prototype, "srcObject", {
+    ...media,
+    set(value) {
+      media.set.call(this, value);
+      if (value && this.dataset.testid === "remote-video" && !this.__lcWatched) {
+        this.__lcWatched = true;
+        onRemoteVideo(this);
+      }
+    },
+  });
+"""
+
 SECRET_KEY = "bench-secret"  # the benchmark hub's; tokens are minted with it
 HUB_ENV = {
     # Nothing may expire, leave or end on its own during a run.

@@ -42,6 +42,7 @@ from bench.common import (
     CHROMIUM_ARGS,
     DEMO_PASSWORD,
     HUB_ENV,
+    ON_REMOTE_VIDEO_JS,
     PG_ADMIN,
     ROOT,
     SECRET_KEY,
@@ -96,7 +97,8 @@ CAMERA_SCRIPT = f"""
 # clock performance.timeOrigin + ...: the frame's last packet received, the moment the callback
 # runs (performance.now(); its own first argument is the start of the rendering frame, which can
 # be earlier), and the time Chromium expects the frame on the screen].
-HELPER_SCRIPT = """
+HELPER_SCRIPT = (
+    """
 (() => {
   const lc = (window.__lcBench = { frames: [], unreadable: 0, pcs: [] });
   const Native = window.RTCPeerConnection;
@@ -129,7 +131,7 @@ HELPER_SCRIPT = """
     }
     return chk === check(ms) ? ms : null;
   }
-  function watch(video) {
+  function onRemoteVideo(video) {
     const onFrame = (_frameStart, meta) => {
       const called = performance.now();
       const origin = performance.timeOrigin;
@@ -142,19 +144,10 @@ HELPER_SCRIPT = """
     };
     video.requestVideoFrameCallback(onFrame);
   }
-  const media = Object.getOwnPropertyDescriptor(HTMLMediaElement.prototype, "srcObject");
-  Object.defineProperty(HTMLMediaElement.prototype, "srcObject", {
-    ...media,
-    set(value) {
-      media.set.call(this, value);
-      if (value && this.dataset.testid === "remote-video" && !this.__lcWatched) {
-        this.__lcWatched = true;
-        watch(this);
-      }
-    },
-  });
-})();
 """
+    + ON_REMOTE_VIDEO_JS
+    + "})();"
+)
 
 # The helper's connected call, from getStats(): each inbound and outbound RTP stream's plain
 # numbers and strings, keyed "inbound-rtp video" etc.

@@ -44,6 +44,7 @@ from bench.common import (
     CHROMIUM_ARGS,
     DEMO_PASSWORD,
     HUB_ENV,
+    ON_REMOTE_VIDEO_JS,
     PG_ADMIN,
     SECRET_KEY,
     BenchUser,
@@ -982,24 +983,20 @@ def _sync_load(args: argparse.Namespace) -> str:
 # (the page has entered the room), of the first frame the remote video element presents
 # (requestVideoFrameCallback) and of the first time getStats() reports a decoded inbound video
 # frame (polled every 10 ms).
-TIMING_SCRIPT = """
+TIMING_SCRIPT = (
+    """
 (() => {
   const now = () => performance.timeOrigin + performance.now();
   const t = (window.__lcTimes = {});
   document.addEventListener("click", (e) => {
     if (e.target.closest && e.target.closest('[data-testid="offer-accept"]')) t.accept ??= now();
   }, true);
-  const media = Object.getOwnPropertyDescriptor(HTMLMediaElement.prototype, "srcObject");
-  Object.defineProperty(HTMLMediaElement.prototype, "srcObject", {
-    ...media,
-    set(value) {
-      media.set.call(this, value);
-      if (value && this.dataset.testid === "remote-video" && !this.__lcWatched) {
-        this.__lcWatched = true;
-        this.requestVideoFrameCallback(() => { t.frame ??= now(); });
-      }
-    },
-  });
+  function onRemoteVideo(video) {
+    video.requestVideoFrameCallback(() => { t.frame ??= now(); });
+  }
+"""
+    + ON_REMOTE_VIDEO_JS
+    + """
   const Native = window.RTCPeerConnection;
   window.RTCPeerConnection = class extends Native {
     constructor(...args) {
@@ -1022,6 +1019,7 @@ TIMING_SCRIPT = """
   };
 })();
 """
+)
 
 
 VIDEO_MEASURES = (  # (key in window.__lcTimes, what it is); the first is the target's
