@@ -20,7 +20,6 @@ import pygame
 from appliance.visit import Options, Visit, VisitView
 from kiosk_ui import i18n
 from kiosk_ui.driver import Request, TestDriver
-from kiosk_ui.notify import notify, watchdog_interval_s
 from kiosk_ui.screen import Screen
 from kiosk_ui.screens.ask import SubjectScreen
 from kiosk_ui.screens.attract import AttractScreen
@@ -31,6 +30,7 @@ from kiosk_ui.screens.room import RoomScreen
 from kiosk_ui.screens.waiting import WaitingScreen
 from kiosk_ui.theme import DESIGN_H, DESIGN_W, Theme
 from kiosk_ui.widgets import Widget
+from lektiecafe.sdnotify import notify, watchdog_interval_s
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""`lektiecafe SUBCOMMAND`: hub, demo, migrate, create-admin, kiosk."""
+"""`lektiecafe SUBCOMMAND`: hub, demo, migrate, create-admin, backup, restore, migrate-data, kiosk,
+provision."""
 
 from __future__ import annotations
 
@@ -48,10 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--students", type=int, default=5, help="demo students (default 5)")
     demo.add_argument("--helpers", type=int, default=3, help="demo helpers (default 3)")
 
-    migrate = sub.add_parser("migrate", help="upgrade the database schema and stop")
-    migrate.add_argument("--config", type=Path)
-    migrate.add_argument("--database-url")
-    migrate.add_argument("--data-dir", type=Path)
+    _database_options(sub.add_parser("migrate", help="upgrade the database schema and stop"))
 
     kiosk = sub.add_parser("kiosk", help="run the full-screen kiosk a student uses at a site")
     kiosk.add_argument("--hub", help="the hub's address, e.g. https://lektiecafe.example.dk")
@@ -74,10 +72,42 @@ def _parser() -> argparse.ArgumentParser:
         help="create an admin account (password from a prompt or LEKTIECAFE_ADMIN_PASSWORD)",
     )
     admin.add_argument("username")
-    admin.add_argument("--config", type=Path)
-    admin.add_argument("--database-url")
-    admin.add_argument("--data-dir", type=Path)
+    _database_options(admin)
+
+    backup = sub.add_parser(
+        "backup", help="copy the hub's database (and uploads) into one archive, while it runs"
+    )
+    _database_options(backup)
+    backup.add_argument("archive", type=Path, help="the archive to write, e.g. hub-2026-12-02.tar")
+
+    restore = sub.add_parser("restore", help="put a backup archive back (the hub must be stopped)")
+    _database_options(restore)
+    restore.add_argument("archive", type=Path, help="an archive made by `lektiecafe backup`")
+    restore.add_argument(
+        "--force", action="store_true", help="replace a database that already has data"
+    )
+
+    move = sub.add_parser(
+        "migrate-data", help="copy every table from this database into another (e.g. PostgreSQL)"
+    )
+    _database_options(move)
+    move.add_argument(
+        "--to", required=True, metavar="URL", help="e.g. postgresql+psycopg://lektiecafe@db/lc"
+    )
+
+    # The device's tool; its options live with it (stdlib only, like this module).
+    from provisioning.cli import configure
+
+    configure(
+        sub.add_parser("provision", help="turn this computer into a kiosk, check it, reset it")
+    )
     return parser
+
+
+def _database_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="TOML file with hub settings")
+    p.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in the data dir)")
+    p.add_argument("--data-dir", type=Path, help="the hub's data dir")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         "demo": _run_demo,
         "migrate": _migrate,
         "create-admin": _create_admin,
+        "backup": _backup,
+        "restore": _restore,
+        "migrate-data": _migrate_data,
         "kiosk": _run_kiosk,
+        "provision": _provision,
     }[args.command]
     return command(args)
 
@@ -191,6 +225,30 @@ def _create_admin(args: argparse.Namespace) -> int:
         return 2
     print(f"Admin {username} created.")
     return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from hub.backup import backup
+
+    return backup(_config(args), args.archive)
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from hub.backup import restore
+
+    return restore(_config(args), args.archive, force=args.force)
+
+
+def _migrate_data(args: argparse.Namespace) -> int:
+    from hub.backup import migrate_data
+
+    return migrate_data(_config(args), args.to)
+
+
+def _provision(args: argparse.Namespace) -> int:
+    from provisioning.cli import run
+
+    return run(args)
 
 
 def _run_kiosk(args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
-"""systemd notifications (sd_notify) without a library: READY once the attract screen is up, and
-WATCHDOG pings from the main loop, so systemd restarts a kiosk whose screen has frozen."""
+"""systemd notifications (sd_notify) without a library, for the hub and the kiosk: READY once the
+process serves, and WATCHDOG pings from the loop that must not freeze (the kiosk's UI loop, the
+hub's event loop), so systemd restarts a process that hangs."""
 
 from __future__ import annotations
 
