@@ -21,6 +21,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     install.add_argument("--site", help="the site's code, so the kiosk is paired to it")
     check = sub.add_parser("check", help="check camera, sound, screen, network and pairing")
     check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.add_argument("--hub", help="check this hub address instead of the kiosk's own")
+    check.add_argument(
+        "--data-dir", type=Path, help="the kiosk's state (default <root>/var/lib/lektiecafe-kiosk)"
+    )
+    check.add_argument(
+        "--fake-camera", action="store_true", help="the synthetic camera and sound, as the kiosk's"
+    )
     sub.add_parser("reset", help="unpair and wipe local state (to move the kiosk to another site)")
     sub.add_parser("update", help="move to a new version (the old one is kept for one rollback)")
 
