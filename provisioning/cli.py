@@ -33,4 +33,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.provision_command == "check":
+        from provisioning.check import run as check  # imports appliance: only when checking
+
+        return check(args)
     raise SystemExit("lektiecafe provision: not built yet")
