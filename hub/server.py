@@ -8,6 +8,7 @@ import gc
 import logging
 import socket
 
+import gevent
 from flask import Flask
 from gevent import pywsgi
 
@@ -19,6 +20,7 @@ from hub.extensions import socketio
 from hub.matching.dispatcher import Dispatcher
 from hub.migrate import upgrade
 from hub.state import HubState
+from lektiecafe.sdnotify import notify, watchdog_interval_s
 
 log = logging.getLogger("lektiecafe.hub")
 
@@ -62,5 +64,19 @@ def serve(app: Flask, host: str, port: int) -> None:
     gc.freeze()
     gc.set_threshold(5_000, 50, 100)
     log.info("Lektiecafé hub listening on http://%s:%d", host, port)
+    gevent.spawn(_tell_systemd)
     # No access log: client addresses of minors are personal data we do not need.
     socketio.run(app, host=host, port=port, log_output=False, handler_class=_NoDelayHandler)
+
+
+def _tell_systemd() -> None:
+    """READY=1 once the server listens, then WATCHDOG=1 pings. A greenlet runs only while the
+    event loop turns, so a hub stuck in a blocking call or a busy loop stops pinging and systemd
+    (WatchdogSec) restarts it."""
+    while not (socketio.wsgi_server is not None and socketio.wsgi_server.started):
+        gevent.sleep(0.05)
+    notify("READY=1\nSTATUS=Serving")
+    interval = watchdog_interval_s()
+    while interval:
+        notify("WATCHDOG=1")
+        gevent.sleep(interval)
