@@ -390,6 +390,7 @@ def test_kiosk_events_refuse_people_and_peoples_events_refuse_a_kiosk(hub):
     assert kiosk_events == {
         "device:heartbeat",
         "device:command_done",
+        "device:ice",
         "visit:start",
         "visit:resume",
         "visit:end",
@@ -487,13 +488,13 @@ def staff_routes(hub) -> list[tuple[str, str]]:
 
 def test_the_kiosks_page_and_its_forms_refuse_everyone_but_staff_and_admins(hub):
     routes = staff_routes(hub)
-    assert len(routes) == 6
+    assert len(routes) == 8
     for username in ("student1", "helper1", "coordinator1"):
         someone = hub.browserless()
         assert someone.login(username).status_code == 302
         token = someone.csrf("/login")
         for method, path in routes:
-            data = {"csrf_token": token, "code": "ABCD-EFGH", "name": "reboot"}
+            data = {"csrf_token": token, "code": "ABCD-EFGH", "name": "reboot", "notice": "x"}
             answer = someone.http.request(method, hub.url + path, data=data, allow_redirects=False)
             assert answer.status_code == 403, (username, method, path)
     visitor = hub.browserless()

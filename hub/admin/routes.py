@@ -17,6 +17,7 @@ from hub import clock
 from hub.accounts.access import Identity, caller, roles_required
 from hub.accounts.models import Role, User
 from hub.admin import service
+from hub.devices import service as devices
 from hub.errors import Conflict, Invalid
 from hub.realtime.notices import deliver
 from hub.realtime.presence import disconnect_user
@@ -187,6 +188,7 @@ def _index_page(failure: Failure | None) -> str:
         return render_template(
             "admin/index.html",
             me=me,
+            offline_kiosks=devices.long_offline(s, clock.now()),
             subjects=sum(1 for x in service.subjects(s) if x.active),
             sites=len(service.sites(s)),
             organisations=len(service.organisations(s)),

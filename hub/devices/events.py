@@ -1,7 +1,8 @@
-"""Socket events of kiosks (docs/protocol.md, "Devices"): health reports, answers to commands, and
-visits. During a visit the kiosk's connection acts as the visiting student, so matching, the break
-room and rooms serve it exactly as a student at home; it stays in its kiosk's Socket.IO room for
-commands and may still send the kiosk's own events."""
+"""Socket events of kiosks (docs/protocol.md, "Devices"): health reports (answered with the kiosk's
+settings), answers to commands, ICE servers for `provision check`, and visits. During a visit the
+kiosk's connection acts as the visiting student, so matching, the break room and rooms serve it
+exactly as a student at home; it stays in its kiosk's Socket.IO room for commands and settings and
+may still send the kiosk's own events."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from hub.devices import service
 from hub.realtime.events import act_as, handler, user_connected
 from hub.realtime.notices import deliver
 from hub.realtime.presence import disconnect_user
+from hub.rooms.ice import ice_servers, ice_transport_policy
 from hub.state import hub_state
 from hub.validation import Payload
 
@@ -29,6 +31,8 @@ class HeartbeatIn(Payload):
     cpu_temp_c: float | None = Field(default=None, ge=-60, le=150)
     disk_free_mb: int = Field(ge=0)
     load: float = Field(ge=0)
+    started: bool = False  # the kiosk program's first heartbeat
+    offline_s: float | None = Field(default=None, ge=0, le=366 * 86400)  # the hub was out of reach
 
 
 class CommandDoneIn(Payload):
@@ -51,15 +55,26 @@ class Empty(Payload):
 
 
 @handler("device:heartbeat", roles=[Role.KIOSK], payload=HeartbeatIn)
-def device_heartbeat(kiosk: Identity, data: HeartbeatIn) -> None:
+def device_heartbeat(kiosk: Identity, data: HeartbeatIn) -> dict[str, Any]:
     with hub_state().db.transaction() as s:
-        service.record_heartbeat(s, kiosk, **data.model_dump(), now=clock.now())
+        settings = service.record_heartbeat(s, kiosk, **data.model_dump(), now=clock.now())
+    return {"settings": settings.payload()}
 
 
 @handler("device:command_done", roles=[Role.KIOSK], payload=CommandDoneIn)
 def device_command_done(kiosk: Identity, data: CommandDoneIn) -> None:
     with hub_state().db.transaction() as s:
         service.command_done(s, kiosk, data.command_id, data.ok, data.detail, clock.now())
+
+
+@handler("device:ice", roles=[Role.KIOSK], payload=Empty)
+def device_ice(_kiosk: Identity, _data: Empty) -> dict[str, Any]:
+    """Fresh ICE servers outside a room: what `provision check` probes TURN with."""
+    config = hub_state().config
+    return {
+        "ice_servers": ice_servers(config),
+        "ice_transport_policy": ice_transport_policy(config),
+    }
 
 
 @handler("visit:start", roles=[Role.KIOSK], payload=VisitIn)

@@ -1,11 +1,12 @@
-"""Paired kiosks, pairings under way, commands sent to kiosks and kiosk visits."""
+"""Paired kiosks, pairings under way, commands sent to kiosks, what went wrong on them, the
+settings site staff push to them, and kiosk visits."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import Base
@@ -62,6 +63,12 @@ class Pairing(Base):
     device_id: Mapped[int | None] = mapped_column(
         ForeignKey("devices.id", ondelete="CASCADE"), default=None
     )
+    # The site the kiosk was set up for (`provision install --site CODE`): pre-selected on the
+    # staff's confirm form, and only that site's staff (or an admin) may take the kiosk.
+    site_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sites.id", ondelete="SET NULL", name="fk_device_pairings_site_id"),
+        default=None,
+    )
 
 
 class PairingCodeFailure(Base):
@@ -88,6 +95,54 @@ class DeviceCommand(Base):
     done_at: Mapped[datetime | None] = mapped_column(default=None)
     ok: Mapped[bool | None] = mapped_column(default=None)
     detail: Mapped[str] = mapped_column(String(500), default="")
+
+
+class DeviceEventKind(StrEnum):
+    STARTED = "started"  # the kiosk program started (after a crash, a restart, a power cut)
+    CAMERA_LOST = "camera_lost"
+    CAMERA_BACK = "camera_back"
+    HUB_UNREACHABLE = "hub_unreachable"  # value: seconds without the hub, told on reconnecting
+    DISK_LOW = "disk_low"  # value: MB free
+    HOT = "hot"  # value: °C
+
+
+class DeviceEvent(Base):
+    """Something that went wrong on a kiosk (or came right again), from its heartbeats: the
+    history on the staff page. Nothing about people; deleted after `service.EVENTS_KEEP`."""
+
+    __tablename__ = "device_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    value: Mapped[float | None] = mapped_column(default=None)
+
+
+class KioskSettings(Base):
+    """Settings site staff push to kiosks, for a whole site or one kiosk (exactly one of the
+    two). A field left None is inherited: a kiosk's own row over its site's, over the kiosk's
+    command line."""
+
+    __tablename__ = "kiosk_settings"
+    __table_args__ = (
+        CheckConstraint(
+            "(site_id IS NULL) <> (device_id IS NULL)", name="ck_kiosk_settings_one_scope"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), unique=True, default=None
+    )
+    device_id: Mapped[int | None] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), unique=True, default=None
+    )
+    lang: Mapped[str | None] = mapped_column(String(2), default=None)  # between visits
+    idle_s: Mapped[int | None] = mapped_column(default=None)
+    countdown_s: Mapped[int | None] = mapped_column(default=None)
+    room_idle_s: Mapped[int | None] = mapped_column(default=None)
+    notice: Mapped[str | None] = mapped_column(String(200), default=None)  # on the attract screen
 
 
 class KioskVisit(Base):

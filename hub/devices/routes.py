@@ -1,14 +1,16 @@
 """Pairing over HTTP for kiosks (no login: the kiosk has nothing yet but its device code), and the
-kiosks page where site staff (and admins) confirm a kiosk's code, watch its health, send it
-commands, rename and unpair it."""
+kiosks page where site staff (and admins) confirm a kiosk's code, watch its health and history of
+problems, send it commands, push settings to a site's kiosks or one kiosk, rename and unpair it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Literal
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import format_timedelta
 from flask_babel import gettext as _
 from pydantic import Field, field_validator
 
@@ -17,8 +19,8 @@ from hub.accounts.access import caller, roles_required
 from hub.accounts.models import Role
 from hub.admin.routes import Failure, parsed_form
 from hub.devices import service
-from hub.devices.models import Pairing
-from hub.errors import HubError
+from hub.devices.models import DeviceEvent, Pairing
+from hub.errors import HubError, Invalid
 from hub.extensions import socketio
 from hub.realtime.notices import deliver
 from hub.realtime.presence import disconnect_user
@@ -33,6 +35,7 @@ STAFF = (Role.ADMIN, Role.SITE_STAFF)
 class PairIn(Payload):
     name: str = Field(default="", max_length=60)
     model: str = Field(default="", max_length=80)
+    site_code: str = Field(default="", max_length=32)
 
 
 class PollIn(Payload):
@@ -57,6 +60,24 @@ class CommandIn(Payload):
     name: Literal["restart_kiosk", "reboot", "reload_config"]
 
 
+class SettingsIn(Payload):
+    """The settings form; a blank field is "not set here" (inherited)."""
+
+    lang: Literal["da", "en"] | None = None
+    idle_s: int | None = Field(default=None, ge=20, le=3600)
+    countdown_s: int | None = Field(default=None, ge=5, le=120)
+    room_idle_s: int | None = Field(default=None, ge=60, le=7200)
+    notice: str | None = Field(default=None, max_length=200)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    def settings(self) -> service.PushedSettings:
+        return service.PushedSettings(**self.model_dump())
+
+
 # ---------------------------------------------------------------------------------------------
 # The kiosk's side
 
@@ -67,7 +88,12 @@ def pair() -> ResponseReturnValue:
     data = parse(request.get_json(silent=True), PairIn)
     with state.db.transaction() as s:
         new = service.start_pairing(
-            s, name=data.name, model=data.model, now=clock.now(), config=state.config
+            s,
+            name=data.name,
+            model=data.model,
+            site_code=data.site_code,
+            now=clock.now(),
+            config=state.config,
         )
     return {
         "ok": True,
@@ -121,20 +147,23 @@ def page() -> ResponseReturnValue:
 
 
 def _page(failure: Failure | None, pending: Pairing | None = None) -> str:
-    me = caller()
+    me, now = caller(), clock.now()
     with hub_state().db.transaction() as s:
         sites = service.sites_for(s, me)
         return render_template(
             "devices/kiosks.html",
             me=me,
-            rows=service.devices_for(s, me),
+            rows=service.devices_for(s, me, now),
             sites=sites,
+            site_settings={site.id: service.site_settings(s, me, site.id) for site in sites},
             site_choices=[(site.id, site.name) for site in sites],
             pending=pending,
             pending_code=service.format_user_code(pending.user_code) if pending else "",
             failure=failure,
-            now=clock.now(),
+            now=now,
             commands=_command_names(),
+            labels=_setting_labels(),
+            describe=_describe,
         )
 
 
@@ -144,6 +173,50 @@ def _command_names() -> dict[str, str]:
         "reload_config": _("Reload settings"),
         "reboot": _("Reboot the device"),
     }
+
+
+def _describe(event: DeviceEvent) -> str:
+    """A line of a kiosk's history of problems."""
+    value = event.value or 0
+    texts = {
+        "started": _("The kiosk program started"),
+        "camera_lost": _("The camera stopped working"),
+        "camera_back": _("The camera works again"),
+        "hub_unreachable": _(
+            "Could not reach the hub for %(time)s",
+            time=format_timedelta(timedelta(seconds=value)),
+        ),
+        "disk_low": _("Low free disk: %(mb)d MB", mb=value),
+        "hot": _("Hot: %(temp).0f °C", temp=value),
+    }
+    return texts.get(event.kind, event.kind)
+
+
+def _setting_labels() -> dict[str, str]:
+    return {
+        "lang": _("Language between visits"),
+        "idle_s": _("Seconds without a touch before “Are you still there?”"),
+        "countdown_s": _("Seconds of countdown before the visit ends"),
+        "room_idle_s": _("The same, in a session with a helper"),
+        "notice": _("Notice on the start screen"),
+    }
+
+
+def _settings_form() -> service.PushedSettings:
+    """The submitted settings, or Invalid naming the fields to fix in plain words."""
+    try:
+        return parse(request.form.to_dict(), SettingsIn).settings()
+    except Invalid as exc:
+        fields: dict[str, str] = exc.details.get("fields", {})
+        labels = _setting_labels()
+        names = ", ".join(labels.get(f, f) for f in fields)
+        message = _("Please fill in or correct: %(fields)s.", fields=names)
+        raise Invalid(message, fields=fields) from exc
+
+
+def _push(kiosks: list[tuple[int, service.PushedSettings]]) -> None:
+    for device_id, settings in kiosks:
+        socketio.emit("device:settings", settings.payload(), to=service.device_room(device_id))
 
 
 def _attempt(form: str, change: Callable[[], str]) -> ResponseReturnValue:
@@ -228,5 +301,31 @@ def revoke(device_id: int) -> ResponseReturnValue:
             disconnect_user(state.db, user_id)
         state.kick_matching()
         return _("The kiosk is unpaired. To use it again, pair it anew.")
+
+    return _attempt(f"device-{device_id}", change)
+
+
+@bp.route("/admin/devices/sites/<int:site_id>/settings", methods=["POST"])
+@roles_required(*STAFF)
+def site_settings(site_id: int) -> ResponseReturnValue:
+    def change() -> str:
+        values = _settings_form()
+        with hub_state().db.transaction() as s:
+            kiosks = service.save_site_settings(s, caller(), site_id, values)
+        _push(kiosks)
+        return _("Saved. The site's kiosks use the settings within a few seconds.")
+
+    return _attempt(f"site-{site_id}", change)
+
+
+@bp.route("/admin/devices/<int:device_id>/settings", methods=["POST"])
+@roles_required(*STAFF)
+def device_settings(device_id: int) -> ResponseReturnValue:
+    def change() -> str:
+        values = _settings_form()
+        with hub_state().db.transaction() as s:
+            kiosks = service.save_device_settings(s, caller(), device_id, values)
+        _push(kiosks)
+        return _("Saved. The kiosk uses the settings within a few seconds.")
 
     return _attempt(f"device-{device_id}", change)

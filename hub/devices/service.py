@@ -1,6 +1,7 @@
 """Kiosks over the database: pairing (the shape of OAuth's device authorisation grant, RFC 8628),
-a kiosk's identity on its connections, heartbeats and commands, and the visits of students who use
-a kiosk without an account.
+a kiosk's identity on its connections, heartbeats and the history of problems read from them,
+commands, the settings site staff push to kiosks, and the visits of students who use a kiosk
+without an account.
 
 Like matching, every function runs inside the caller's transaction and returns what to send after
 it commits. Where a refusal must still store something (a poll's time, a wrong code counted against
@@ -13,6 +14,7 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import delete, func, select
@@ -28,6 +30,9 @@ from hub.config import HubConfig
 from hub.devices.models import (
     Device,
     DeviceCommand,
+    DeviceEvent,
+    DeviceEventKind,
+    KioskSettings,
     KioskVisit,
     Pairing,
     PairingCodeFailure,
@@ -48,6 +53,15 @@ GUESSES_KEEP = timedelta(days=1)
 # long since closed its request and room through their own grace periods.
 ABANDONED_VISIT_AGE = timedelta(hours=12)
 COMMANDS = ("restart_kiosk", "reboot", "reload_config")
+# The fleet: a kiosk silent this long is flagged on the admin overview; problems are kept this long.
+OFFLINE_FLAG_AFTER = timedelta(minutes=10)
+EVENTS_KEEP = timedelta(days=30)
+EVENTS_SHOWN = 10  # per kiosk on the staff page
+LOW_DISK_MB = 1024  # below this an update (a second virtual environment) may not fit
+HOT_C = 80.0  # a Raspberry Pi starts to slow itself down here
+# A lasting problem (low disk, heat) is noted again only after this long.
+REPEAT_PROBLEM_AFTER = timedelta(hours=1)
+SETTING_FIELDS = ("lang", "idle_s", "countdown_s", "room_idle_s", "notice")
 # No password hash matches this, so accounts of kiosks and of kiosk visits cannot log in.
 NO_PASSWORD = "!"
 
@@ -93,8 +107,11 @@ class NewPairing:
 
 
 def start_pairing(
-    s: Session, *, name: str, model: str, now: datetime, config: HubConfig
+    s: Session, *, name: str, model: str, site_code: str, now: datetime, config: HubConfig
 ) -> NewPairing:
+    """A new pairing code. `site_code` (the site's invite code, from `provision install --site`)
+    marks the site the kiosk is meant for; an unknown one is ignored without a word, since the
+    caller needs no login and must not learn which codes exist."""
     waiting = s.scalar(
         select(func.count()).where(
             Pairing.status == PairingStatus.PENDING, Pairing.expires_at > now
@@ -115,6 +132,7 @@ def start_pairing(
             model=model,
             created_at=now,
             expires_at=now + timedelta(seconds=config.pairing_expires_s),
+            site_id=_site_by_code(s, site_code),
         )
     )
     return NewPairing(
@@ -123,6 +141,11 @@ def start_pairing(
         config.pairing_expires_s,
         config.pairing_interval_s,
     )
+
+
+def _site_by_code(s: Session, code: str) -> int | None:
+    code = code.strip().upper()
+    return s.scalar(select(Site.id).where(Site.invite_code == code)) if code else None
 
 
 def _new_user_code(s: Session, now: datetime) -> str:
@@ -208,15 +231,21 @@ def find_pending(
                 retry_after_s=seconds,
             )
     pairing = _pending(s, code, now)
+    if pairing is not None and not _may_take(actor, pairing):
+        # Counted like a wrong code: to this caller the kiosk is not there to be had.
+        _count_failure(s, actor, guesses, now)
+        return Forbidden(
+            _(
+                "This kiosk was set up for another site. Staff of that site or an admin can "
+                "pair it."
+            ),
+            fields={"code": "other_site"},
+        )
     if pairing is not None:
         if guesses is not None:
             s.delete(guesses)
         return pairing
-    if guesses is None:
-        guesses = PairingCodeFailure(user_id=actor.user_id, count=0, last_at=now)
-        s.add(guesses)
-    guesses.count += 1
-    guesses.last_at = now
+    _count_failure(s, actor, guesses, now)
     expired = s.scalar(
         select(Pairing.id).where(Pairing.user_code == code, Pairing.status == PairingStatus.PENDING)
     )
@@ -229,6 +258,21 @@ def find_pending(
         _("No kiosk is waiting with that code. Check the code on the kiosk's screen."),
         fields={"code": "unknown"},
     )
+
+
+def _may_take(actor: Identity, pairing: Pairing) -> bool:
+    """Site staff may not take a kiosk set up for another site; admins may take any."""
+    return actor.role == Role.ADMIN or pairing.site_id in (None, actor.site_id)
+
+
+def _count_failure(
+    s: Session, actor: Identity, guesses: PairingCodeFailure | None, now: datetime
+) -> None:
+    if guesses is None:
+        guesses = PairingCodeFailure(user_id=actor.user_id, count=0, last_at=now)
+        s.add(guesses)
+    guesses.count += 1
+    guesses.last_at = now
 
 
 def confirm(
@@ -290,14 +334,51 @@ class DeviceRow:
     online: bool
     visiting: bool
     last_command: DeviceCommand | None
+    events: list[DeviceEvent]  # newest first, at most EVENTS_SHOWN
+    settings: PushedSettings  # its own, for the form
+    silent_for: timedelta | None  # since its last sign of life; None: not collected its token yet
 
     @property
     def uptime(self) -> timedelta | None:
         seconds = self.device.uptime_s
         return timedelta(seconds=seconds) if seconds is not None else None
 
+    @property
+    def long_offline(self) -> bool:
+        return self.silent_for is not None and self.silent_for > OFFLINE_FLAG_AFTER
 
-def devices_for(s: Session, actor: Identity) -> list[DeviceRow]:
+    @property
+    def disk_low(self) -> bool:
+        return self.device.disk_free_mb is not None and self.device.disk_free_mb < LOW_DISK_MB
+
+    @property
+    def hot(self) -> bool:
+        return self.device.cpu_temp_c is not None and self.device.cpu_temp_c >= HOT_C
+
+
+def silent_for(device: Device, now: datetime) -> timedelta | None:
+    """How long a paired kiosk has given no sign of life (a heartbeat or a connect), counted from
+    its pairing when it never connected; None for a revoked kiosk or one still pairing."""
+    if device.revoked_at is not None or device.token_hash is None:
+        return None
+    last = max(t for t in (device.heartbeat_at, device.last_seen_at, device.created_at) if t)
+    return max(timedelta(0), now - last)
+
+
+def long_offline(s: Session, now: datetime) -> list[tuple[Device, str, timedelta]]:
+    """Paired kiosks of every site silent for more than OFFLINE_FLAG_AFTER, with their site's
+    name and how long, longest first: the admin overview's flag."""
+    found = s.execute(
+        select(Device, Site.name)
+        .join(Site, Site.id == Device.site_id)
+        .where(Device.revoked_at.is_(None), Device.token_hash.is_not(None))
+    ).all()
+    silent = [(device, name, silent_for(device, now) or timedelta(0)) for device, name in found]
+    flagged = [row for row in silent if row[2] > OFFLINE_FLAG_AFTER]
+    return sorted(flagged, key=lambda row: row[2], reverse=True)
+
+
+def devices_for(s: Session, actor: Identity, now: datetime) -> list[DeviceRow]:
     """The kiosks of the caller's site (every site's for an admin), revoked ones last."""
     query = (
         select(Device, Site.name)
@@ -322,6 +403,28 @@ def devices_for(s: Session, actor: Identity) -> list[DeviceRow]:
         select(DeviceCommand).where(DeviceCommand.device_id.in_(ids)).order_by(DeviceCommand.id)
     ):
         last_commands[command.device_id] = command
+    newest = (
+        select(
+            DeviceEvent.id,
+            func.row_number()
+            .over(partition_by=DeviceEvent.device_id, order_by=DeviceEvent.id.desc())
+            .label("n"),
+        )
+        .where(DeviceEvent.device_id.in_(ids))
+        .subquery()
+    )
+    events: dict[int, list[DeviceEvent]] = {}
+    for event in s.scalars(
+        select(DeviceEvent)
+        .join(newest, newest.c.id == DeviceEvent.id)
+        .where(newest.c.n <= EVENTS_SHOWN)
+        .order_by(DeviceEvent.id.desc())
+    ):
+        events.setdefault(event.device_id, []).append(event)
+    own = {
+        row.device_id: _as_settings(row)
+        for row in s.scalars(select(KioskSettings).where(KioskSettings.device_id.in_(ids)))
+    }
     return [
         DeviceRow(
             device,
@@ -329,6 +432,9 @@ def devices_for(s: Session, actor: Identity) -> list[DeviceRow]:
             device.user_id in connected or visits.get(device.id) in connected,
             device.id in visits,
             last_commands.get(device.id),
+            events.get(device.id, []),
+            own.get(device.id, PushedSettings()),
+            silent_for(device, now),
         )
         for device, site_name in found
     ]
@@ -439,12 +545,49 @@ def record_heartbeat(
     cpu_temp_c: float | None,
     disk_free_mb: int,
     load: float,
+    started: bool,
+    offline_s: float | None,
     now: datetime,
-) -> None:
+) -> PushedSettings:
+    """Keep the kiosk's latest health and note in its history what went wrong since the last
+    report: a start of the program (it says so, or its uptime went down), the camera lost or
+    back, time without the hub, low disk, heat. Returns the kiosk's settings for the answer."""
     device = _device_of(s, kiosk)
+    events: list[tuple[DeviceEventKind, float | None]] = []
+    if started or (device.uptime_s is not None and uptime_s < device.uptime_s):
+        events.append((DeviceEventKind.STARTED, None))
+    if offline_s:
+        events.append((DeviceEventKind.HUB_UNREACHABLE, round(offline_s)))
+    if not camera_ok and device.camera_ok is not False:
+        events.append((DeviceEventKind.CAMERA_LOST, None))
+    elif camera_ok and device.camera_ok is False:
+        events.append((DeviceEventKind.CAMERA_BACK, None))
+    if disk_free_mb < LOW_DISK_MB and not _noted_lately(s, device, DeviceEventKind.DISK_LOW, now):
+        events.append((DeviceEventKind.DISK_LOW, disk_free_mb))
+    hot = cpu_temp_c is not None and cpu_temp_c >= HOT_C
+    if hot and not _noted_lately(s, device, DeviceEventKind.HOT, now):
+        events.append((DeviceEventKind.HOT, cpu_temp_c))
+    for kind, value in events:
+        s.add(DeviceEvent(device_id=device.id, at=now, kind=kind.value, value=value))
     device.heartbeat_at = device.last_seen_at = now
     device.version, device.uptime_s, device.camera_ok = version, uptime_s, camera_ok
     device.cpu_temp_c, device.disk_free_mb, device.load = cpu_temp_c, disk_free_mb, load
+    return settings_of(s, device)
+
+
+def _noted_lately(s: Session, device: Device, kind: DeviceEventKind, now: datetime) -> bool:
+    return (
+        s.scalar(
+            select(DeviceEvent.id)
+            .where(
+                DeviceEvent.device_id == device.id,
+                DeviceEvent.kind == kind.value,
+                DeviceEvent.at > now - REPEAT_PROBLEM_AFTER,
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def command_done(
@@ -455,6 +598,104 @@ def command_done(
     if command is None or command.device_id != device.id:
         raise NotFound(_("That command was not found."))
     command.done_at, command.ok, command.detail = now, ok, detail
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings pushed to kiosks
+
+
+@dataclass(frozen=True)
+class PushedSettings:
+    """Kiosk settings as staff set them; None: not set here (inherited, in the end the kiosk's
+    own command line). `lang` is the language between visits; times are in seconds."""
+
+    lang: str | None = None
+    idle_s: int | None = None
+    countdown_s: int | None = None
+    room_idle_s: int | None = None
+    notice: str | None = None
+
+    def over(self, below: PushedSettings) -> PushedSettings:
+        """These settings, with what is not set here taken from `below`."""
+        return PushedSettings(
+            **{
+                name: getattr(below, name) if getattr(self, name) is None else getattr(self, name)
+                for name in SETTING_FIELDS
+            }
+        )
+
+    def payload(self) -> dict[str, Any]:
+        """The `device:settings` event (docs/protocol.md): null means the kiosk's own value."""
+        return {
+            **{name: getattr(self, name) for name in SETTING_FIELDS},
+            "notice": self.notice or "",
+        }
+
+
+def _settings_row(
+    s: Session, *, site_id: int | None = None, device_id: int | None = None
+) -> KioskSettings | None:
+    where = (
+        KioskSettings.site_id == site_id
+        if site_id is not None
+        else (KioskSettings.device_id == device_id)
+    )
+    return s.scalar(select(KioskSettings).where(where))
+
+
+def _as_settings(row: KioskSettings | None) -> PushedSettings:
+    if row is None:
+        return PushedSettings()
+    return PushedSettings(**{name: getattr(row, name) for name in SETTING_FIELDS})
+
+
+def settings_of(s: Session, device: Device) -> PushedSettings:
+    """What a kiosk runs with: its own settings over its site's."""
+    own = _as_settings(_settings_row(s, device_id=device.id))
+    return own.over(_as_settings(_settings_row(s, site_id=device.site_id)))
+
+
+def site_settings(s: Session, actor: Identity, site_id: int) -> PushedSettings:
+    """A site's own settings, for its form."""
+    return _as_settings(_settings_row(s, site_id=_site_in_scope(s, actor, site_id).id))
+
+
+def save_site_settings(
+    s: Session, actor: Identity, site_id: int, values: PushedSettings
+) -> list[tuple[int, PushedSettings]]:
+    """Store a site's settings; returns each of its paired kiosks with what it now runs with, for
+    the caller to push after the commit."""
+    site = _site_in_scope(s, actor, site_id)
+    _store_settings(s, _settings_row(s, site_id=site.id) or KioskSettings(site_id=site.id), values)
+    s.flush()
+    kiosks = s.scalars(select(Device).where(Device.site_id == site.id, Device.revoked_at.is_(None)))
+    return [(device.id, settings_of(s, device)) for device in kiosks]
+
+
+def save_device_settings(
+    s: Session, actor: Identity, device_id: int, values: PushedSettings
+) -> list[tuple[int, PushedSettings]]:
+    """Store one kiosk's own settings; returns it with what it now runs with."""
+    device = _in_scope(s, actor, device_id)
+    if device.revoked_at is not None:
+        raise Conflict(_("This kiosk is already unpaired."))
+    row = _settings_row(s, device_id=device.id) or KioskSettings(device_id=device.id)
+    _store_settings(s, row, values)
+    s.flush()
+    return [(device.id, settings_of(s, device))]
+
+
+def _store_settings(s: Session, row: KioskSettings, values: PushedSettings) -> None:
+    for name in SETTING_FIELDS:
+        setattr(row, name, getattr(values, name))
+    s.add(row)
+
+
+def _site_in_scope(s: Session, actor: Identity, site_id: int) -> Site:
+    site = s.get(Site, site_id)
+    if site is None or (actor.role != Role.ADMIN and site.id != actor.site_id):
+        raise NotFound(_("There is no such site."))
+    return site
 
 
 # ---------------------------------------------------------------------------------------------
@@ -562,7 +803,8 @@ def end_visit(s: Session, visit: KioskVisit, now: datetime, attachments_dir: Pat
 
 def delete_old(s: Session, now: datetime, config: HubConfig) -> None:
     """End visits abandoned long ago, delete the rows of visits older than the retention period
-    (with their requests and rooms), and forget spent pairings and old wrong-code counts."""
+    (with their requests and rooms), and forget spent pairings, old wrong-code counts and kiosks'
+    problems older than EVENTS_KEEP."""
     for visit in s.scalars(
         select(KioskVisit).where(
             KioskVisit.ended_at.is_(None), KioskVisit.started_at < now - ABANDONED_VISIT_AGE
@@ -574,3 +816,4 @@ def delete_old(s: Session, now: datetime, config: HubConfig) -> None:
         delete_student(s, user_id, config.attachments_dir)
     s.execute(delete(Pairing).where(Pairing.expires_at < now - PAIRING_KEEP))
     s.execute(delete(PairingCodeFailure).where(PairingCodeFailure.last_at < now - GUESSES_KEEP))
+    s.execute(delete(DeviceEvent).where(DeviceEvent.at < now - EVENTS_KEEP))
