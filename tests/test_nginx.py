@@ -1,0 +1,267 @@
+"""The shipped nginx configuration (deploy/nginx/) in front of a real hub on loopback, with a
+self-signed certificate: the redirect to HTTPS, HSTS, no access log, a browser login, Socket.IO
+and a room's document socket through it, and TURN over TLS on the same port to a real coturn
+(deploy/coturn/turnserver.conf) by its host name.
+
+Only what the configuration leaves to the IT department differs from what is shipped: the
+files in lektiecafe/ (names, certificate, hub port) and the listening ports (loopback ports
+instead of 80 and 443)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import ssl
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Browser, expect, sync_playwright
+
+from tests.conftest import ROOT, RunningHub, free_port, stop
+from tests.test_browser import CHROMIUM_ARGS, log_in
+from tests.test_rooms import matched, open_doc, type_text
+from tests.test_turn import wait_for_port
+
+pytestmark = pytest.mark.slow
+
+NGINX = Path("/usr/sbin/nginx")
+STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
+HUB_NAME, TURN_NAME = "localhost", "turn.localhost"
+
+
+@dataclass
+class Front:
+    http_url: str  # the plain-HTTP listener (port 80 in production)
+    url: str  # https://localhost:<port 443 in production>
+    port: int
+    ca: Path  # the self-signed certificate, to trust
+    access_log: Path  # the http-level access log Debian's nginx.conf has
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            f"/CN={HUB_NAME}",
+            "-addext",
+            f"subjectAltName=DNS:{HUB_NAME},DNS:{TURN_NAME},IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def shipped(name: str, replacements: dict[str, str]) -> str:
+    """A shipped file with its listening ports moved; each replaced text must be there."""
+    text = (ROOT / "deploy/nginx" / name).read_text()
+    for old, new in replacements.items():
+        assert old in text, f"{name} no longer has {old!r}"
+        text = text.replace(old, new)
+    return text
+
+
+@pytest.fixture
+def coturn_tls_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def front(hub, tmp_path, certificate, coturn_tls_port) -> Iterator[Front]:
+    if not (NGINX.exists() and STREAM_MODULE.exists()):
+        pytest.fail("nginx is missing: run scripts/ensure-test-tools (nginx, libnginx-mod-stream)")
+    cert, key = certificate
+    http_port, https_port, inner_port, hop_port = (free_port() for _ in range(4))
+    conf = tmp_path / "nginx"
+    (conf / "lektiecafe").mkdir(parents=True)
+    hub_port = hub.url.rsplit(":", 1)[1]
+    (conf / "lektiecafe/server-name.conf").write_text(f"server_name {HUB_NAME};\n")
+    (conf / "lektiecafe/certificate.conf").write_text(
+        f"ssl_certificate {cert};\nssl_certificate_key {key};\n"
+    )
+    (conf / "lektiecafe/hubs.conf").write_text(f"server 127.0.0.1:{hub_port};\n")
+    (conf / "lektiecafe/turn-name.conf").write_text(f"{TURN_NAME} lektiecafe_turn;\n")
+    inner = {"127.0.0.1:8443": f"127.0.0.1:{inner_port}"}
+    (conf / "lektiecafe.conf").write_text(
+        shipped(
+            "lektiecafe.conf",
+            {"listen 80;": f"listen 127.0.0.1:{http_port};", "listen [::]:80;": "", **inner},
+        )
+    )
+    (conf / "lektiecafe-stream.conf").write_text(
+        shipped(
+            "lektiecafe-stream.conf",
+            {
+                "listen 443;": f"listen 127.0.0.1:{https_port};",
+                "listen [::]:443;": "",
+                "127.0.0.1:5350": f"127.0.0.1:{hop_port}",
+                "127.0.0.1:5349": f"127.0.0.1:{coturn_tls_port}",
+                **inner,
+            },
+        )
+    )
+    access_log = tmp_path / "access.log"
+    temp = "".join(
+        f"  {kind}_temp_path {tmp_path / kind};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    # What Debian's /etc/nginx/nginx.conf does around the two shipped files.
+    (conf / "nginx.conf").write_text(
+        f"load_module {STREAM_MODULE};\n"
+        + ("user root;\n" if os.geteuid() == 0 else "")
+        + f"daemon off;\nworker_processes 1;\npid {tmp_path / 'nginx.pid'};\n"
+        + "events { worker_connections 256; }\n"
+        + f"http {{\n  access_log {access_log};\n{temp}  include lektiecafe.conf;\n}}\n"
+        + "include lektiecafe-stream.conf;\n"
+    )
+    command = [str(NGINX), "-p", str(tmp_path), "-c", str(conf / "nginx.conf")]
+    command += ["-e", str(tmp_path / "nginx-error.log")]
+    checked = subprocess.run([*command, "-t"], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    log = tmp_path / "nginx.out"
+    process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(https_port, process, log)
+        yield Front(
+            f"http://127.0.0.1:{http_port}",
+            f"https://{HUB_NAME}:{https_port}",
+            https_port,
+            cert,
+            access_log,
+        )
+    finally:
+        stop(process)
+
+
+def test_http_redirects_to_https_which_sends_hsts_and_nothing_is_logged(front):
+    plain = requests.get(
+        front.http_url + "/login?next=/", headers={"Host": HUB_NAME}, allow_redirects=False
+    )
+    assert plain.status_code == 301
+    assert plain.headers["Location"] == f"https://{HUB_NAME}/login?next=/"
+
+    secure = requests.get(front.url + "/login", verify=front.ca, timeout=10)
+    assert secure.status_code == 200 and 'name="csrf-token"' in secure.text
+    assert secure.headers["Strict-Transport-Security"] == "max-age=63072000"
+    # An attachment-sized body passes nginx (the hub then judges it), a larger one does not.
+    too_big = requests.post(
+        front.url + "/api/attachments", data=b"x" * (10 * 1024 * 1024), verify=front.ca
+    )
+    assert too_big.status_code == 413
+    assert front.access_log.read_text() == ""  # no client addresses kept
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=[*CHROMIUM_ARGS, "--ignore-certificate-errors"],
+        )
+        yield chromium
+        chromium.close()
+
+
+def test_a_helper_logs_in_in_the_browser_and_connects_through_nginx(hub, front, browser):
+    via = RunningHub(front.url, hub.db, hub.data_dir, hub.process, hub.log)
+    page = log_in(browser, via, "helper1", ignore_https_errors=True)
+    assert page.url.startswith(front.url)
+    # The helper station's Socket.IO connection goes through nginx's WebSocket upgrade.
+    expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "connected")
+
+
+def test_socketio_and_the_document_socket_work_through_nginx(hub, front, monkeypatch):
+    # Both clients (python-socketio's and websocket-client) trust the test's certificate.
+    monkeypatch.setenv("WEBSOCKET_CLIENT_CA_BUNDLE", str(front.ca))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(front.ca))
+    via = RunningHub(front.url, hub.db, hub.data_dir, hub.process, hub.log)
+    try:
+        student, helper, room = matched(via)
+        assert student.sio.eio.transport() == "websocket"
+        student.ok(
+            "chat:send", {"room_id": room, "text": "Hej gennem nginx", "client_msg_id": "n1"}
+        )
+        assert helper.wait_for("chat:message")["text"] == "Hej gennem nginx"
+        theirs, mine = open_doc(via, helper, room), open_doc(via, student, room)
+        mine.write(type_text("x = 2"))
+        theirs.wait_text("x = 2")
+    finally:
+        via.close_clients()
+
+
+@pytest.fixture
+def coturn_tls(tmp_path, certificate, coturn_tls_port) -> Iterator[int]:
+    """coturn with the shipped config, TLS on `coturn_tls_port` with the test's certificate."""
+    if shutil.which("turnserver") is None:
+        pytest.fail("coturn is missing: run scripts/ensure-test-tools (Debian package coturn)")
+    cert, key = certificate
+    log = tmp_path / "turnserver.log"
+    process = subprocess.Popen(
+        [
+            "turnserver",
+            "-c",
+            str(ROOT / "deploy/coturn/turnserver.conf"),
+            f"--static-auth-secret={secrets.token_hex(16)}",
+            f"--realm={TURN_NAME}",
+            "--listening-ip=127.0.0.1",
+            "--relay-ip=127.0.0.1",
+            f"--listening-port={free_port()}",
+            f"--tls-listening-port={coturn_tls_port}",
+            f"--cert={cert}",
+            f"--pkey={key}",
+            f"--pidfile={tmp_path / 'turnserver.pid'}",
+            f"--userdb={tmp_path / 'turndb'}",
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(coturn_tls_port, process, log)
+        yield coturn_tls_port
+    finally:
+        stop(process)
+
+
+def stun_binding(sock: ssl.SSLSocket) -> bytes:
+    """Send a STUN Binding request (RFC 5389) and return the response's header."""
+    transaction = secrets.token_bytes(12)
+    sock.sendall(b"\x00\x01\x00\x00\x21\x12\xa4\x42" + transaction)
+    header = b""
+    while len(header) < 20:
+        chunk = sock.recv(20 - len(header))
+        assert chunk, "the connection closed without a STUN answer"
+        header += chunk
+    assert header[4:20] == b"\x21\x12\xa4\x42" + transaction
+    return header
+
+
+def test_turn_over_tls_shares_the_https_port_by_host_name(front, coturn_tls):
+    context = ssl.create_default_context(cafile=str(front.ca))
+    raw = socket.create_connection(("127.0.0.1", front.port), timeout=10)
+    with context.wrap_socket(raw, server_hostname=TURN_NAME) as tls:
+        header = stun_binding(tls)
+    assert header[:2] == b"\x01\x01"  # Binding success: coturn answered through nginx
+    # The hub's name on the same port still reaches the hub.
+    assert requests.get(front.url + "/healthz", verify=front.ca, timeout=10).ok
