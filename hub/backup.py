@@ -46,6 +46,7 @@ from hub.realtime.models import HubInstance
 
 FORMAT = 1
 MANIFEST = "manifest.json"
+MANIFEST_KEYS = {"format", "version", "schema_revision", "created_at", "database", "rows"}
 SQLITE_FILE = "hub.db"
 PG_DUMP_FILE = "hub.pgdump"
 ATTACHMENTS = "attachments"
@@ -90,7 +91,7 @@ def _backup(config: HubConfig, archive: Path) -> None:
         raise BackupError(f"{archive} already exists: choose another name or move it away first.")
     if not archive.parent.is_dir():
         raise BackupError(f"The folder {archive.parent} does not exist: create it first.")
-    with _database(config.resolved_database_url) as db:
+    with _source(config.resolved_database_url) as db:
         revision = _schema_revision(db.engine)
         if revision is None:
             raise BackupError(
@@ -106,9 +107,6 @@ def _backup(config: HubConfig, archive: Path) -> None:
                 database_file = Path(tmp) / PG_DUMP_FILE
                 rows = _pg_dump(db, database_file)
             _say(f"✓ database ({_backend(db)}, schema {revision}): {_rows_text(rows)}")
-            attachments = _files(config.attachments_dir)
-            size = sum(f.stat().st_size for f in attachments)
-            _say(f"✓ attachments: {len(attachments)} files, {size / 1e6:.1f} MB")
             manifest = {
                 "format": FORMAT,
                 "version": package_metadata.version("lektiecafe"),
@@ -118,19 +116,35 @@ def _backup(config: HubConfig, archive: Path) -> None:
                 "rows": rows,
             }
             partial = archive.with_name(archive.name + ".partial")
-            # The archive holds the children's data: readable by its owner only.
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as out, tarfile.open(fileobj=out, mode="w") as tar:
-                _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=2).encode())
-                tar.add(database_file, arcname=database_file.name)
-                for f in attachments:
-                    with suppress(FileNotFoundError):  # deleted by retention meanwhile
-                        tar.add(f, arcname=f"{ATTACHMENTS}/{f.name}")
+            try:
+                files, size = _write_archive(partial, manifest, database_file, config)
+            except OSError as exc:
+                partial.unlink(missing_ok=True)
+                raise BackupError(f"Cannot write {archive}: {exc}") from exc
+            _say(f"✓ attachments: {files} files, {size / 1e6:.1f} MB")
             partial.rename(archive)
     _say(
         f"✓ wrote {archive} ({archive.stat().st_size / 1e6:.1f} MB). It holds personal data: "
         "keep it as safe as the server. The secret key is not in it (docs/operations.md)."
     )
+
+
+def _write_archive(
+    path: Path, manifest: dict[str, Any], database_file: Path, config: HubConfig
+) -> tuple[int, int]:
+    """The tar file; the attachments that went in (count, bytes)."""
+    files = size = 0
+    # The archive holds the children's data: readable by its owner only.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out, tarfile.open(fileobj=out, mode="w") as tar:
+        _add_bytes(tar, MANIFEST, json.dumps(manifest, indent=2).encode())
+        tar.add(database_file, arcname=database_file.name)
+        for f in _files(config.attachments_dir):
+            with suppress(FileNotFoundError):  # deleted by retention meanwhile
+                size += f.stat().st_size
+                tar.add(f, arcname=f"{ATTACHMENTS}/{f.name}")
+                files += 1
+    return files, size
 
 
 def _sqlite_copy(source: Path, target: Path) -> None:
@@ -196,7 +210,7 @@ def _restore(config: HubConfig, archive: Path, force: bool) -> None:
                     "then move the data with `lektiecafe migrate-data`."
                 )
             _refuse_running_hub(db.engine)
-            users = _users(db.engine)
+            users = _row_counts(db.engine).get("users", 0)
             attachments = _files(config.attachments_dir)
             if (users or attachments) and not force:
                 raise BackupError(
@@ -206,8 +220,11 @@ def _restore(config: HubConfig, archive: Path, force: bool) -> None:
             if db.is_sqlite:
                 _sqlite_copy(Path(tmp) / SQLITE_FILE, _sqlite_path(db.url))
             else:
-                _drop_all_tables(db.engine)
+                dump = Path(tmp) / PG_DUMP_FILE
                 _check_pg_tool("pg_restore", db.engine)
+                # Read the whole dump before anything is dropped: a damaged one stops here.
+                _pg_tool(None, "pg_restore", "--file=/dev/null", str(dump))
+                _drop_all_tables(db.engine)
                 _pg_tool(
                     db.url,
                     "pg_restore",
@@ -215,7 +232,7 @@ def _restore(config: HubConfig, archive: Path, force: bool) -> None:
                     "--no-privileges",
                     "--single-transaction",
                     "--exit-on-error",
-                    str(Path(tmp) / PG_DUMP_FILE),
+                    str(dump),
                 )
             rows = _row_counts(db.engine)
             if rows != manifest["rows"]:
@@ -243,13 +260,19 @@ def _unpack(archive: Path, into: Path) -> dict[str, Any]:
             tar.extractall(into, filter="data")
     except (tarfile.TarError, OSError) as exc:
         raise BackupError(f"{archive} cannot be read as a backup: {exc}") from exc
-    manifest: dict[str, Any] = json.loads((into / MANIFEST).read_text())
+    try:
+        manifest: dict[str, Any] = json.loads((into / MANIFEST).read_text())
+    except ValueError as exc:
+        raise BackupError(f"{archive} has a damaged {MANIFEST}: {exc}") from exc
     if manifest.get("format") != FORMAT:
         raise BackupError(
             f"{archive} has backup format {manifest.get('format')!r}; this Lektiecafé reads "
             f"format {FORMAT}: restore it with the version that made it."
         )
-    database_file = SQLITE_FILE if manifest.get("database") == "sqlite" else PG_DUMP_FILE
+    missing = MANIFEST_KEYS - manifest.keys()
+    if missing:
+        raise BackupError(f"{archive} has an incomplete {MANIFEST} (no {', '.join(missing)}).")
+    database_file = SQLITE_FILE if manifest["database"] == "sqlite" else PG_DUMP_FILE
     if not (into / database_file).is_file():
         raise BackupError(f"{archive} has no {database_file}: the archive is incomplete.")
     (into / ATTACHMENTS).mkdir(exist_ok=True)
@@ -270,7 +293,7 @@ def _migrate_data(config: HubConfig, to_url: str) -> None:
     source_url = config.resolved_database_url
     if make_url(to_url) == make_url(source_url):
         raise BackupError("--to names the database the hub uses now: give the new database.")
-    with _database(source_url) as source, _database(to_url) as target:
+    with _source(source_url) as source, _database(to_url) as target:
         revision = _schema_revision(source.engine)
         if revision != _head_revision():
             raise BackupError(
@@ -302,7 +325,8 @@ def _migrate_data(config: HubConfig, to_url: str) -> None:
                     f"Copying failed, nothing was kept in the target: {_reason(exc)}"
                 ) from exc
         copied = _row_counts(target.engine)
-        wrong = [f"{t}: {counts[t]} → {copied[t]}" for t in counts if copied[t] != counts[t]]
+        names = [t.name for t in metadata.sorted_tables]
+        wrong = [f"{t}: {counts[t]} → {copied.get(t)}" for t in names if copied.get(t) != counts[t]]
         if wrong:
             raise BackupError("Row counts differ after copying: " + ", ".join(wrong))
     _say(
@@ -337,17 +361,22 @@ def _fix_sequences(dst: Connection) -> None:
 
 
 def _first_table_with_rows(engine: Engine) -> str | None:
-    names = set(inspect(engine).get_table_names())
-    with engine.connect() as c:
-        for name in sorted(names - {"alembic_version"}):
-            quoted = engine.dialect.identifier_preparer.quote(name)
-            n = c.scalar(text(f"SELECT count(*) FROM {quoted}"))
-            if n:
-                return f"{name} has {n} rows"
-    return None
+    full = {name: n for name, n in _row_counts(engine).items() if n}
+    return next((f"{name} has {n} rows" for name, n in full.items()), None)
 
 
 # --- shared -------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _source(url: str) -> Iterator[Database]:
+    """A database to read from; a missing SQLite file is an error, not a new empty database."""
+    if url.startswith("sqlite") and not _sqlite_path(url).is_file():
+        raise BackupError(
+            f"There is no database at {_sqlite_path(url)}: check --data-dir / --database-url."
+        )
+    with _database(url) as db:
+        yield db
 
 
 @contextmanager
@@ -402,20 +431,14 @@ def _row_counts(engine: Engine) -> dict[str, int]:
 
 
 def _row_counts_on(c: Connection) -> dict[str, int]:
-    """Rows in every table of the hub's schema (tables this schema revision lacks count 0)."""
-    existing = set(inspect(c).get_table_names())
-    return {
-        t.name: int(c.scalar(select(func.count()).select_from(t)) or 0) if t.name in existing else 0
-        for t in metadata.sorted_tables
-    }
+    """Rows in every table the database has (whatever schema revision it is at)."""
+    quote = c.dialect.identifier_preparer.quote
+    names = sorted(set(inspect(c).get_table_names()) - {"alembic_version"})
+    return {name: int(c.scalar(text(f"SELECT count(*) FROM {quote(name)}")) or 0) for name in names}
 
 
 def _rows_text(rows: dict[str, int]) -> str:
     return f"{len(rows)} tables, {sum(rows.values())} rows"
-
-
-def _users(engine: Engine) -> int:
-    return _row_counts(engine).get("users", 0)
 
 
 def _refuse_running_hub(engine: Engine) -> None:
@@ -468,10 +491,12 @@ def _check_pg_tool(tool: str, engine: Engine) -> None:
         )
 
 
-def _pg_tool(url: str, tool: str, *args: str) -> None:
-    dsn, env = _pg_env(url)
-    result = subprocess.run(
-        [tool, *args, f"--dbname={dsn}"], env=env, capture_output=True, text=True
-    )
+def _pg_tool(url: str | None, tool: str, *args: str) -> None:
+    """Run pg_dump or pg_restore, against the database at `url` (None: none)."""
+    command, env = [tool, *args], None
+    if url is not None:
+        dsn, env = _pg_env(url)
+        command.append(f"--dbname={dsn}")
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise BackupError(f"{tool} failed: {result.stderr.strip()[-2000:]}")

@@ -107,7 +107,7 @@ def test_a_backup_made_while_the_hub_runs_restores_every_row_and_attachment(
         assert (tmp_path / "restored/attachments" / attachment).read_bytes() == stored
 
 
-def test_restore_refuses_a_running_hub_existing_data_and_a_newer_schema(
+def test_backup_and_restore_refuse_what_would_lose_data_and_say_what_to_do(
     hub, database_url, tmp_path
 ):
     archive = tmp_path / "hub.tar"
@@ -139,6 +139,10 @@ def test_restore_refuses_a_running_hub_existing_data_and_a_newer_schema(
     unreadable = lektiecafe("restore", "--data-dir", str(tmp_path / "fresh"), str(junk))
     assert unreadable.returncode == 2 and "cannot be read as a backup" in unreadable.stderr
     assert not (tmp_path / "fresh/hub.db").exists()
+
+    nowhere = lektiecafe("backup", "--data-dir", str(tmp_path / "nowhere"), str(tmp_path / "x.tar"))
+    assert nowhere.returncode == 2 and "There is no database at" in nowhere.stderr
+    assert not (tmp_path / "nowhere/hub.db").exists() and not (tmp_path / "x.tar").exists()
 
     forced = lektiecafe("restore", *options, "--force", str(archive))
     assert forced.returncode == 0, forced.stderr
