@@ -1,0 +1,227 @@
+"""`lektiecafe provision check`, the real command as a subprocess, against a running demo hub: a
+paired kiosk with the synthetic camera, a wrong address, a hub that is down or silent, a revoked
+kiosk, and TURN through a real coturn on loopback (and with nothing listening)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from appliance.state import KioskState
+from tests.conftest import ROOT, free_port, stop
+from tests.kiosks import StaffPage, pair_into
+from tests.test_turn import coturn  # noqa: F401 (fixture)
+
+CHECKS = [
+    "camera",
+    "microphone",
+    "speaker",
+    "screen",
+    "disk",
+    "hub",
+    "time",
+    "websocket",
+    "paired",
+    "turn_udp",
+    "turn_tls",
+]
+LIMIT_S = 15  # the whole run, even when the hub is down
+
+
+def check(
+    data_dir: Path, *options: str, lang: str = "en", human: bool = False
+) -> tuple[int, Any, float]:
+    """(exit code, the JSON results by id or the human output, seconds the run took)."""
+    command = [sys.executable, "-m", "lektiecafe.cli", "provision", "--lang", lang, "check"]
+    command += ["--data-dir", str(data_dir), *options, *([] if human else ["--json"])]
+    started = time.monotonic()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - started
+    assert done.returncode in (0, 1), done.stderr
+    if human:
+        return done.returncode, done.stdout, took
+    results = json.loads(done.stdout)
+    assert [r["id"] for r in results] == CHECKS
+    return done.returncode, {r["id"]: r for r in results}, took
+
+
+def failing(results: dict[str, Any]) -> set[str]:
+    """The checks that make the run fail (not the warnings)."""
+    return {key for key, r in results.items() if not r["ok"] and r["required"]}
+
+
+def paired_kiosk(hub: Any, data_dir: Path) -> dict[str, Any]:
+    """A kiosk paired through the real flow, its state as the kiosk keeps it (with its hub)."""
+    answer = pair_into(hub, data_dir)
+    state = KioskState(data_dir)
+    state.hub_url = hub.url
+    state.close()
+    return answer
+
+
+@pytest.fixture
+def hub_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The hub's TURN: none; "coturn", a real one on loopback; "wrong_secret", that one with
+    another secret than the hub's; "nothing", a port where nothing listens."""
+    which = getattr(request, "param", None)
+    if which is None:
+        return {}
+    if which == "nothing":
+        url, secret = f"turn:127.0.0.1:{free_port()}?transport=udp", "s3cret"
+    else:
+        turn = request.getfixturevalue("coturn")
+        url, secret = turn.url, turn.secret + ("-not" if which == "wrong_secret" else "")
+    return {"LEKTIECAFE_TURN_URLS": url, "LEKTIECAFE_TURN_SECRET": secret}
+
+
+def test_a_paired_kiosk_on_a_reachable_hub(hub, tmp_path):
+    answer = paired_kiosk(hub, tmp_path / "kiosk")
+    code, results, took = check(tmp_path / "kiosk", "--fake-camera")  # the hub from the state
+
+    assert results["hub"] == {
+        "id": "hub",
+        "ok": True,
+        "required": True,
+        "detail": "Reachable over plain HTTP on this computer (a development hub).",
+        "fix": None,
+    }
+    assert results["websocket"]["ok"], results["websocket"]
+    assert results["paired"]["ok"]
+    assert results["paired"]["detail"] == (
+        f"Paired with {answer['site']['name']} (kiosk {answer['device_id']})."
+    )
+    assert results["camera"]["ok"]
+    assert results["camera"]["detail"] == "the synthetic camera gives pictures (640×480)."
+    assert results["time"]["ok"] and "of the hub's clock" in results["time"]["detail"]
+    assert results["disk"]["ok"] and " free in " in results["disk"]["detail"]
+    # This hub hands out no TURN: a warning, not a failure.
+    for key in ("turn_udp", "turn_tls"):
+        assert not results[key]["ok"] and not results[key]["required"]
+        assert results[key]["detail"].startswith("The hub hands out no TURN server")
+        assert "turn_urls" in results[key]["fix"]
+    # The synthetic sound makes a missing sound card a warning; this machine has no screen.
+    assert failing(results) <= {"screen"}
+    assert code == (1 if failing(results) else 0)
+    assert took < LIMIT_S
+    # What the check asks for the TURN servers with is a kiosk's alone.
+    refused = hub.client("student1").call("device:ice", {})
+    assert refused["ok"] is False and refused["error"]["code"] == "forbidden"
+
+
+WRONG_ADDRESSES = [
+    ("http://127.0.0.1:{free}", "Nothing answers at 127.0.0.1:{free}.", "Check the address"),
+    ("http://no-such-hub.invalid", "The name no-such-hub.invalid is not found (DNS).", "typing"),
+    ("lektiecafe.example.dk", "“lektiecafe.example.dk” is not a web address.", "https://"),
+    ("{hub}/login", "{hub}/login answers (HTTP 404), but not as a Lektiecafé hub.", "address"),
+]
+
+
+def test_a_wrong_hub_address_says_what_is_wrong_and_what_to_do(hub, tmp_path):
+    paired_kiosk(hub, tmp_path / "kiosk")
+    values = {"free": free_port(), "hub": hub.url}
+    for address, detail, fix in WRONG_ADDRESSES:
+        url = address.format(**values)
+        code, results, took = check(tmp_path / "kiosk", "--fake-camera", "--hub", url)
+        assert code == 1
+        assert results["hub"]["detail"] == detail.format(**values)
+        assert fix in results["hub"]["fix"]
+        assert not results["paired"]["ok"]
+        assert took < LIMIT_S
+
+
+def test_a_hub_that_is_down_fails_fast_and_one_that_is_silent_within_the_limit(hub, tmp_path):
+    paired_kiosk(hub, tmp_path / "kiosk")
+    stop(hub.process)
+    code, results, took = check(tmp_path / "kiosk", "--fake-camera")
+    assert code == 1
+    port = int(hub.url.rsplit(":", 1)[1])
+    assert results["hub"]["detail"] == f"Nothing answers at 127.0.0.1:{port}."
+    assert "the hub is down" in results["hub"]["fix"]
+    # What depends on the hub is not checked, and says so (a warning: the hub is the failure).
+    assert results["websocket"]["detail"] == "Not checked: the hub cannot be reached (see Hub)."
+    assert results["paired"]["detail"].endswith("not checked with the hub (see Hub).")
+    assert failing(results) - {"screen"} == {"hub"}
+    assert took < LIMIT_S
+
+    # A hub that takes the connection and never answers (a firewall, a hung proxy).
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        code, results, took = check(tmp_path / "kiosk", "--fake-camera", "--hub", url)
+    assert code == 1
+    assert results["hub"]["detail"].endswith("in time.")
+    assert "firewall" in results["hub"]["fix"]
+    assert took < LIMIT_S
+
+
+def test_a_revoked_kiosk_is_told_to_reset_and_pair_again(hub, tmp_path):
+    answer = paired_kiosk(hub, tmp_path / "kiosk")
+    staff = StaffPage(hub.url)
+    assert staff.post(f"/admin/devices/{answer['device_id']}/revoke").status_code == 200
+
+    code, results, _took = check(tmp_path / "kiosk", "--fake-camera")
+    assert code == 1
+    assert results["hub"]["ok"] and results["websocket"]["ok"]
+    assert results["paired"] == {
+        "id": "paired",
+        "ok": False,
+        "required": True,
+        "detail": "Unpaired or revoked: the hub no longer knows this kiosk.",
+        "fix": "Run `lektiecafe provision reset` and pair the kiosk again.",
+    }
+
+    # The same for site staff, in Danish, with the real camera and sound this machine lacks.
+    code, output, _took = check(tmp_path / "kiosk", lang="da", human=True)
+    assert code == 1
+    lines = output.splitlines()
+    assert lines[0] == f"Tjek af kiosken (hub: {hub.url})"
+    assert "✓ Hub: Kan nås over almindelig HTTP på denne computer (en udviklings-hub)." in lines
+    paired = lines.index(
+        "✗ Parring: Afparret eller tilbagekaldt: hubben kender ikke længere kiosken."
+    )
+    assert lines[paired + 1] == "    → Kør `lektiecafe provision reset`, og par kiosken igen."
+    if not Path("/dev/video0").exists():
+        assert "✗ Kamera: Intet kamera på /dev/video0." in lines
+    if not Path("/proc/asound/pcm").exists():
+        assert any(line.startswith("✗ Mikrofon: Ingen mikrofon") for line in lines)
+    assert lines[-1].startswith("Problemer, der skal løses, før kiosken virker: ")
+
+
+@pytest.mark.turn
+@pytest.mark.parametrize("hub_env", ["coturn"], indirect=True)
+def test_turn_over_udp_through_a_real_coturn(hub, tmp_path):
+    paired_kiosk(hub, tmp_path / "kiosk")
+    _code, results, took = check(tmp_path / "kiosk", "--fake-camera")
+    assert results["turn_udp"]["ok"], results["turn_udp"]
+    assert results["turn_udp"]["detail"].endswith("?transport=udp gives a relay.")
+    # No TURN over TLS from this hub: a warning, since UDP works.
+    assert not results["turn_tls"]["ok"] and not results["turn_tls"]["required"]
+    assert "turn_udp" not in failing(results) and "turn_tls" not in failing(results)
+    assert took < LIMIT_S
+
+
+@pytest.mark.turn
+@pytest.mark.parametrize(
+    ("hub_env", "detail", "fix"),
+    [
+        ("nothing", "No answer from 127.0.0.1 on UDP port", "allow UDP"),
+        ("wrong_secret", "refuses the hub's TURN credentials.", "static-auth-secret"),
+    ],
+    indirect=["hub_env"],
+)
+def test_turn_that_does_not_work_says_why(hub, tmp_path, detail, fix):
+    paired_kiosk(hub, tmp_path / "kiosk")
+    code, results, took = check(tmp_path / "kiosk", "--fake-camera")
+    assert code == 1
+    assert detail in results["turn_udp"]["detail"]
+    assert fix in results["turn_udp"]["fix"]
+    assert "turn_udp" in failing(results)  # no other way to a relay
+    assert took < LIMIT_S
