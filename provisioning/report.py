@@ -82,7 +82,8 @@ class Progress:
         elif done.outcome:
             line = f"{heading}: {'; '.join([done.outcome, *done.notes])}"
         else:
-            line = f"{heading} {self.t(_('(unchanged)'))}"
+            unchanged = self.t(_("(unchanged)"))
+            line = f"{heading} {unchanged}"
             line += f": {'; '.join(done.notes)}" if done.notes else ""
         self._line("✓", line)
         return True
