@@ -1,11 +1,15 @@
-"""The kiosk's health agent: a heartbeat to the hub every 30 seconds, and the remote commands site
-staff send from the hub's kiosks page.
+"""The kiosk's health agent: a heartbeat to the hub every 30 seconds (and at once when the camera
+comes or goes), the settings site staff push from the hub, and the remote commands they send from
+the hub's kiosks page.
 
 It runs inside the kiosk process, on the kiosk's one hub connection, not as a separate
 `lektiecafe agent` process: the hub treats a kiosk as one connection that acts for the visiting
 student and still sends the kiosk's own events, and "restart the kiosk program" is best done by
 the program itself between two visits. Commands that would cut a visit short (restart, reboot)
-wait until no visit is under way; the answer goes to the hub when the command was carried out."""
+wait until no visit is under way; the answer goes to the hub when the command was carried out.
+
+The hub reads its history of problems from the heartbeats: `started` in the program's first one,
+`offline_s` in the first after the hub was out of reach long enough for the screen to say so."""
 
 from __future__ import annotations
 
@@ -22,13 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance.hub import CONNECTED, HubCallError, HubConnection
+from appliance.hub import CONNECTED, DISCONNECTED, OFFLINE_AFTER_S, HubCallError, HubConnection
 from lektiecafe import __version__
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 30.0
 KIOSK_SERVICE = "lektiecafe-kiosk.service"
+# Once per process: uptime counts from here, and the first delivered heartbeat says "started".
+PROGRAM_STARTED = time.monotonic()
+_start_reported = threading.Event()
 
 
 @dataclass(frozen=True)
@@ -68,16 +75,22 @@ class Agent:
         visit_active: Callable[[], bool],
         restart: Callable[[], None],
         reload_config: Callable[[], None],
+        apply_settings: Callable[[Any], None],
         heartbeat_s: float = HEARTBEAT_S,
     ) -> None:
+        """`apply_settings(payload)` gets the hub's settings (a `device:settings` event or the
+        answer to a heartbeat), on the agent's or the connection's thread."""
         self.conn = conn
         self.data_dir = data_dir
         self.camera_ok = camera_ok
         self.visit_active = visit_active
         self.restart = restart
         self.reload_config = reload_config
+        self.apply_settings = apply_settings
         self.heartbeat_s = heartbeat_s
-        self.started = time.monotonic()
+        self._camera_reported: bool | None = None
+        self._lost_at: float | None = None  # when the connection dropped
+        self._offline_s: float | None = None  # to report with the next heartbeat
         self._inbox: queue.Queue[Command | str] = queue.Queue()
         self._deferred: list[Command] = []  # waiting for the visit to end
         self._stop = threading.Event()
@@ -97,20 +110,33 @@ class Agent:
         """The heartbeat's fields (docs/protocol.md, "Devices"); uptime is the kiosk program's,
         so staff see a restart they asked for."""
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-        return {
+        health: dict[str, Any] = {
             "version": __version__,
-            "uptime_s": int(time.monotonic() - self.started),
+            "uptime_s": int(time.monotonic() - PROGRAM_STARTED),
             "camera_ok": bool(self.camera_ok()),
             "cpu_temp_c": cpu_temp_c(),
             "disk_free_mb": shutil.disk_usage(self.data_dir).free // 2**20,
             "load": round(max(0.0, load), 2),
+            "started": not _start_reported.is_set(),
         }
+        if self._offline_s is not None:
+            health["offline_s"] = round(self._offline_s, 1)
+        return health
 
     # ---- on the connection's dispatcher: only enqueue ----------------------------------------
 
     def _on_event(self, event: str, data: Any) -> None:
         if event == CONNECTED:
+            if self._lost_at is not None:
+                away = time.monotonic() - self._lost_at
+                # Shorter drops (a reconnect for another language) never showed as offline.
+                self._offline_s = away if away >= OFFLINE_AFTER_S else None
+                self._lost_at = None
             self._inbox.put("heartbeat")  # staff see the kiosk is back at once
+        elif event == DISCONNECTED:
+            self._lost_at = self._lost_at or time.monotonic()
+        elif event == "device:settings":
+            self.apply_settings(data)
         elif event == "device:command" and isinstance(data, dict):
             try:
                 self._inbox.put(Command(int(data["command_id"]), str(data["name"])))
@@ -128,7 +154,8 @@ class Agent:
                 item = None
             if item == "stop":
                 return
-            if item == "heartbeat" or time.monotonic() >= next_beat:
+            camera_changed = self._camera_reported not in (None, bool(self.camera_ok()))
+            if item == "heartbeat" or camera_changed or time.monotonic() >= next_beat:
                 self._heartbeat()
                 next_beat = time.monotonic() + self.heartbeat_s
             if isinstance(item, Command):
@@ -141,10 +168,17 @@ class Agent:
     def _heartbeat(self) -> None:
         if not self.conn.connected:
             return
+        health = self.health()
         try:
-            self.conn.call("device:heartbeat", self.health())
+            answer = self.conn.call("device:heartbeat", health)
         except HubCallError as exc:
             log.info("heartbeat not delivered: %s", exc)
+            return
+        self._camera_reported = health["camera_ok"]
+        self._offline_s = None
+        _start_reported.set()
+        if "settings" in answer:
+            self.apply_settings(answer["settings"])
 
     def _carry_out(self, command: Command) -> None:
         if command.name == "reload_config":

@@ -1,8 +1,9 @@
 """Pairing a kiosk with its hub, as explicit steps with named errors. The shape is OAuth's device
 authorisation grant (RFC 8628), as hub/devices implements it:
 
-1. `request_code()`: `POST /api/devices/pair` → a secret device code for the kiosk, and a short
-   user code with the page where site staff type it (`verification_uri`, and
+1. `request_code()`: `POST /api/devices/pair` (with the site's code from `provision install
+   --site`, if any) → a secret device code for the kiosk, and a short user code with the page
+   where site staff type it (`verification_uri`, and
    `verification_uri_complete` with the code in it, for the QR code).
 2. The caller shows the code large, with the QR code (`PairingCode.qr`).
 3. `wait_for_token()`: `POST /api/devices/pair/poll` every `interval` seconds until staff
@@ -90,7 +91,10 @@ class Pairing:
     def request_code(self, name: str = "Kiosk") -> PairingCode:
         """Step 1. Raises PairingError when the hub cannot be reached or refuses."""
         try:
-            answer = self._post("/api/devices/pair", {"name": name, "model": _model()})
+            answer = self._post(
+                "/api/devices/pair",
+                {"name": name, "model": _model(), "site_code": self.state.site_code},
+            )
         except HubCallError as exc:
             raise PairingError(exc.message) from exc
         return PairingCode(

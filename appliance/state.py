@@ -1,5 +1,6 @@
-"""The kiosk's small local state in one TinyDB file: who the device is, where its hub is, its
-settings, and an outbox of calls waiting for the network.
+"""The kiosk's small local state in one TinyDB file: who the device is, where its hub is, the site
+it was set up for, the settings site staff pushed from the hub, and an outbox of calls waiting for
+the network.
 
 TinyDB is a JSON file without transactions, right for a handful of values written rarely by one
 process. The kiosk keeps nothing of a student here except what waits in the outbox (a report or
@@ -30,6 +31,34 @@ class Identity:
     device_id: int
     site_id: int
     site_name: str
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    """Settings site staff push from the hub (`device:settings`, docs/protocol.md); None: the
+    kiosk's own value from its command line. Times in seconds."""
+
+    lang: str | None = None  # "da" | "en": the language between visits
+    idle_s: float | None = None
+    countdown_s: float | None = None
+    room_idle_s: float | None = None
+    notice: str = ""  # shown on the attract screen
+
+    @classmethod
+    def from_payload(cls, data: Any) -> HubSettings:
+        """What the hub sent, leaving out anything out of shape (the kiosk keeps its own)."""
+        if not isinstance(data, dict):
+            return cls()
+        times = {
+            name: float(value)
+            for name in ("idle_s", "countdown_s", "room_idle_s")
+            if isinstance(value := data.get(name), int | float)
+            and not isinstance(value, bool)
+            and 0 < value <= 86400
+        }
+        lang = data.get("lang") if data.get("lang") in ("da", "en") else None
+        notice = data.get("notice")
+        return cls(lang=lang, notice=notice[:200] if isinstance(notice, str) else "", **times)
 
 
 @dataclass(frozen=True)
@@ -97,8 +126,26 @@ class KioskState:
         self.set("identity", identity.__dict__)
 
     def forget_identity(self) -> None:
-        """The hub refused the token (the kiosk was unpaired): pair again."""
+        """The hub refused the token (the kiosk was unpaired): pair again. The settings of the
+        site it was paired with go too."""
         self.delete("identity")
+        self.delete("hub_settings")
+
+    @property
+    def site_code(self) -> str:
+        """The site's code from `provision install --site`, offered to the hub when pairing."""
+        return str(self.get("site_code") or "")
+
+    @site_code.setter
+    def site_code(self, code: str) -> None:
+        self.set("site_code", code.strip())
+
+    @property
+    def hub_settings(self) -> HubSettings:
+        return HubSettings.from_payload(self.get("hub_settings"))
+
+    def store_hub_settings(self, settings: HubSettings) -> None:
+        self.set("hub_settings", settings.__dict__)
 
     # ---- outbox ----------------------------------------------------------------------------
 

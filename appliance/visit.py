@@ -60,7 +60,7 @@ from appliance.pairing import (
     PairingError,
     PairingExpired,
 )
-from appliance.state import KioskState
+from appliance.state import HubSettings, KioskState
 from appliance.texts import _, translate
 
 log = logging.getLogger(__name__)
@@ -82,12 +82,13 @@ class Options:
 
     data_dir: Path = Path("/var/lib/lektiecafe-kiosk")
     hub_url: str | None = None  # overrides (and is stored over) the hub address in the state
+    site_code: str | None = None  # the same for the site's code offered when pairing
     fake_camera: bool = False  # the synthetic camera and tone even when a webcam exists
     camera: str = "/dev/video0"
     microphone: str = "default"  # ALSA device
     video_size: tuple[int, int] = (640, 480)
     fps: int = 15
-    lang: Lang = "da"  # the kiosk's default language between visits
+    lang: Lang = "da"  # the kiosk's default language between visits (the hub's setting wins)
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,8 @@ class VisitView:
     room_ended_reason: str | None = None  # "ended" | "peer_gone"
     room_ended_by: str | None = None  # "student" | "helper" | None
     # the device
+    # pushed from the hub; stored, so they outlive a restart
+    settings: HubSettings = field(default_factory=HubSettings)
     camera_ok: bool = False
     error: ErrorView | None = None
     busy: bool = False  # a call to the hub is under way (show a spinner on the pressed button)
@@ -251,6 +254,7 @@ class Visit:
         self._error: ErrorView | None = None
         self._busy = 0
         self._state: KioskState | None = None
+        self._settings = HubSettings()
         self._paired = False  # a copy of "the state has an identity": snapshot() runs per frame
         self._conn: HubConnection | None = None
         self._agent: Agent | None = None
@@ -277,6 +281,12 @@ class Visit:
         self._state = KioskState(self.options.data_dir)
         if self.options.hub_url:
             self._state.hub_url = self.options.hub_url
+        if self.options.site_code:
+            self._state.site_code = self.options.site_code
+        self._settings = self._state.hub_settings
+        with self._lock:
+            self._lang = self._home_lang()
+            self._v = _VisitData(lang=self._lang)
         self._media.start()
         identity = self._state.identity
         self._paired = identity is not None
@@ -390,8 +400,8 @@ class Visit:
         hub) and wipe it from memory: nickname, chat, document, frames. → phase "idle" at once;
         the hub hears it as soon as it can be reached."""
         with self._lock:
-            wiped, self._v = self._v, _VisitData(lang=self.options.lang)
-            self._lang = self.options.lang
+            self._lang = self._home_lang()
+            wiped, self._v = self._v, _VisitData(lang=self._lang)
             self._error = None
             self._strokes_cache = (-1, (), "")
         self._leave_room(wiped)
@@ -400,7 +410,11 @@ class Visit:
             self._state.enqueue("visit:end", {}, visit_id)
             self._submit(self._flush_outbox)
         if self._conn is not None:
-            self._conn.set_language(self.options.lang)
+            self._conn.set_language(self._lang)
+
+    def _home_lang(self) -> Lang:
+        """The language between visits: the hub's setting, else the command line's."""
+        return "en" if (self._settings.lang or self.options.lang) == "en" else "da"
 
     # ---- reading ---------------------------------------------------------------------------
 
@@ -436,6 +450,7 @@ class Visit:
                 remote_frames=self._media.remote.received if v.phase == "in_room" else 0,
                 room_ended_reason=v.room_ended_reason,
                 room_ended_by=v.room_ended_by,
+                settings=self._settings,
                 camera_ok=self._media.camera_ok,
                 error=self._error,
                 busy=self._busy > 0,
@@ -589,6 +604,7 @@ class Visit:
             visit_active=lambda: self._v.phase != "idle",
             restart=self._on_restart,
             reload_config=self._reload_config,
+            apply_settings=self._apply_settings,
         )
         self._conn = conn
         conn.start()
@@ -602,10 +618,20 @@ class Visit:
         if conn is not None:
             conn.close()
 
+    def _apply_settings(self, payload: Any) -> None:
+        """Settings from the hub: kept in the state (a restart offline still has them) and in the
+        next snapshot, where the UI picks them up."""
+        settings = HubSettings.from_payload(payload)
+        if settings == self._settings or self._state is None:
+            return
+        self._state.store_hub_settings(settings)
+        self._settings = settings
+
     def _on_refused(self) -> None:
         """The hub no longer knows the token (the kiosk was unpaired): back to pairing."""
         if self._state is not None:
             self._state.forget_identity()
+        self._settings = HubSettings()
         self._paired = False
         with self._lock:
             self._pairing = None
@@ -630,6 +656,9 @@ class Visit:
     # ---- the hub's events (dispatcher thread → worker) -------------------------------------
 
     def _on_hub_event(self, event: str, data: Any) -> None:
+        if event == "device:revoked":  # staff unpaired the kiosk; the hub closes the connection
+            self._on_refused()
+            return
         self._submit(self._handle_event, event, data)
 
     def _handle_event(self, event: str, data: Any) -> None:

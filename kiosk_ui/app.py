@@ -3,7 +3,11 @@ the idle timeout, and a 60 fps main loop that redraws only what changed.
 
 The screen follows the visit: each frame takes `visit.snapshot()` and, when the phase changes,
 shows the screen for it (asking → subject, waiting → queue and games, in_room → room, ended →
-feedback). Screens move along inside a phase themselves (attract → nickname, subject → photo)."""
+feedback). Screens move along inside a phase themselves (attract → nickname, subject → photo).
+
+Settings site staff push from the hub (the visit's snapshot carries them) apply from the next
+frame: timeouts at once, a notice on the attract screen, a new language on the attract screen at
+once and otherwise from the next visit."""
 
 from __future__ import annotations
 
@@ -11,12 +15,13 @@ import gc
 import logging
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pygame
 
+from appliance.state import HubSettings
 from appliance.visit import Options, Visit, VisitView
 from kiosk_ui import i18n
 from kiosk_ui.driver import Request, TestDriver
@@ -56,6 +61,13 @@ class Settings:
     thanks_s: float = 12.0  # the thank-you screen, before the attract screen is back
     lang: str = i18n.DEFAULT  # the language each visit starts in
     kiosk_name: str = "Kiosk"  # offered to the hub when pairing
+    notice: str = ""  # on the attract screen (from the hub only)
+
+    def pushed(self, hub: HubSettings) -> Settings:
+        """These settings (the command line's) with what site staff set on the hub over them."""
+        times = ("idle_s", "countdown_s", "room_idle_s")
+        changes: dict[str, Any] = {n: getattr(hub, n) for n in times if getattr(hub, n)}
+        return replace(self, **changes, lang=hub.lang or self.lang, notice=hub.notice)
 
 
 @dataclass
@@ -81,11 +93,13 @@ class App:
         driver: TestDriver | None = None,
     ) -> None:
         self.visit = visit
-        self.settings = settings
+        self.own_settings = settings  # from the command line
         self.surface = surface
         self.driver = driver
         self.theme = Theme(surface.get_size())
         self.view: VisitView = visit.snapshot()
+        self.settings = settings.pushed(self.view.settings)
+        i18n.set_language(self.settings.lang)
         self.phase = self.view.phase
         self.draft = Draft()
         self.overlays: list[Screen] = []
@@ -146,6 +160,15 @@ class App:
 
     def _first_screen(self) -> Screen:
         return AttractScreen(self) if self.view.paired else PairingScreen(self)
+
+    def _follow_settings(self) -> None:
+        settings = self.own_settings.pushed(self.view.settings)
+        if settings == self.settings:
+            return
+        lang_changed = settings.lang != self.settings.lang
+        self.settings = settings
+        if lang_changed and isinstance(self.screen, AttractScreen | PairingScreen):
+            self.switch_language(settings.lang)  # nobody is in the middle of anything
 
     def _follow_visit(self) -> None:
         """Show the screen that belongs to the visit's phase when it changes."""
@@ -210,6 +233,7 @@ class App:
                 if event.type in INPUT or moving:
                     self.activity()
         self.view = self.visit.snapshot()
+        self._follow_settings()
         self._follow_visit()
         for layer in list(self.layers):
             layer.update(dt)
@@ -334,6 +358,13 @@ class App:
             "rtc": self.view.rtc_state,
             "remote_frames": self.view.remote_frames,
             "idle_s": round(self.idle_for, 1),
+            "settings": {
+                "lang": self.settings.lang,
+                "idle_s": self.settings.idle_s,
+                "countdown_s": self.settings.countdown_s,
+                "room_idle_s": self.settings.room_idle_s,
+                "notice": self.settings.notice,
+            },
             "fps": round(self.fps, 1),
             "frames_run": self.frames_run,
             "frames_drawn": self.frames_drawn,

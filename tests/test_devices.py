@@ -21,7 +21,7 @@ from hub import clock, housekeeping
 from hub.accounts.models import Role, User
 from hub.config import HubConfig
 from hub.db import Database
-from hub.devices.models import Device, KioskVisit
+from hub.devices.models import Device, DeviceEvent, KioskVisit
 from hub.matching.models import HelpRequest
 from hub.realtime.events import registered_events
 from tests.conftest import both_backends
@@ -272,6 +272,84 @@ def test_heartbeats_and_commands_show_on_the_staff_page(hub):
     assert page.status_code == 409 and alerts(page.text) == [
         "The kiosk is not connected right now, so it cannot get the command."
     ]
+
+
+HEALTH = {"version": "1.0", "uptime_s": 100, "camera_ok": True, "disk_free_mb": 5000, "load": 0.1}
+
+
+def test_the_history_of_problems_comes_from_the_heartbeats(hub):
+    kiosk = paired_kiosk(hub, name="Kiosk H")
+    beat = lambda **changes: kiosk.ok("device:heartbeat", {**HEALTH, **changes})  # noqa: E731
+    answer = beat(started=True)
+    assert answer["settings"] == {
+        "lang": None,
+        "idle_s": None,
+        "countdown_s": None,
+        "room_idle_s": None,
+        "notice": "",
+    }
+    beat(uptime_s=130)  # nothing new
+    beat(uptime_s=160, camera_ok=False)
+    beat(uptime_s=190, camera_ok=False)  # still lost: told once
+    beat(uptime_s=5, camera_ok=True)  # the uptime went down: it restarted, without saying so
+    beat(uptime_s=35, offline_s=125.4)
+    beat(uptime_s=65, disk_free_mb=800, cpu_temp_c=84.6)
+    beat(uptime_s=95, disk_free_mb=790, cpu_temp_c=85.0)  # a lasting problem is told once an hour
+    beat(uptime_s=125, offline_s=0, disk_free_mb=790, cpu_temp_c=85.0)
+
+    staff = StaffPage(hub.url)
+    html = staff.page().text
+    assert texts(html, "problem-text") == [  # newest first
+        "Hot: 85 °C",
+        "Low free disk: 800 MB",
+        "Could not reach the hub for 2 minutes",
+        "The camera works again",
+        "The kiosk program started",
+        "The camera stopped working",
+        "The kiosk program started",
+    ]
+    health = row(html, "device", name="Kiosk H")["health"]
+    assert "790 MB free disk" in health and "CPU 85 °C" in health
+    # Malformed new fields are refused by name.
+    for bad in ({"started": "maybe"}, {"offline_s": -1}):
+        refused = kiosk.call("device:heartbeat", {**HEALTH, **bad})
+        assert set(refused["error"]["details"]["fields"]) == set(bad)
+
+
+def test_ice_servers_for_provision_check_go_to_kiosks_only(hub):
+    kiosk = paired_kiosk(hub)
+    answer = kiosk.ok("device:ice", {})
+    assert isinstance(answer["ice_servers"], list)
+    assert answer["ice_transport_policy"] == "all"
+    student = hub.client("student1")
+    assert student.call("device:ice", {})["error"]["code"] == "forbidden"
+
+
+def test_an_unpaired_kiosk_is_told_before_its_connection_closes(hub):
+    paired = pair(hub)
+    kiosk = connect_kiosk(hub, paired["device_token"])
+    StaffPage(hub.url).post(f"/admin/devices/{paired['device_id']}/revoke")
+    assert kiosk.wait_for("device:revoked") == {}
+    wait_until(lambda: not kiosk.sio.connected)
+
+
+def test_settings_changed_by_staff_are_pushed_to_the_sites_kiosks(hub):
+    nord = paired_kiosk(hub, name="Nord")
+    other = pair(hub, "admin", name="Syd", site_id="2")
+    syd = connect_kiosk(hub, other["device_token"])
+    staff = StaffPage(hub.url)
+    staff.post("/admin/devices/sites/1/settings", notice="Lukket i dag", countdown_s="20")
+    assert nord.wait_for("device:settings") == {
+        "lang": None,
+        "idle_s": None,
+        "countdown_s": 20,
+        "room_idle_s": None,
+        "notice": "Lukket i dag",
+    }
+    syd.nothing("device:settings", within=0.5)  # another site's kiosk
+    # ... and in the answer to every heartbeat, so a kiosk has them after each connect.
+    assert nord.ok("device:heartbeat", HEALTH)["settings"]["notice"] == "Lukket i dag"
+    assert syd.ok("device:heartbeat", HEALTH)["settings"]["notice"] == ""
 
 
 def kiosk_id(hub) -> int:
@@ -557,6 +635,29 @@ def test_old_visits_are_deleted_after_the_retention_period(database_url, tmp_pat
         assert left["visit-abandoned"] is not None
         assert s.scalar(select(User.id).where(User.display_name == "abandoned")) is None
         assert s.get(Device, device.id) is not None
+    db.dispose()
+
+
+def test_a_kiosks_problems_are_deleted_after_30_days(database_url, tmp_path):
+    db = Database(database_url)
+    config = HubConfig(data_dir=tmp_path, database_url=database_url)
+    now = clock.now()
+    with db.transaction() as s:
+        kiosk = User(
+            username="kiosk-y", password_hash="!", role="kiosk", display_name="K", created_at=now
+        )
+        s.add(kiosk)
+        s.flush()
+        device = Device(site_id=1, user_id=kiosk.id, name="K", created_at=now)
+        s.add(device)
+        s.flush()
+        for days in (31, 29):
+            s.add(DeviceEvent(device_id=device.id, at=now - timedelta(days=days), kind="hot"))
+    with db.transaction() as s:
+        housekeeping.run(s, config, now)
+    with db.transaction() as s:
+        left = s.scalars(select(DeviceEvent.at)).all()
+        assert [round((now - at).days) for at in left] == [29]
     db.dispose()
 
 

@@ -297,6 +297,9 @@ def revoke(device_id: int) -> ResponseReturnValue:
         with state.db.matching_transaction() as s:
             users, notices = service.revoke(s, caller(), device_id, clock.now(), state.config)
         deliver(notices)
+        # Told first, so the kiosk shows its pairing screen at once instead of finding out when
+        # its next connect is refused.
+        socketio.emit("device:revoked", {}, to=service.device_room(device_id))
         for user_id in users:
             disconnect_user(state.db, user_id)
         state.kick_matching()

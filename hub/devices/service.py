@@ -361,7 +361,8 @@ def silent_for(device: Device, now: datetime) -> timedelta | None:
     its pairing when it never connected; None for a revoked kiosk or one still pairing."""
     if device.revoked_at is not None or device.token_hash is None:
         return None
-    last = max(t for t in (device.heartbeat_at, device.last_seen_at, device.created_at) if t)
+    seen = [t for t in (device.heartbeat_at, device.last_seen_at) if t is not None]
+    last = max(seen) if seen else device.created_at
     return max(timedelta(0), now - last)
 
 

@@ -32,7 +32,8 @@ NICKNAME_MAX = 30  # the hub's limit (visit:start)
 
 
 class AttractScreen(Screen):
-    """Invites a passer-by to start; says so plainly when the hub cannot be reached."""
+    """Invites a passer-by to start; says so plainly when the hub cannot be reached; shows the
+    notice site staff set on the hub."""
 
     name = "attract"
     visit_screen = False
@@ -106,6 +107,10 @@ class AttractScreen(Screen):
                 "or ask the staff for help."
             )
             widgets += notice_box(theme, "offline", theme.rect(190, 450, 900, 150), text)
+        if self.app.settings.notice:  # site staff's word, e.g. opening hours
+            widgets += notice_box(
+                theme, "notice", theme.rect(360, 636, 600, 136), self.app.settings.notice, size=24
+            )
         return widgets
 
     def start(self) -> None:

@@ -32,9 +32,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("device_events", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_device_events_at"), ["at"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_device_events_device_id"), ["device_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_device_events_device_id"), ["device_id"], unique=False)
 
     op.create_table(
         "kiosk_settings",
