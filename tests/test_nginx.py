@@ -184,6 +184,7 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
+@pytest.mark.browser
 def test_a_helper_logs_in_in_the_browser_and_connects_through_nginx(hub, front, browser):
     via = RunningHub(front.url, hub.db, hub.data_dir, hub.process, hub.log)
     page = log_in(browser, via, "helper1", ignore_https_errors=True)
@@ -257,6 +258,7 @@ def stun_binding(sock: ssl.SSLSocket) -> bytes:
     return header
 
 
+@pytest.mark.turn
 def test_turn_over_tls_shares_the_https_port_by_host_name(front, coturn_tls):
     context = ssl.create_default_context(cafile=str(front.ca))
     raw = socket.create_connection(("127.0.0.1", front.port), timeout=10)
