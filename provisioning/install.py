@@ -207,6 +207,7 @@ def autostart(target: Target, display: str, step: Step) -> None:
         elif target.write(path, *content):
             step.changed(_("wrote {path}"), path=path)
             step.restart_needed = True
+    was_enabled = target.path(units.WANTS_LINK).is_symlink()
     if target.live:
         enabled = run(["systemctl", "daemon-reload"])
         if enabled.returncode == 0:
@@ -217,7 +218,10 @@ def autostart(target: Target, display: str, step: Step) -> None:
                 _("Run the command again; if it fails again, see journalctl -b."),
                 output=tail(enabled),
             )
-    if target.link(units.WANTS_LINK, units.KIOSK_UNIT):  # what systemctl enable does
+        newly_enabled = not was_enabled
+    else:
+        newly_enabled = target.link(units.WANTS_LINK, units.KIOSK_UNIT)  # systemctl enable's link
+    if newly_enabled:
         step.changed(_("enabled at boot"))
     step.note(_("display {display}"), display=display)
 
