@@ -18,14 +18,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="provision_command", required=True)
     install = sub.add_parser("install", help="make this computer a kiosk (safe to run again)")
     install.add_argument("--hub", required=True, help="the hub's address, e.g. https://…")
+    # Left out, --site, --name and --kiosk-lang keep what an earlier install wrote.
     install.add_argument("--site", help="the site's code, so the kiosk is paired to it")
-    install.add_argument(
-        "--name", default="Kiosk", help="the name offered to the hub when pairing (default Kiosk)"
-    )
+    install.add_argument("--name", help="the name offered to the hub when pairing (default Kiosk)")
     install.add_argument(
         "--kiosk-lang",
         choices=["da", "en"],
-        default="da",
         help="the kiosk's language between visits (default da; students can switch)",
     )
     install.add_argument(

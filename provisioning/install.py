@@ -13,7 +13,13 @@ from collections.abc import Callable
 
 from appliance.texts import _
 from provisioning import releases, units
-from provisioning.config import KIOSK_ENV, DeviceConfig, checked, write_device_config
+from provisioning.config import (
+    KIOSK_ENV,
+    DeviceConfig,
+    checked,
+    read_device_config,
+    write_device_config,
+)
 from provisioning.report import Progress, Skipped, Step, StepFailed
 from provisioning.target import Target, run, tail
 
@@ -43,7 +49,13 @@ def run_install(args: argparse.Namespace) -> int:
     target = Target(args.root)
     progress = Progress(args.lang)
     try:
-        config = checked(args.hub, args.site, args.name, args.kiosk_lang)
+        before = read_device_config(target.root) or DeviceConfig(hub="")
+        config = checked(
+            args.hub,
+            before.site_code if args.site is None else args.site,
+            args.name or before.name,
+            args.kiosk_lang or before.lang,
+        )
         if target.live and os.geteuid() != 0:
             raise StepFailed(
                 _("This must run as root."),

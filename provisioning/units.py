@@ -141,6 +141,7 @@ NoNewPrivileges=yes
 ProtectSystem=strict
 ProtectHome=yes
 PrivateTmp=yes
+PrivateMounts=yes
 ProtectKernelTunables=yes
 ProtectKernelModules=yes
 ProtectKernelLogs=yes
@@ -157,6 +158,7 @@ CapabilityBoundingSet=
 SystemCallArchitectures=native
 # A call outside the usual service set fails (EPERM) instead of killing the kiosk mid-visit.
 SystemCallFilter=@system-service
+SystemCallFilter=~@privileged @resources
 SystemCallErrorNumber=EPERM
 # AF_NETLINK: WebRTC (aioice) lists the network interfaces, and udev reports new input devices.
 # No MemoryDenyWriteExecute: libffi's callbacks (through ctypes) and Mesa may need writable code.

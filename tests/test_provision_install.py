@@ -267,12 +267,16 @@ def test_kmsdrm_draws_without_a_compositor_and_x11_with_xinit(copy):
     assert "\nNotifyAccess=main\n" in unit and "PAMName" not in unit
     assert "removed /etc/pam.d/lektiecafe-kiosk" in lines(result)["Start on the screen"]
     assert verify(copy.root).returncode == 0
+    # Options left out keep what the first install wrote.
+    assert 'LEKTIECAFE_SITE_CODE="BIB-7"' in copy.text("/etc/lektiecafe/kiosk.env")
+    assert 'LEKTIECAFE_NAME="Biblioteket, 1. sal"' in copy.text("/etc/lektiecafe/kiosk.env")
 
     result = provision(copy.root, "install", "--hub", HUB, "--display", "x11")
     assert result.returncode == 0, result.stdout
     assert "/usr/bin/xinit /etc/lektiecafe/xinitrc -- /usr/lib/xorg/Xorg" in copy.text(UNITS[0])
     xinitrc = copy.root / "etc/lektiecafe/xinitrc"
     assert "xset s off s noblank -dpms" in xinitrc.read_text() and os.access(xinitrc, os.X_OK)
+    assert verify(copy.root).returncode == 0
 
 
 def test_a_wrong_hub_address_fails_in_danish_with_what_to_do(tmp_path):
