@@ -9,6 +9,7 @@ hub has it. A lock makes the object safe to use from the kiosk's several threads
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -21,6 +22,18 @@ from tinydb.storages import JSONStorage
 
 DEFAULT_DATA_DIR = Path("/var/lib/lektiecafe-kiosk")
 STATE_FILE = "kiosk.json"
+SITE_CODE_ENV = "LEKTIECAFE_SITE_CODE"  # written by `provision install --site` (kiosk.env)
+# Holds the kiosk's pid while someone uses the screen: `provision update` waits for it to go.
+VISIT_MARKER = "visit-active"
+
+
+def mark_in_use(data_dir: Path, in_use: bool) -> None:
+    """Write or remove VISIT_MARKER (a crashed kiosk's stale pid is for the reader to check)."""
+    marker = data_dir / VISIT_MARKER
+    if in_use:
+        marker.write_text(str(os.getpid()))
+    else:
+        marker.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ from appliance.pairing import (
     PairingError,
     PairingExpired,
 )
-from appliance.state import HubSettings, KioskState
+from appliance.state import SITE_CODE_ENV, HubSettings, KioskState
 from appliance.texts import _, translate
 
 log = logging.getLogger(__name__)
@@ -281,8 +281,10 @@ class Visit:
         self._state = KioskState(self.options.data_dir)
         if self.options.hub_url:
             self._state.hub_url = self.options.hub_url
-        if self.options.site_code:
-            self._state.site_code = self.options.site_code
+        # `provision install --site` puts it in the unit's environment; --site wins over that
+        site_code = self.options.site_code or os.environ.get(SITE_CODE_ENV)
+        if site_code:
+            self._state.site_code = site_code
         self._settings = self._state.hub_settings
         with self._lock:
             self._lang = self._home_lang()

@@ -333,6 +333,25 @@ def test_an_unpaired_kiosk_is_told_before_its_connection_closes(hub):
     wait_until(lambda: not kiosk.sio.connected)
 
 
+def test_a_kiosk_unpairs_itself_with_its_token(hub):
+    url = hub.url + "/api/devices/unpair"
+    paired = pair(hub, name="Flyttes")
+    kiosk = connect_kiosk(hub, paired["device_token"])
+    bearer = {"Authorization": f"Bearer {paired['device_token']}"}
+    for token in ("made-up", "x" * 5000):
+        r = requests.post(url, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        assert r.status_code == 401 and error_code(r) == "unauthenticated", token[:10]
+    assert requests.post(url, timeout=5).status_code == 400  # no token: a form without CSRF
+    r = requests.post(url, headers=bearer, timeout=5)
+    assert r.status_code == 200 and r.json() == {"ok": True}
+    assert kiosk.wait_for("device:revoked") == {}
+    wait_until(lambda: not kiosk.sio.connected)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        Kiosk(hub.url, paired["device_token"]).connect()
+    assert requests.post(url, headers=bearer, timeout=5).status_code == 401  # once
+    assert row(StaffPage(hub.url).page().text, "device", name="Flyttes")["status"] == "Unpaired"
+
+
 def test_settings_changed_by_staff_are_pushed_to_the_sites_kiosks(hub):
     nord = paired_kiosk(hub, name="Nord")
     other = pair(hub, "admin", name="Syd", site_id="2")

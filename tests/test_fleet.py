@@ -201,6 +201,17 @@ def test_settings_from_the_hub_reach_a_running_kiosk_and_are_kept_on_it(hub, kio
     until("the site's again", lambda: d.ok("state")["settings"]["idle_s"] == 45)
     assert d.ok("state")["settings"]["room_idle_s"] == 900
 
+    # While a student is at the screen (from the nickname on) `provision update` waits.
+    marker = data_dir / "visit-active"
+    assert not marker.exists()
+    d.tap("start")
+    d.wait_screen("nickname")
+    until("the marker", marker.exists)
+    assert marker.read_text() == str(kiosk.process.pid)
+    d.tap("back")
+    d.wait_for("start")
+    until("the marker gone", lambda: not marker.exists())
+
     # Kept on the device: a restart without the hub still has them.
     kiosk.stop()
     kept = KioskState(data_dir)
@@ -286,12 +297,12 @@ def test_a_kiosk_silent_for_more_than_10_minutes_is_flagged_for_admins(hub):
 # The site a kiosk was set up for (`provision install --site`)
 
 
-def test_a_kiosk_set_up_for_a_site_is_offered_to_that_sites_staff_only(hub, kiosks, tmp_path):
-    data_dir = tmp_path / "kiosk"
-    state = KioskState(data_dir)
-    state.site_code = "BIBLIOTEK-2026"  # what `provision install --site` leaves on the device
-    state.close()
-    kiosk = kiosks(data_dir, "--fake-camera")
+def test_a_kiosk_set_up_for_a_site_is_offered_to_that_sites_staff_only(
+    hub, kiosks, tmp_path, monkeypatch
+):
+    # What `provision install --site` leaves in the kiosk unit's environment.
+    monkeypatch.setenv("LEKTIECAFE_SITE_CODE", "BIBLIOTEK-2026")
+    kiosk = kiosks(tmp_path / "kiosk", "--fake-camera")
     code = kiosk.driver.wait_for("pairing.code")["text"]
 
     admin = StaffPage(hub.url, "admin")

@@ -22,7 +22,7 @@ from hub.devices import service
 from hub.devices.models import DeviceEvent, Pairing
 from hub.errors import HubError, Invalid
 from hub.extensions import socketio
-from hub.realtime.notices import deliver
+from hub.realtime.notices import Notice, deliver
 from hub.realtime.presence import disconnect_user
 from hub.state import hub_state
 from hub.validation import Payload, parse
@@ -120,6 +120,18 @@ def poll() -> ResponseReturnValue:
         "device_id": outcome.device.id,
         "site": {"id": outcome.site.id, "name": outcome.site.name},
     }
+
+
+@bp.route("/api/devices/unpair", methods=["POST"])
+def unpair() -> ResponseReturnValue:
+    """A kiosk unpairs itself (`provision reset`), with `Authorization: Bearer <device token>`."""
+    header = request.headers.get("Authorization", "")
+    token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+    state = hub_state()
+    with state.db.matching_transaction() as s:
+        device_id, users, notices = service.unpair_itself(s, token, clock.now(), state.config)
+    _unpaired(device_id, users, notices)
+    return {"ok": True}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,16 +308,22 @@ def revoke(device_id: int) -> ResponseReturnValue:
         state = hub_state()
         with state.db.matching_transaction() as s:
             users, notices = service.revoke(s, caller(), device_id, clock.now(), state.config)
-        deliver(notices)
-        # Told first, so the kiosk shows its pairing screen at once instead of finding out when
-        # its next connect is refused.
-        socketio.emit("device:revoked", {}, to=service.device_room(device_id))
-        for user_id in users:
-            disconnect_user(state.db, user_id)
-        state.kick_matching()
+        _unpaired(device_id, users, notices)
         return _("The kiosk is unpaired. To use it again, pair it anew.")
 
     return _attempt(f"device-{device_id}", change)
+
+
+def _unpaired(device_id: int, users: list[int], notices: list[Notice]) -> None:
+    """After a kiosk was unpaired: tell whom it concerns and close its connections."""
+    state = hub_state()
+    deliver(notices)
+    # Told first, so the kiosk shows its pairing screen at once instead of finding out when its
+    # next connect is refused.
+    socketio.emit("device:revoked", {}, to=service.device_room(device_id))
+    for user_id in users:
+        disconnect_user(state.db, user_id)
+    state.kick_matching()
 
 
 @bp.route("/admin/devices/sites/<int:site_id>/settings", methods=["POST"])

@@ -38,7 +38,15 @@ from hub.devices.models import (
     PairingCodeFailure,
     PairingStatus,
 )
-from hub.errors import Conflict, Forbidden, HubError, Invalid, NotFound, RateLimited
+from hub.errors import (
+    Conflict,
+    Forbidden,
+    HubError,
+    Invalid,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+)
 from hub.matching import service as matching
 from hub.moderation import check
 from hub.realtime.models import Connection
@@ -470,6 +478,23 @@ def revoke(
     device = _in_scope(s, actor, device_id)
     if device.revoked_at is not None:
         raise Conflict(_("This kiosk is already unpaired."))
+    return _revoke(s, device, now, config)
+
+
+def unpair_itself(
+    s: Session, token: str, now: datetime, config: HubConfig
+) -> tuple[int, list[int], list[Notice]]:
+    """A kiosk unpairs itself with its token (`provision reset`): as `revoke`, and the device."""
+    device = s.scalar(select(Device).where(Device.token_hash == _digest(token))) if token else None
+    if device is None or len(token) > 200:
+        raise Unauthenticated(_("This kiosk is not paired, or no longer."))
+    users, notices = _revoke(s, device, now, config)
+    return device.id, users, notices
+
+
+def _revoke(
+    s: Session, device: Device, now: datetime, config: HubConfig
+) -> tuple[list[int], list[Notice]]:
     device.revoked_at = now
     device.token_hash = None
     user = s.get(User, device.user_id)
