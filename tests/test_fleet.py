@@ -20,6 +20,7 @@ from appliance.state import KioskState
 from hub import clock
 from hub.devices.models import Device
 from hub.realtime.models import Connection
+from tests.conftest import start_hub
 from tests.kiosks import StaffPage, ask_for_code, pair, pair_into, paired_kiosk
 from tests.test_admin import _find, alerts, row, rows, texts
 from tests.test_browser import browser, log_in  # noqa: F401 (a fixture)
@@ -126,6 +127,28 @@ def test_staff1_restarts_a_kiosk_from_the_page_and_the_history_shows_it_came_bac
     page.reload()
     expect(kiosk_row.get_by_test_id("command-reboot")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+def test_a_kiosk_tells_how_long_it_could_not_reach_the_hub(hub, kiosks, tmp_path):
+    data_dir = tmp_path / "kiosk"
+    device_id = pair_into(hub, data_dir)["device_id"]
+    d = kiosks(data_dir, "--fake-camera", device_id=device_id).driver
+    d.wait_for("start")
+    hub.process.kill()
+    hub.process.wait()
+    # "Reconnecting" turns "offline" after 10 s: from then on it counts as a problem.
+    until("offline", lambda: d.ok("state")["connection"] == "offline", timeout=30)
+    port = int(hub.url.rsplit(":", 1)[1])
+    hub.process, _url, _log = start_hub(hub.db.url, hub.data_dir, port=port)
+    d.wait_for("start", timeout=60)
+    staff = StaffPage(hub.url)
+    history = until(
+        "the outage in the history",
+        lambda: [p for p in texts(staff.page().text, "problem-text") if "reach the hub" in p],
+    )
+    assert len(history) == 1
+    seconds = history[0].removeprefix("Could not reach the hub for ").split()
+    assert seconds[1] == "seconds" and int(seconds[0]) >= 10, history
 
 
 # ---------------------------------------------------------------------------------------------
