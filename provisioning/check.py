@@ -758,7 +758,8 @@ def check_paired(ctx: Context, probe: HubProbe) -> tuple[Result, list[dict[str, 
     except socketio.exceptions.TimeoutError:
         answer = None
     finally:
-        client.shutdown()
+        # Without waiting for the reading thread: a long poll can take the ping interval (25 s).
+        client.eio.disconnect(abort=True)
     paired = Result(
         "paired",
         True,

@@ -1,21 +1,31 @@
 """`lektiecafe provision check`, the real command as a subprocess, against a running demo hub: a
 paired kiosk with the synthetic camera, a wrong address, a hub that is down or silent, a revoked
-kiosk, and TURN through a real coturn on loopback (and with nothing listening)."""
+kiosk, a school proxy that drops the WebSocket upgrade, certificates that are not right, and TURN
+through a real coturn on loopback (and with nothing listening)."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import os
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from appliance.state import KioskState
-from tests.conftest import ROOT, free_port, stop
+from hub import clock
+from hub.db import Database
+from hub.demo import seed_demo
+from hub.server import prepare_database
+from tests.conftest import ROOT, RunningHub, free_port, start_hub, stop
 from tests.kiosks import StaffPage, pair_into
 from tests.test_turn import coturn  # noqa: F401 (fixture)
 
@@ -36,13 +46,24 @@ LIMIT_S = 15  # the whole run, even when the hub is down
 
 
 def check(
-    data_dir: Path, *options: str, lang: str = "en", human: bool = False
+    data_dir: Path,
+    *options: str,
+    lang: str = "en",
+    human: bool = False,
+    env: dict[str, str] | None = None,
 ) -> tuple[int, Any, float]:
     """(exit code, the JSON results by id or the human output, seconds the run took)."""
     command = [sys.executable, "-m", "lektiecafe.cli", "provision", "--lang", lang, "check"]
     command += ["--data-dir", str(data_dir), *options, *([] if human else ["--json"])]
     started = time.monotonic()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
     took = time.monotonic() - started
     assert done.returncode in (0, 1), done.stderr
     if human:
@@ -66,6 +87,26 @@ def paired_kiosk(hub: Any, data_dir: Path) -> dict[str, Any]:
     return answer
 
 
+@pytest.fixture(scope="module")
+def demo_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
+    """One demo hub for the tests that only read it (each pairs a kiosk of its own): a hub
+    start is most of a test's time."""
+    data_dir = tmp_path_factory.mktemp("hub")
+    url = f"sqlite:///{data_dir / 'hub.db'}"
+    db = Database(url)
+    prepare_database(db)
+    with db.transaction() as s:
+        seed_demo(s, students=5, helpers=3, now=clock.now())
+    process, hub_url, log = start_hub(url, data_dir)
+    running = RunningHub(hub_url, db, data_dir, process, log)
+    try:
+        yield running
+    finally:
+        stop(process)
+        running.close_clients()
+        db.dispose()
+
+
 @pytest.fixture
 def hub_env(request: pytest.FixtureRequest) -> dict[str, str]:
     """The hub's TURN: none; "coturn", a real one on loopback; "wrong_secret", that one with
@@ -81,8 +122,8 @@ def hub_env(request: pytest.FixtureRequest) -> dict[str, str]:
     return {"LEKTIECAFE_TURN_URLS": url, "LEKTIECAFE_TURN_SECRET": secret}
 
 
-def test_a_paired_kiosk_on_a_reachable_hub(hub, tmp_path):
-    answer = paired_kiosk(hub, tmp_path / "kiosk")
+def test_a_paired_kiosk_on_a_reachable_hub(demo_hub, tmp_path):
+    answer = paired_kiosk(demo_hub, tmp_path / "kiosk")
     code, results, took = check(tmp_path / "kiosk", "--fake-camera")  # the hub from the state
 
     assert results["hub"] == {
@@ -111,7 +152,7 @@ def test_a_paired_kiosk_on_a_reachable_hub(hub, tmp_path):
     assert code == (1 if failing(results) else 0)
     assert took < LIMIT_S
     # What the check asks for the TURN servers with is a kiosk's alone.
-    refused = hub.client("student1").call("device:ice", {})
+    refused = demo_hub.client("student1").call("device:ice", {})
     assert refused["ok"] is False and refused["error"]["code"] == "forbidden"
 
 
@@ -123,9 +164,9 @@ WRONG_ADDRESSES = [
 ]
 
 
-def test_a_wrong_hub_address_says_what_is_wrong_and_what_to_do(hub, tmp_path):
-    paired_kiosk(hub, tmp_path / "kiosk")
-    values = {"free": free_port(), "hub": hub.url}
+def test_a_wrong_hub_address_says_what_is_wrong_and_what_to_do(demo_hub, tmp_path):
+    paired_kiosk(demo_hub, tmp_path / "kiosk")
+    values = {"free": free_port(), "hub": demo_hub.url}
     for address, detail, fix in WRONG_ADDRESSES:
         url = address.format(**values)
         code, results, took = check(tmp_path / "kiosk", "--fake-camera", "--hub", url)
@@ -162,9 +203,9 @@ def test_a_hub_that_is_down_fails_fast_and_one_that_is_silent_within_the_limit(h
     assert took < LIMIT_S
 
 
-def test_a_revoked_kiosk_is_told_to_reset_and_pair_again(hub, tmp_path):
-    answer = paired_kiosk(hub, tmp_path / "kiosk")
-    staff = StaffPage(hub.url)
+def test_a_revoked_kiosk_is_told_to_reset_and_pair_again(demo_hub, tmp_path):
+    answer = paired_kiosk(demo_hub, tmp_path / "kiosk")
+    staff = StaffPage(demo_hub.url)
     assert staff.post(f"/admin/devices/{answer['device_id']}/revoke").status_code == 200
 
     code, results, _took = check(tmp_path / "kiosk", "--fake-camera")
@@ -182,7 +223,7 @@ def test_a_revoked_kiosk_is_told_to_reset_and_pair_again(hub, tmp_path):
     code, output, _took = check(tmp_path / "kiosk", lang="da", human=True)
     assert code == 1
     lines = output.splitlines()
-    assert lines[0] == f"Tjek af kiosken (hub: {hub.url})"
+    assert lines[0] == f"Tjek af kiosken (hub: {demo_hub.url})"
     assert "✓ Hub: Kan nås over almindelig HTTP på denne computer (en udviklings-hub)." in lines
     paired = lines.index(
         "✗ Parring: Afparret eller tilbagekaldt: hubben kender ikke længere kiosken."
@@ -193,6 +234,127 @@ def test_a_revoked_kiosk_is_told_to_reset_and_pair_again(hub, tmp_path):
     if not Path("/proc/asound/pcm").exists():
         assert any(line.startswith("✗ Mikrofon: Ingen mikrofon") for line in lines)
     assert lines[-1].startswith("Problemer, der skal løses, før kiosken virker: ")
+
+
+class UpgradeDroppingProxy:
+    """A school's web proxy: passes each HTTP request on to the hub, without the headers a
+    WebSocket upgrade needs. One request per connection (both sides are told "Connection:
+    close"), so it sees every request's headers."""
+
+    DROPPED = (b"upgrade:", b"connection:", b"sec-websocket-")
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _address = self.server.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with client, socket.create_connection(("127.0.0.1", self.port)) as upstream:
+            if self._head(client, upstream):
+                threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+                if self._head(upstream, client):
+                    self._pipe(upstream, client)
+
+    def _head(self, source: socket.socket, sink: socket.socket) -> bool:
+        """Pass on a request's or response's head without the dropped headers (False: EOF)."""
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = source.recv(65536)
+            if not chunk:
+                return False
+            head += chunk
+        top, _sep, rest = head.partition(b"\r\n\r\n")
+        kept = [h for h in top.split(b"\r\n") if not h.lower().startswith(self.DROPPED)]
+        sink.sendall(b"\r\n".join([*kept, b"Connection: close"]) + b"\r\n\r\n" + rest)
+        return True
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_a_proxy_that_drops_the_websocket_upgrade(demo_hub, tmp_path):
+    paired_kiosk(demo_hub, tmp_path / "kiosk")
+    proxy = UpgradeDroppingProxy(int(demo_hub.url.rsplit(":", 1)[1]))
+    try:
+        code, results, took = check(tmp_path / "kiosk", "--fake-camera", "--hub", proxy.url)
+    finally:
+        proxy.close()
+    assert code == 1
+    assert results["hub"]["ok"]  # plain HTTP gets through ...
+    assert not results["websocket"]["ok"] and results["websocket"]["required"]  # ... WebSocket not
+    assert results["websocket"]["detail"].startswith("The WebSocket upgrade was answered with HTTP")
+    assert results["websocket"]["fix"] == (
+        "A proxy or firewall stops WebSocket connections. Ask the IT department to allow "
+        "WebSocket (HTTP Upgrade) to 127.0.0.1."
+    )
+    assert results["paired"]["ok"], results["paired"]  # checked over HTTP, the WebSocket blocked
+    assert took < LIMIT_S
+
+
+@pytest.fixture
+def tls_hub(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A web server that answers /healthz like a hub, over TLS with a self-signed certificate
+    for the name other.example: (its https://localhost address, the certificate)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    name = ["-subj", "/CN=other.example", "-addext", "subjectAltName=DNS:other.example"]
+    files = ["-keyout", str(key), "-out", str(cert)]
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", *name, *files],
+        check=True,
+        capture_output=True,
+    )
+
+    class Healthz(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"ok": true}')
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Healthz)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"https://localhost:{server.server_address[1]}", cert
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_certificate_problems_are_explained(tls_hub, tmp_path):
+    url, cert = tls_hub
+    _code, results, _took = check(tmp_path / "kiosk", "--fake-camera", "--hub", url)
+    assert results["hub"]["detail"] == (
+        "The certificate is not from a trusted authority (self-signed certificate)."
+    )
+    assert "Let's Encrypt" in results["hub"]["fix"]
+
+    trusted = {"REQUESTS_CA_BUNDLE": str(cert)}  # trusted now, but made for another name
+    _code, results, _took = check(tmp_path / "kiosk", "--fake-camera", "--hub", url, env=trusted)
+    assert results["hub"]["detail"] == "The certificate is not made for the name localhost."
+    assert "a certificate for localhost" in results["hub"]["fix"]
 
 
 @pytest.mark.turn
