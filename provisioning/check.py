@@ -20,7 +20,6 @@ import asyncio
 import ipaddress
 import json
 import logging
-import shlex
 import shutil
 import socket
 import ssl
@@ -34,6 +33,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from appliance.texts import _, translate
+from provisioning.config import read_device_config
+from provisioning.target import Target
+from provisioning.units import DATA_DIR
 
 HUB_TIMEOUT_S = 3.0  # connecting and answering, each
 WEBSOCKET_TIMEOUT_S = 4.0
@@ -96,7 +98,7 @@ class HubProbe:
 def run(args: argparse.Namespace) -> int:
     # The checklist is the output; the libraries' chatter would hide it.
     logging.getLogger().setLevel(logging.WARNING)
-    data_dir = args.data_dir or args.root / "var/lib/lektiecafe-kiosk"
+    data_dir = args.data_dir or Target(args.root).path(DATA_DIR)
     ctx = Context(
         args.lang, data_dir, args.hub or configured_hub_url(args.root, data_dir), args.fake_camera
     )
@@ -133,23 +135,18 @@ def report(ctx: Context, results: list[Result]) -> str:
 
 
 def configured_hub_url(root: Path, data_dir: Path) -> str | None:
-    """The kiosk's hub: what it stored in its state, else `--hub` in the unit's options."""
-    if (data_dir / "kiosk.json").exists():
-        state = _state(data_dir)
-        try:
-            if state.hub_url:
-                return state.hub_url
-        finally:
-            state.close()
-    env = root / "etc/lektiecafe/kiosk.env"
-    if env.exists():
-        for line in env.read_text().splitlines():
-            name, _sep, value = line.partition("=")
-            if name.strip() == "KIOSK_ARGS":
-                words = shlex.split(shlex.split(value)[0]) if value.strip() else []
-                if "--hub" in words[:-1]:
-                    return words[words.index("--hub") + 1].rstrip("/")
-    return None
+    """The kiosk's hub: the one install configured (the unit starts the kiosk with it), else
+    the one the kiosk stored in its state (a kiosk started by hand)."""
+    config = read_device_config(root)
+    if config is not None:
+        return config.hub
+    if not (data_dir / "kiosk.json").exists():
+        return None
+    state = _state(data_dir)
+    try:
+        return state.hub_url
+    finally:
+        state.close()
 
 
 def _state(data_dir: Path) -> Any:
@@ -618,7 +615,7 @@ def check_time(ctx: Context, skew_s: float | None) -> Result:
             False,
             ctx._(
                 "The clock is %(s)d seconds off the hub's: secure connections and sign-ins fail.",
-                s=round(skew_s),
+                s=round(abs(skew_s)),
             ),
             sync_fix,
         )

@@ -5,9 +5,12 @@ through a real coturn on loopback (and with nothing listening)."""
 
 from __future__ import annotations
 
+import email.utils
 import http.server
 import json
 import os
+import re
+import shutil
 import socket
 import ssl
 import subprocess
@@ -15,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,9 @@ from hub import clock
 from hub.db import Database
 from hub.demo import seed_demo
 from hub.server import prepare_database
+from provisioning.config import DeviceConfig, write_device_config
+from provisioning.target import Target
+from provisioning.units import DATA_DIR
 from tests.conftest import ROOT, RunningHub, free_port, start_hub, stop
 from tests.kiosks import StaffPage, pair_into
 from tests.test_turn import coturn  # noqa: F401 (fixture)
@@ -46,15 +53,18 @@ LIMIT_S = 15  # the whole run, even when the hub is down
 
 
 def check(
-    data_dir: Path,
+    data_dir: Path | None,
     *options: str,
     lang: str = "en",
     human: bool = False,
     env: dict[str, str] | None = None,
+    root: Path | None = None,
 ) -> tuple[int, Any, float]:
     """(exit code, the JSON results by id or the human output, seconds the run took)."""
-    command = [sys.executable, "-m", "lektiecafe.cli", "provision", "--lang", lang, "check"]
-    command += ["--data-dir", str(data_dir), *options, *([] if human else ["--json"])]
+    command = [sys.executable, "-m", "lektiecafe.cli", "provision", "--lang", lang]
+    command += [*(["--root", str(root)] if root else []), "check"]
+    command += ["--data-dir", str(data_dir)] if data_dir else []
+    command += [*options, *([] if human else ["--json"])]
     started = time.monotonic()
     done = subprocess.run(
         command,
@@ -219,8 +229,12 @@ def test_a_revoked_kiosk_is_told_to_reset_and_pair_again(demo_hub, tmp_path):
         "fix": "Run `lektiecafe provision reset` and pair the kiosk again.",
     }
 
-    # The same for site staff, in Danish, with the real camera and sound this machine lacks.
-    code, output, _took = check(tmp_path / "kiosk", lang="da", human=True)
+    # The same for site staff, in Danish, with the real camera and sound this machine lacks, on
+    # a kiosk as install leaves it: the hub's address in its configuration, the state beside it.
+    root = tmp_path / "root"
+    write_device_config(Target(root), DeviceConfig(hub=demo_hub.url))
+    shutil.copytree(tmp_path / "kiosk", Target(root).path(DATA_DIR))
+    code, output, _took = check(None, root=root, lang="da", human=True)
     assert code == 1
     lines = output.splitlines()
     assert lines[0] == f"Tjek af kiosken (hub: {demo_hub.url})"
@@ -308,18 +322,10 @@ def test_a_proxy_that_drops_the_websocket_upgrade(demo_hub, tmp_path):
     assert took < LIMIT_S
 
 
-@pytest.fixture
-def tls_hub(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A web server that answers /healthz like a hub, over TLS with a self-signed certificate
-    for the name other.example: (its https://localhost address, the certificate)."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    name = ["-subj", "/CN=other.example", "-addext", "subjectAltName=DNS:other.example"]
-    files = ["-keyout", str(key), "-out", str(cert)]
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", *name, *files],
-        check=True,
-        capture_output=True,
-    )
+@contextmanager
+def healthz_only(context: ssl.SSLContext | None = None, clock_off_s: float = 0) -> Iterator[int]:
+    """A web server that answers /healthz as a hub does (over TLS with `context`), its clock
+    (the Date header) `clock_off_s` seconds off: its port."""
 
     class Healthz(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -328,19 +334,39 @@ def tls_hub(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             self.end_headers()
             self.wfile.write(b'{"ok": true}')
 
+        def date_time_string(self, timestamp: float | None = None) -> str:
+            return email.utils.formatdate(time.time() + clock_off_s, usegmt=True)
+
         def log_message(self, *args: Any) -> None:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Healthz)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    if context is not None:
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"https://localhost:{server.server_address[1]}", cert
+        yield server.server_address[1]
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def tls_hub(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A hub over TLS with a self-signed certificate for the name other.example: (its
+    https://localhost address, the certificate)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    name = ["-subj", "/CN=other.example", "-addext", "subjectAltName=DNS:other.example"]
+    files = ["-keyout", str(key), "-out", str(cert)]
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", *name, *files],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with healthz_only(context) as port:
+        yield f"https://localhost:{port}", cert
 
 
 def test_certificate_problems_are_explained(tls_hub, tmp_path):
@@ -387,3 +413,14 @@ def test_turn_that_does_not_work_says_why(hub, tmp_path, detail, fix):
     assert fix in results["turn_udp"]["fix"]
     assert "turn_udp" in failing(results)  # no other way to a relay
     assert took < LIMIT_S
+
+
+def test_a_clock_that_is_off_the_hubs_is_a_failure_with_the_fix(tmp_path):
+    with healthz_only(clock_off_s=-300) as port:
+        _code, results, _took = check(
+            tmp_path / "kiosk", "--fake-camera", "--hub", f"http://127.0.0.1:{port}"
+        )
+    assert results["hub"]["ok"]
+    assert results["time"]["ok"] is False and results["time"]["required"]
+    assert re.match(r"The clock is 30[01] seconds off the hub's", results["time"]["detail"])
+    assert "timedatectl set-ntp true" in results["time"]["fix"]
