@@ -277,6 +277,7 @@ def test_heartbeats_and_commands_show_on_the_staff_page(hub):
 HEALTH = {"version": "1.0", "uptime_s": 100, "camera_ok": True, "disk_free_mb": 5000, "load": 0.1}
 
 
+@both_backends
 def test_the_history_of_problems_comes_from_the_heartbeats(hub):
     kiosk = paired_kiosk(hub, name="Kiosk H")
     beat = lambda **changes: kiosk.ok("device:heartbeat", {**HEALTH, **changes})  # noqa: E731
@@ -352,6 +353,7 @@ def test_a_kiosk_unpairs_itself_with_its_token(hub):
     assert row(StaffPage(hub.url).page().text, "device", name="Flyttes")["status"] == "Unpaired"
 
 
+@both_backends
 def test_settings_changed_by_staff_are_pushed_to_the_sites_kiosks(hub):
     nord = paired_kiosk(hub, name="Nord")
     other = pair(hub, "admin", name="Syd", site_id="2")
