@@ -23,24 +23,22 @@ from provisioning.config import (
 from provisioning.report import Progress, Skipped, Step, StepFailed
 from provisioning.target import Target, run, tail
 
-BASE_PACKAGES = [
-    "python3-venv",
+BASE_PACKAGES = ["python3-venv", "fonts-dejavu-core", "alsa-utils", "libgl1-mesa-dri"]
+# pygame built against Debian's SDL, for KMSDRM (the PyPI wheels' SDL has Wayland and X only).
+PYGAME_BUILD = [
     "python3-dev",
-    "build-essential",  # pygame is built against Debian's SDL (below)
+    "build-essential",
     "libsdl2-dev",
     "libsdl2-image-dev",
     "libsdl2-ttf-dev",
     "libsdl2-mixer-dev",
     "libfreetype-dev",
     "libportmidi-dev",
-    "fonts-dejavu-core",
-    "alsa-utils",
-    "libgl1-mesa-dri",
 ]
 DISPLAY_PACKAGES = {
-    "cage": ["cage"],
-    "kmsdrm": [],
-    "x11": ["xserver-xorg-core", "xinit", "x11-xserver-utils"],
+    "cage": ["cage", "xwayland"],  # Debian's cage will not start without Xwayland
+    "kmsdrm": PYGAME_BUILD,
+    "x11": ["xserver-xorg-core", "xserver-xorg-input-libinput", "xinit", "x11-xserver-utils"],
 }
 CMDLINES = ("/boot/firmware/cmdline.txt", "/boot/cmdline.txt")  # Pi OS bookworm, then older
 
@@ -65,7 +63,7 @@ def run_install(args: argparse.Namespace) -> int:
         progress.run(_("Settings"), _raise(failure))
         return 2
     origin = releases.default_origin(
-        args.source, args.constraints, args.wheelhouse, args.display != "x11"
+        args.source, args.constraints, args.wheelhouse, pygame_from_source=args.display == "kmsdrm"
     )
     steps: list[tuple[str, Callable[[Step], None]]] = [
         (_("Debian packages"), lambda step: packages(target, args.display, step)),
@@ -177,7 +175,11 @@ def has_user(target: Target) -> bool:
 
 def program(target: Target, origin: releases.Origin, progress: Progress, step: Step) -> None:
     current = releases.release_at(target, releases.CURRENT)
-    if current is None:
+    # KMSDRM needs pygame built against Debian's SDL: a release without it is built again.
+    wrong_pygame = current is not None and (
+        origin.pygame_from_source and not current.origin.pygame_from_source
+    )
+    if current is None or wrong_pygame:
         progress.say(_("… installing the program (on a Raspberry Pi this takes 5–20 minutes)"))
         current = releases.build(target, origin)
         releases.switch_to(target, current)

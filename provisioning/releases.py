@@ -39,7 +39,7 @@ class Origin:
     source: str  # a folder (a checkout), a wheel, or a requirement such as lektiecafe==0.2.0
     constraints: str | None = None
     wheelhouse: str | None = None  # install offline from these wheels (pip --no-index)
-    pygame_from_source: bool = True  # against Debian's SDL, for Wayland and KMSDRM
+    pygame_from_source: bool = False  # against Debian's SDL, for KMSDRM
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,16 @@
 """`lektiecafe provision reset`: make the kiosk forget its pairing and everything it keeps (its
 TinyDB state: identity and token, the hub's pushed settings, an outbox not yet delivered), to move
-it to another site. The hub's address stays unless --hub gives a new one; --site sets the new
-site's code. With the kiosk stopped meanwhile, it comes back with a new pairing code."""
+it to another site. The hub is told first (`POST /api/devices/unpair` with the kiosk's token), so
+the old site's Kiosks page shows it unpaired; when the hub cannot be reached, the wipe goes ahead
+and the output says which entry to unpair there. The hub's address stays unless --hub gives a new
+one; --site sets the new site's code. The kiosk is stopped meanwhile and comes back with a new
+pairing code."""
 
 from __future__ import annotations
 
 import argparse
 import shutil
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from appliance.texts import _
 from provisioning import units
@@ -16,10 +19,18 @@ from provisioning.report import Progress, Skipped, Step, StepFailed
 from provisioning.target import Target, run, tail
 from provisioning.update import not_in_use
 
-if TYPE_CHECKING:
-    from appliance.state import Identity
-
 SERVICE = "lektiecafe-kiosk.service"
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What the kiosk's state holds that reset is about to delete."""
+
+    hub_url: str | None
+    device_token: str | None
+    device_id: int | None
+    site_name: str
+    waiting: int  # outbox entries not yet delivered
 
 
 def run_reset(args: argparse.Namespace) -> int:
@@ -28,6 +39,7 @@ def run_reset(args: argparse.Namespace) -> int:
     was_running = (
         target.live and run(["systemctl", "is-active", "--quiet", SERVICE]).returncode == 0
     )
+    kept = what_is_kept(target)
 
     def stop(step: Step) -> None:
         if not was_running:
@@ -35,22 +47,44 @@ def run_reset(args: argparse.Namespace) -> int:
         systemctl(["stop", SERVICE])
         step.changed(_("stopped"))
 
+    def tell_hub(step: Step) -> None:
+        from appliance.hub import HubCallError, request_json
+
+        config = read_device_config(target.root)
+        hub = kept.hub_url or (config.hub if config else None)
+        if kept.device_token is None or hub is None:
+            raise Skipped(_("the kiosk is not paired"))
+        try:
+            request_json("POST", hub + "/api/devices/unpair", args.lang, bearer=kept.device_token)
+        except HubCallError as exc:
+            if exc.code != "unauthenticated":
+                raise Skipped(
+                    _(
+                        "{hub} cannot be reached ({error}); unpair kiosk {device} at {site} "
+                        "on the hub's Kiosks page"
+                    ),
+                    hub=hub,
+                    error=exc.message,
+                    device=kept.device_id,
+                    site=kept.site_name,
+                ) from exc
+            step.checked(_("the hub had already unpaired it"))
+            return
+        step.changed(
+            _("kiosk {device} at {site} unpaired"), device=kept.device_id, site=kept.site_name
+        )
+
     def wipe(step: Step) -> None:
         data_dir = target.path(units.DATA_DIR)
-        identity, waiting = _what_is_kept(target)
         entries = sorted(data_dir.iterdir()) if data_dir.is_dir() else []
         for entry in entries:
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
         if not entries:
             return
         step.changed(_("emptied {path}"), path=units.DATA_DIR)
-        if waiting:
-            step.note(_("{count} reports or feedback not yet sent were deleted"), count=waiting)
-        if identity is not None:
+        if kept.waiting:
             step.note(
-                _("on the hub's Kiosks page, unpair the old entry (kiosk {device} at {site})"),
-                device=identity.device_id,
-                site=identity.site_name,
+                _("{count} reports or feedback not yet sent were deleted"), count=kept.waiting
             )
 
     def settings(step: Step) -> None:
@@ -76,6 +110,7 @@ def run_reset(args: argparse.Namespace) -> int:
     steps = [
         (_("Kiosk not in use"), lambda step: not_in_use(target, step)),
         (_("Stop the kiosk"), stop),
+        (_("Tell the hub"), tell_hub),
         (_("Wipe the kiosk's memory"), wipe),
         (_("Settings"), settings),
         (_("Start the kiosk"), start),
@@ -92,15 +127,21 @@ def run_reset(args: argparse.Namespace) -> int:
     return 0
 
 
-def _what_is_kept(target: Target) -> tuple[Identity | None, int]:
-    """The identity and the number of waiting outbox entries, for the staff's note."""
+def what_is_kept(target: Target) -> Kept:
     from appliance.state import STATE_FILE, KioskState  # tinydb: installed with the kiosk
 
     if not target.path(f"{units.DATA_DIR}/{STATE_FILE}").exists():
-        return None, 0
+        return Kept(None, None, None, "", 0)
     state = KioskState(target.path(units.DATA_DIR))
     try:
-        return state.identity, len(state.outbox())
+        identity = state.identity
+        return Kept(
+            hub_url=state.hub_url,
+            device_token=identity.device_token if identity else None,
+            device_id=identity.device_id if identity else None,
+            site_name=identity.site_name if identity else "",
+            waiting=len(state.outbox()),
+        )
     finally:
         state.close()
 

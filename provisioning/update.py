@@ -14,12 +14,12 @@ from provisioning import releases, units
 from provisioning.report import Progress, Skipped, Step, StepFailed
 from provisioning.target import Target, run, tail
 
-VISIT_MARKER = "visit-active"  # written by the kiosk, with its pid, while a visit is under way
-
 
 def visit_running(target: Target) -> bool:
     """Whether a kiosk process that is alive says a visit is under way (a marker left by a
     crashed kiosk does not count)."""
+    from appliance.state import VISIT_MARKER  # with the installed kiosk (tinydb)
+
     try:
         pid = int(target.path(f"{units.DATA_DIR}/{VISIT_MARKER}").read_text().split()[0])
     except (OSError, ValueError, IndexError):

@@ -8,18 +8,26 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from appliance.state import Identity, KioskState
+from provisioning.config import parse_env
 from tests.conftest import ROOT
 from tests.kiosks import pair_into
 from tests.test_kiosk import Kiosk
@@ -38,6 +46,7 @@ UNITS = [
 ]
 
 
+NOBODY = pwd.getpwnam("nobody")
 DEBIAN_PYTHON = "/usr/bin/python3"  # what a fresh Raspberry Pi OS has (with python3-venv)
 
 
@@ -113,11 +122,16 @@ def installed(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Ins
     return Installed(root, result)
 
 
+def link_program(source: str, destination: str) -> None:
+    program = str(Path(source)).find("/opt/lektiecafe/") >= 0
+    os.link(source, destination) if program else shutil.copy2(source, destination)
+
+
 @pytest.fixture
 def copy(installed: Installed, tmp_path: Path) -> Installed:
-    """The installed card, copied with hard links (writes replace files, so the original stays)."""
+    """The installed card, copied; the program's files (never written in place) as hard links."""
     root = tmp_path / "sdcard"
-    shutil.copytree(installed.root, root, symlinks=True, copy_function=os.link)
+    shutil.copytree(installed.root, root, symlinks=True, copy_function=link_program)
     return Installed(root, installed.result)
 
 
@@ -147,7 +161,11 @@ def snapshot(root: Path) -> dict[str, Any]:
 def test_install_turns_an_sd_card_image_into_a_kiosk(installed):
     steps = lines(installed.result)
     assert all(line.startswith(("✓", "–")) for line in steps.values()), installed.result.stdout
-    assert "sudo apt-get install" in steps["Debian packages"] and "cage" in steps["Debian packages"]
+    assert "sudo apt-get install" in steps["Debian packages"]
+    assert (
+        " cage xwayland" in steps["Debian packages"]
+        and "libsdl2-dev" not in steps["Debian packages"]
+    )
 
     unit = installed.text(UNITS[0])
     assert "ExecStart=/usr/bin/env -u WATCHDOG_PID XDG_RUNTIME_DIR=/run/lektiecafe-kiosk " in unit
@@ -259,7 +277,10 @@ def test_install_repairs_what_is_wrong_and_keeps_the_rest(copy):
 
 
 def test_kmsdrm_draws_without_a_compositor_and_x11_with_xinit(copy):
-    result = provision(copy.root, "install", "--hub", HUB, "--display", "kmsdrm")
+    wheels = json.loads(copy.text("/opt/lektiecafe/current/RELEASE.json"))["origin"]["wheelhouse"]
+    result = provision(
+        copy.root, "install", "--hub", HUB, "--display", "kmsdrm", "--wheelhouse", wheels
+    )
     assert result.returncode == 0, result.stdout
     unit = copy.text(UNITS[0])
     assert "\nExecStart=/opt/lektiecafe/current/bin/lektiecafe kiosk --data-dir " in unit
@@ -311,10 +332,10 @@ def test_a_failed_program_install_stops_with_pips_words_and_leaves_nothing_half_
 # ---- reset -----------------------------------------------------------------------------------
 
 
-def test_reset_forgets_the_pairing_and_keeps_the_hub(copy):
+def test_reset_forgets_the_pairing_and_keeps_the_hub_even_when_the_hub_is_away(copy):
     data_dir = copy.root / "var/lib/lektiecafe-kiosk"
     state = KioskState(data_dir)
-    state.hub_url = HUB
+    state.hub_url = "http://127.0.0.1:9"  # nothing listens there
     state.store_identity(Identity("secret-token", 12, 3, "Hovedbiblioteket"))
     state.enqueue("visit:feedback", {"rating": 5}, visit_id=7)
     state.close()
@@ -322,14 +343,37 @@ def test_reset_forgets_the_pairing_and_keeps_the_hub(copy):
     result = provision(copy.root, "reset", "--site", "UNGDOMSKLUB", python=copy.python)
     assert result.returncode == 0, result.stdout
     assert list(data_dir.iterdir()) == []
-    wiped = lines(result)["Wipe the kiosk's memory"]
+    steps = lines(result)
+    assert steps["Tell the hub"].startswith("– Tell the hub: http://127.0.0.1:9 cannot be reached")
+    assert "unpair kiosk 12 at Hovedbiblioteket on the hub's Kiosks page" in steps["Tell the hub"]
+    wiped = steps["Wipe the kiosk's memory"]
     assert "emptied /var/lib/lektiecafe-kiosk" in wiped
     assert "1 reports or feedback not yet sent were deleted" in wiped
-    assert "unpair the old entry (kiosk 12 at Hovedbiblioteket)" in wiped
     env = copy.text("/etc/lektiecafe/kiosk.env")
     assert f'LEKTIECAFE_HUB="{HUB}"' in env and 'LEKTIECAFE_SITE_CODE="UNGDOMSKLUB"' in env
     assert "shows a new pairing code" in result.stdout
     assert KioskState(data_dir).identity is None
+
+
+def test_reset_unpairs_the_kiosk_on_the_hub(copy, hub):
+    data_dir = copy.root / "var/lib/lektiecafe-kiosk"
+    paired = pair_into(hub, data_dir)
+    state = KioskState(data_dir)
+    state.hub_url = hub.url
+    state.close()
+
+    result = provision(copy.root, "reset", python=copy.python)
+    assert result.returncode == 0, result.stdout
+    assert lines(result)["Tell the hub"] == (
+        f"✓ Tell the hub: kiosk {paired['device_id']} at {paired['site']['name']} unpaired"
+    )
+    again = requests.post(
+        hub.url + "/api/devices/unpair",
+        headers={"Authorization": f"Bearer {paired['device_token']}"},
+        timeout=10,
+    )
+    assert again.status_code == 401  # the old token is gone on the hub too
+    assert list(data_dir.iterdir()) == []
 
 
 # ---- update ----------------------------------------------------------------------------------
@@ -382,3 +426,96 @@ def test_update_waits_for_the_visit_then_switches_and_keeps_one_rollback(copy, k
     assert sorted(p.name for p in (copy.root / "opt/lektiecafe/releases").iterdir()) == sorted(
         [Path(old).name, Path(new).name]
     )
+
+
+# ---- the unit's command, under cage ------------------------------------------------------------
+
+
+def unit_command(unit: str, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """ExecStart= and Environment= of `unit`, expanded as systemd does: ${X} is one word,
+    $X is split into words."""
+    text = unit.replace("\\\n", " ")
+    values = dict(
+        line.removeprefix("Environment=").split("=", 1)
+        for line in text.splitlines()
+        if line.startswith("Environment=")
+    )
+    exec_start = next(line for line in text.splitlines() if line.startswith("ExecStart="))
+    words: list[str] = []
+    for word in shlex.split(exec_start.removeprefix("ExecStart=")):
+        if word.startswith("${") and word.endswith("}"):
+            words.append(env.get(word[2:-1], ""))
+        elif word.startswith("$"):
+            words += shlex.split(env.get(word[1:], ""))
+        else:
+            words.append(word)
+    return words, values
+
+
+@pytest.mark.skipif(
+    not (Path("/usr/bin/cage").exists() and Path("/usr/bin/Xwayland").exists())
+    or os.geteuid() != 0,
+    reason="needs root and Debian's cage and xwayland (scripts/ensure-test-tools)",
+)
+def test_the_units_command_runs_the_kiosk_under_cage_and_it_pings_the_watchdog(installed):
+    """What systemd would run, with what this machine lacks swapped in: no screen (cage's
+    headless backend), no sound card, and the paths of the card's folder. systemd's part is
+    played by setpriv (User=) and a notify socket (NOTIFY_SOCKET, WATCHDOG_USEC/PID)."""
+    shared = Path(tempfile.mkdtemp(prefix="lektiecafe-cage-"))  # readable by the kiosk's user
+    try:
+        shared.chmod(0o755)
+        shutil.copytree(
+            installed.root / "opt", shared / "opt", symlinks=True, copy_function=os.link
+        )
+        data_dir, runtime_dir = shared / "data", shared / "run"
+        for folder in (data_dir, runtime_dir):
+            folder.mkdir(mode=0o700)
+            os.chown(folder, NOBODY.pw_uid, NOBODY.pw_gid)
+        env = parse_env(installed.text("/etc/lektiecafe/kiosk.env"))
+        words, unit_env = unit_command(installed.text(UNITS[0]), env)
+        assert words[:4] == [
+            "/usr/bin/env",
+            "-u",
+            "WATCHDOG_PID",
+            "XDG_RUNTIME_DIR=/run/lektiecafe-kiosk",
+        ]
+        assert words[4:7] == ["/usr/bin/cage", "-d", "--"]
+        assert words[7] == "/opt/lektiecafe/current/bin/lektiecafe"
+        python = str(shared / "opt/lektiecafe/current/bin/python")
+        words = [
+            *words[:3], f"XDG_RUNTIME_DIR={runtime_dir}", *words[4:7],
+            python, "-m", "lektiecafe.cli",
+            *[str(data_dir) if w == "/var/lib/lektiecafe-kiosk" else w for w in words[8:]],
+        ]  # fmt: skip
+        assert words[-6:] == ["--hub", HUB, "--name", "Biblioteket, 1. sal", "--lang", "da"]
+
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(str(shared / "notify"))
+        (shared / "notify").chmod(0o666)
+        notify.settimeout(1)
+        systemd_env = {
+            "PATH": "/usr/bin:/bin", "HOME": str(data_dir), "NOTIFY_SOCKET": str(shared / "notify"),
+            "WATCHDOG_USEC": "4000000", "WATCHDOG_PID": "1",  # cage's pid, under systemd
+            **unit_env, "SDL_AUDIODRIVER": "dummy",
+            "WLR_BACKENDS": "headless", "WLR_RENDERER": "pixman", "WLR_LIBINPUT_NO_DEVICES": "1",
+        }  # fmt: skip
+        user = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+        cage = subprocess.Popen(
+            [*user, *words], env=systemd_env, cwd="/", start_new_session=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        heard: list[str] = []
+        deadline = time.monotonic() + 60
+        try:
+            while heard.count("WATCHDOG=1") < 2 and time.monotonic() < deadline:
+                with suppress(TimeoutError):
+                    heard.append(notify.recv(4096).decode())
+                assert cage.poll() is None, cage.communicate()[0].decode()
+        finally:
+            os.killpg(cage.pid, signal.SIGTERM)
+            cage.wait(15)
+            notify.close()
+        assert heard[0] == "READY=1" and heard.count("WATCHDOG=1") >= 2, heard
+        assert (data_dir / "kiosk.json").exists()  # the kiosk itself ran, with the unit's data dir
+    finally:
+        shutil.rmtree(shared)
