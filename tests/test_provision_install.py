@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import shlex
 import shutil
 import signal
@@ -28,6 +29,7 @@ import requests
 
 from appliance.state import Identity, KioskState
 from provisioning.config import parse_env
+from provisioning.units import kiosk_unit
 from tests.conftest import ROOT
 from tests.kiosks import pair_into
 from tests.test_kiosk import Kiosk
@@ -519,3 +521,20 @@ def test_the_units_command_runs_the_kiosk_under_cage_and_it_pings_the_watchdog(i
         assert (data_dir / "kiosk.json").exists()  # the kiosk itself ran, with the unit's data dir
     finally:
         shutil.rmtree(shared)
+
+
+@pytest.mark.parametrize("display", ["cage", "kmsdrm", "x11"])
+def test_the_docs_give_each_kiosk_units_security_score(display, tmp_path):
+    unit = tmp_path / "lektiecafe-kiosk.service"
+    unit.write_text(kiosk_unit(display))
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", str(unit)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    score = re.search(r"Overall exposure level for \S+: (\d+\.\d) (\w+)", result.stdout)
+    assert score, result.stdout + result.stderr
+    row = f"| `lektiecafe-kiosk.service`, `--display {display}`"
+    docs = [
+        line for line in (ROOT / "docs/kiosk.md").read_text().splitlines() if line.startswith(row)
+    ]
+    assert docs and docs[0].endswith(f"| {score[1]} {score[2]} |"), (docs, score[0])
