@@ -1,7 +1,8 @@
 """`lektiecafe provision check`, the real command as a subprocess, against a running demo hub: a
 paired kiosk with the synthetic camera, a wrong address, a hub that is down or silent, a revoked
-kiosk, a school proxy that drops the WebSocket upgrade, certificates that are not right, and TURN
-through a real coturn on loopback (and with nothing listening)."""
+kiosk, a school proxy that drops the WebSocket upgrade, certificates that are not right, a clock
+that is off, and TURN through a real coturn on loopback over UDP and TLS (and with a wrong secret,
+an untrusted certificate, or nothing listening)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import http.server
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import ssl
@@ -34,7 +36,7 @@ from provisioning.target import Target
 from provisioning.units import DATA_DIR
 from tests.conftest import ROOT, RunningHub, free_port, start_hub, stop
 from tests.kiosks import StaffPage, pair_into
-from tests.test_turn import coturn  # noqa: F401 (fixture)
+from tests.test_turn import Coturn, coturn, wait_for_port  # noqa: F401 (fixture)
 
 CHECKS = [
     "camera",
@@ -119,16 +121,18 @@ def demo_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
 
 @pytest.fixture
 def hub_env(request: pytest.FixtureRequest) -> dict[str, str]:
-    """The hub's TURN: none; "coturn", a real one on loopback; "wrong_secret", that one with
-    another secret than the hub's; "nothing", a port where nothing listens."""
+    """The hub's TURN: none; "udp_and_tls", a real coturn on loopback over both; "broken", over
+    UDP a coturn with another secret than the hub's and over TLS a port where nothing listens."""
     which = getattr(request, "param", None)
     if which is None:
         return {}
-    if which == "nothing":
-        url, secret = f"turn:127.0.0.1:{free_port()}?transport=udp", "s3cret"
+    if which == "udp_and_tls":
+        turn = request.getfixturevalue("coturn_udp_and_tls")
+        url, secret = turn.url, turn.secret
     else:
         turn = request.getfixturevalue("coturn")
-        url, secret = turn.url, turn.secret + ("-not" if which == "wrong_secret" else "")
+        url = f"{turn.url},turns:127.0.0.1:{free_port()}?transport=tcp"
+        secret = turn.secret + "-not"
     return {"LEKTIECAFE_TURN_URLS": url, "LEKTIECAFE_TURN_SECRET": secret}
 
 
@@ -351,18 +355,24 @@ def healthz_only(context: ssl.SSLContext | None = None, clock_off_s: float = 0) 
         server.server_close()
 
 
-@pytest.fixture
-def tls_hub(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A hub over TLS with a self-signed certificate for the name other.example: (its
-    https://localhost address, the certificate)."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    name = ["-subj", "/CN=other.example", "-addext", "subjectAltName=DNS:other.example"]
+def self_signed(folder: Path, host: str) -> tuple[Path, Path]:
+    """A self-signed certificate for `host` and its key, in `folder`."""
+    cert, key = folder / f"{host}.pem", folder / f"{host}.key"
+    name = ["-subj", f"/CN={host}", "-addext", f"subjectAltName=DNS:{host}"]
     files = ["-keyout", str(key), "-out", str(cert)]
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", *name, *files],
         check=True,
         capture_output=True,
     )
+    return cert, key
+
+
+@pytest.fixture
+def tls_hub(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A hub over TLS with a self-signed certificate for the name other.example: (its
+    https://localhost address, the certificate)."""
+    cert, key = self_signed(tmp_path, "other.example")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     with healthz_only(context) as port:
@@ -383,38 +393,6 @@ def test_certificate_problems_are_explained(tls_hub, tmp_path):
     assert "a certificate for localhost" in results["hub"]["fix"]
 
 
-@pytest.mark.turn
-@pytest.mark.parametrize("hub_env", ["coturn"], indirect=True)
-def test_turn_over_udp_through_a_real_coturn(hub, tmp_path):
-    paired_kiosk(hub, tmp_path / "kiosk")
-    _code, results, took = check(tmp_path / "kiosk", "--fake-camera")
-    assert results["turn_udp"]["ok"], results["turn_udp"]
-    assert results["turn_udp"]["detail"].endswith("?transport=udp gives a relay.")
-    # No TURN over TLS from this hub: a warning, since UDP works.
-    assert not results["turn_tls"]["ok"] and not results["turn_tls"]["required"]
-    assert "turn_udp" not in failing(results) and "turn_tls" not in failing(results)
-    assert took < LIMIT_S
-
-
-@pytest.mark.turn
-@pytest.mark.parametrize(
-    ("hub_env", "detail", "fix"),
-    [
-        ("nothing", "No answer from 127.0.0.1 on UDP port", "allow UDP"),
-        ("wrong_secret", "refuses the hub's TURN credentials.", "static-auth-secret"),
-    ],
-    indirect=["hub_env"],
-)
-def test_turn_that_does_not_work_says_why(hub, tmp_path, detail, fix):
-    paired_kiosk(hub, tmp_path / "kiosk")
-    code, results, took = check(tmp_path / "kiosk", "--fake-camera")
-    assert code == 1
-    assert detail in results["turn_udp"]["detail"]
-    assert fix in results["turn_udp"]["fix"]
-    assert "turn_udp" in failing(results)  # no other way to a relay
-    assert took < LIMIT_S
-
-
 def test_a_clock_that_is_off_the_hubs_is_a_failure_with_the_fix(tmp_path):
     with healthz_only(clock_off_s=-300) as port:
         _code, results, _took = check(
@@ -424,3 +402,67 @@ def test_a_clock_that_is_off_the_hubs_is_a_failure_with_the_fix(tmp_path):
     assert results["time"]["ok"] is False and results["time"]["required"]
     assert re.match(r"The clock is 30[01] seconds off the hub's", results["time"]["detail"])
     assert "timedatectl set-ntp true" in results["time"]["fix"]
+
+
+@pytest.fixture
+def coturn_udp_and_tls(tmp_path: Path) -> Iterator[Coturn]:
+    """coturn as tests/test_turn.py starts it, also over TLS, with a self-signed certificate for
+    localhost (tmp_path/localhost.pem): the `turn:` and the `turns:` URL, comma-separated."""
+    cert, key = self_signed(tmp_path, "localhost")
+    udp, tls = free_port(), free_port()
+    secret, log = secrets.token_hex(16), tmp_path / "turnserver.log"
+    command = [
+        "turnserver",
+        *("-c", str(ROOT / "deploy/coturn/turnserver.conf")),
+        *(f"--static-auth-secret={secret}", "--realm=lektiecafe.test"),
+        *("--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={udp}"),
+        *(f"--tls-listening-port={tls}", f"--cert={cert}", f"--pkey={key}"),
+        f"--pidfile={tmp_path / 'turnserver.pid'}",
+        f"--userdb={tmp_path / 'turndb'}",
+    ]
+    process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(tls, process, log)
+        urls = f"turn:127.0.0.1:{udp}?transport=udp,turns:localhost:{tls}?transport=tcp"
+        yield Coturn(urls, secret, log)
+    finally:
+        stop(process)
+
+
+@pytest.mark.turn
+@pytest.mark.parametrize("hub_env", ["udp_and_tls"], indirect=True)
+def test_turn_over_udp_and_tls_through_a_real_coturn(hub, tmp_path):
+    paired_kiosk(hub, tmp_path / "kiosk")
+    trusted = {"SSL_CERT_FILE": str(tmp_path / "localhost.pem")}
+    _code, results, took = check(tmp_path / "kiosk", "--fake-camera", env=trusted)
+    assert results["turn_udp"]["ok"], results["turn_udp"]
+    assert re.fullmatch(
+        r"turn:127\.0\.0\.1:\d+\?transport=udp gives a relay\.", results["turn_udp"]["detail"]
+    )
+    assert results["turn_tls"]["ok"], results["turn_tls"]
+    assert re.fullmatch(
+        r"turns:localhost:\d+\?transport=tcp gives a relay\.", results["turn_tls"]["detail"]
+    )
+    assert took < LIMIT_S
+
+    # Without trusting that certificate, as a kiosk would not: explained; UDP still gives a relay.
+    _code, results, _took = check(tmp_path / "kiosk", "--fake-camera")
+    assert results["turn_udp"]["ok"]
+    assert results["turn_tls"]["detail"] == (
+        "The certificate is not from a trusted authority (self-signed certificate)."
+    )
+    assert not results["turn_tls"]["required"]
+
+
+@pytest.mark.turn
+@pytest.mark.parametrize("hub_env", ["broken"], indirect=True)
+def test_turn_that_does_not_work_says_why(hub, tmp_path):
+    paired_kiosk(hub, tmp_path / "kiosk")
+    code, results, took = check(tmp_path / "kiosk", "--fake-camera")
+    assert code == 1
+    assert results["turn_udp"]["detail"].endswith("refuses the hub's TURN credentials.")
+    assert "static-auth-secret" in results["turn_udp"]["fix"]
+    assert results["turn_tls"]["detail"].startswith("No answer from 127.0.0.1 on TCP port ")
+    assert "allow TCP" in results["turn_tls"]["fix"]
+    assert {"turn_udp", "turn_tls"} <= failing(results)  # no way to a relay at all
+    assert took < LIMIT_S
