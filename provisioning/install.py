@@ -57,7 +57,7 @@ def run_install(args: argparse.Namespace) -> int:
         if target.live and os.geteuid() != 0:
             raise StepFailed(
                 _("This must run as root."),
-                _("Put sudo in front: sudo lektiecafe provision install --hub …"),
+                _("Put sudo in front of the same command."),
             )
     except StepFailed as failure:
         progress.run(_("Settings"), _raise(failure))
