@@ -6,7 +6,8 @@ It runs inside the kiosk process, on the kiosk's one hub connection, not as a se
 `lektiecafe agent` process: the hub treats a kiosk as one connection that acts for the visiting
 student and still sends the kiosk's own events, and "restart the kiosk program" is best done by
 the program itself between two visits. Commands that would cut a visit short (restart, reboot)
-wait until no visit is under way; the answer goes to the hub when the command was carried out.
+wait until nobody is at the screen (no visit, and no student typing a nickname); the answer goes
+to the hub when the command was carried out.
 
 The hub reads its history of problems from the heartbeats: `started` in the program's first one,
 `offline_s` in the first after the hub was out of reach long enough for the screen to say so."""

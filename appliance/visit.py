@@ -60,7 +60,7 @@ from appliance.pairing import (
     PairingError,
     PairingExpired,
 )
-from appliance.state import SITE_CODE_ENV, HubSettings, KioskState
+from appliance.state import SITE_CODE_ENV, HubSettings, KioskState, mark_in_use
 from appliance.texts import _, translate
 
 log = logging.getLogger(__name__)
@@ -255,6 +255,7 @@ class Visit:
         self._busy = 0
         self._state: KioskState | None = None
         self._settings = HubSettings()
+        self._in_use = False  # someone is at the screen (the UI says so), maybe before a visit
         self._paired = False  # a copy of "the state has an identity": snapshot() runs per frame
         self._conn: HubConnection | None = None
         self._agent: Agent | None = None
@@ -279,6 +280,7 @@ class Visit:
         """Start the camera preview, the hub connection (if paired) and the health agent. Takes
         a moment (the camera opens); call it before the UI's main loop."""
         self._state = KioskState(self.options.data_dir)
+        mark_in_use(self.options.data_dir, False)  # left by a run that crashed
         if self.options.hub_url:
             self._state.hub_url = self.options.hub_url
         # `provision install --site` puts it in the unit's environment; --site wins over that
@@ -305,6 +307,7 @@ class Visit:
         except Exception:
             log.info("closing before the hub heard everything; the outbox keeps it")
         self._disconnect()
+        self.set_in_use(False)
         self._worker.shutdown(wait=True, cancel_futures=True)
         self._media.close()
         if self._state is not None:
@@ -320,6 +323,13 @@ class Visit:
             target=self._pair, args=(name, future), name="pairing", daemon=True
         ).start()
         return future
+
+    def set_in_use(self, in_use: bool) -> None:
+        """Whether someone is at the screen, from the nickname on: restarts staff ask for wait,
+        and so does `provision update` (VISIT_MARKER)."""
+        if in_use != self._in_use:
+            self._in_use = in_use
+            mark_in_use(self.options.data_dir, in_use)
 
     def set_language(self, lang: Lang) -> None:
         """The language of the hub's messages from now on (the UI's own texts are its own)."""
@@ -603,7 +613,7 @@ class Visit:
             conn,
             self.options.data_dir,
             camera_ok=lambda: self._media.camera_ok,
-            visit_active=lambda: self._v.phase != "idle",
+            visit_active=lambda: self._in_use or self._v.phase != "idle",
             restart=self._on_restart,
             reload_config=self._reload_config,
             apply_settings=self._apply_settings,

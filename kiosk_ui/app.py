@@ -21,7 +21,7 @@ from typing import Any
 
 import pygame
 
-from appliance.state import HubSettings, mark_in_use
+from appliance.state import HubSettings
 from appliance.visit import Options, Visit, VisitView
 from kiosk_ui import i18n
 from kiosk_ui.driver import Request, TestDriver
@@ -110,8 +110,6 @@ class App:
         self.fps = 0.0
         self.frames_run = 0  # since the start; and those that changed the screen (bench/kiosk.py)
         self.frames_drawn = 0
-        self.in_use = False  # someone is at the screen (VISIT_MARKER is written)
-        mark_in_use(visit.options.data_dir, False)  # left by a run that crashed
         self._drawn: list[Any] | None = None  # signatures of what is on the glass
         self.screen: Screen = self._first_screen()
 
@@ -172,15 +170,11 @@ class App:
         if lang_changed and isinstance(self.screen, AttractScreen | PairingScreen):
             self.switch_language(settings.lang)  # nobody is in the middle of anything
 
-    def note_in_use(self, in_use: bool | None = None) -> None:
-        """Tell `provision update` whether a student is at the screen: from the nickname on,
-        before the visit exists on the hub, until the attract screen is back."""
-        if in_use is None:
-            idle_screen = isinstance(self.screen, AttractScreen | PairingScreen)
-            in_use = not idle_screen or self.view.phase != "idle"
-        if in_use != self.in_use:
-            self.in_use = in_use
-            mark_in_use(self.visit.options.data_dir, in_use)
+    def note_in_use(self) -> None:
+        """Tell the appliance whether a student is at the screen: from the nickname on (before
+        the visit exists on the hub) until the attract screen is back."""
+        idle_screen = isinstance(self.screen, AttractScreen | PairingScreen)
+        self.visit.set_in_use(not idle_screen or self.view.phase != "idle")
 
     def _follow_visit(self) -> None:
         """Show the screen that belongs to the visit's phase when it changes."""
@@ -439,7 +433,6 @@ def run(
         signal.signal(signal.SIGTERM, lambda _signum, _frame: running.stop(0))
         signal.signal(signal.SIGINT, lambda _signum, _frame: running.stop(0))
         running.run()
-        running.note_in_use(False)
         return running.exit_code
     finally:
         notify("STOPPING=1")
