@@ -77,6 +77,8 @@ class Result:
 
 @dataclass(frozen=True)
 class Context:
+    """What every check needs; `_` translates a text into the run's language."""
+
     lang: str
     data_dir: Path
     hub_url: str | None
@@ -209,7 +211,7 @@ def check_camera(ctx: Context) -> Result:
         track, source = player.video, options.camera
     try:
         frame = asyncio.run(_frames(track))
-    except (TimeoutError, Exception):
+    except Exception:  # no frame in time, or the device failed while reading
         frame = None
     finally:
         track.stop()
@@ -242,7 +244,7 @@ async def _frames(track: Any) -> Any:
     return await asyncio.wait_for(read(), CAMERA_TIMEOUT_S)
 
 
-def sound_devices(pcm: Path = Path("/proc/asound/pcm")) -> dict[str, list[str]]:
+def sound_devices(pcm: Path) -> dict[str, list[str]]:
     """ALSA's PCM devices by direction ("playback", "capture"): their names."""
     found: dict[str, list[str]] = {"playback": [], "capture": []}
     if not pcm.exists():
@@ -257,8 +259,8 @@ def sound_devices(pcm: Path = Path("/proc/asound/pcm")) -> dict[str, list[str]]:
     return found
 
 
-def check_sound(ctx: Context) -> list[Result]:
-    devices = sound_devices()
+def check_sound(ctx: Context, pcm: Path = Path("/proc/asound/pcm")) -> list[Result]:
+    devices = sound_devices(pcm)
     fake_note = ctx._(" The synthetic sound is used (--fake-camera).") if ctx.fake else ""
     results = []
     for check, direction, missing, fix in (
@@ -318,7 +320,11 @@ def check_screen(ctx: Context, drm: Path = Path("/sys/class/drm")) -> Result:
         )
     detail = ", ".join(f"{name} {mode}" for name, mode in connected)
     width, _x, height = connected[0][1].partition("x")
-    if width.isdigit() and height.isdigit() and (int(width), int(height)) < MIN_SCREEN:
+    if (
+        width.isdigit()
+        and height.isdigit()
+        and (int(width) < MIN_SCREEN[0] or int(height) < MIN_SCREEN[1])
+    ):
         return Result(
             "screen",
             False,

@@ -2,7 +2,8 @@
 paired kiosk with the synthetic camera, a wrong address, a hub that is down or silent, a revoked
 kiosk, a school proxy that drops the WebSocket upgrade, certificates that are not right, a clock
 that is off, and TURN through a real coturn on loopback over UDP and TLS (and with a wrong secret,
-an untrusted certificate, or nothing listening)."""
+an untrusted certificate, or nothing listening); and the screen and sound checks on files shaped
+like the kernel's."""
 
 from __future__ import annotations
 
@@ -466,3 +467,41 @@ def test_turn_that_does_not_work_says_why(hub, tmp_path):
     assert "allow TCP" in results["turn_tls"]["fix"]
     assert {"turn_udp", "turn_tls"} <= failing(results)  # no way to a relay at all
     assert took < LIMIT_S
+
+
+def test_screen_and_sound_as_the_kernel_lists_them(tmp_path):
+    """The parts of the check that read sysfs and procfs, on files shaped like a Raspberry Pi's
+    with a USB headset and an HDMI screen (this machine has neither)."""
+    from provisioning.check import Context, check_screen, check_sound
+
+    ctx = Context("en", tmp_path, None, fake=False)
+    drm = tmp_path / "drm"
+    for name, status, modes in [
+        ("card1-HDMI-A-1", "connected", "1920x1080\n1280x720\n"),
+        ("card1-HDMI-A-2", "disconnected", ""),
+    ]:
+        (drm / name).mkdir(parents=True)
+        (drm / name / "status").write_text(status + "\n")
+        (drm / name / "modes").write_text(modes)
+    assert check_screen(ctx, drm).detail == "HDMI-A-1 1920x1080"
+    assert check_screen(ctx, drm).ok
+    (drm / "card1-HDMI-A-1" / "modes").write_text("800x480\n")
+    small = check_screen(ctx, drm)
+    assert not small.ok and not small.required and "1024×600" in (small.fix or "")
+    (drm / "card1-HDMI-A-1" / "status").write_text("disconnected\n")
+    unplugged = check_screen(ctx, drm)
+    assert unplugged.detail == "No screen is connected (outputs: HDMI-A-1, HDMI-A-2)."
+    assert not unplugged.ok and unplugged.required
+
+    pcm = tmp_path / "pcm"
+    pcm.write_text(
+        "00-00: bcm2835 Headphones : bcm2835 Headphones : playback 8\n"
+        "01-00: USB Audio : USB Audio : playback 1 : capture 1\n"
+    )
+    microphone, speaker = check_sound(ctx, pcm)
+    assert (microphone.ok, microphone.detail) == (True, "USB Audio")
+    assert (speaker.ok, speaker.detail) == (True, "bcm2835 Headphones, USB Audio")
+    pcm.write_text("00-00: bcm2835 Headphones : bcm2835 Headphones : playback 8\n")
+    microphone, speaker = check_sound(ctx, pcm)
+    assert not microphone.ok and microphone.required and "arecord -l" in (microphone.fix or "")
+    assert speaker.ok
