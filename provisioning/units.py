@@ -34,14 +34,15 @@ DISPLAYS = ("cage", "kmsdrm", "x11")
 # The unit's options become `lektiecafe kiosk` options: ${X} is one word (a name may have spaces),
 # $KIOSK_ARGS is split into words (extra options an administrator adds to kiosk.env).
 KIOSK_OPTIONS = (
-    f"--data-dir {DATA_DIR} --hub ${{LEKTIECAFE_HUB}} --name ${{LEKTIECAFE_NAME}} "
+    f"--data-dir {DATA_DIR} \\\n    --hub ${{LEKTIECAFE_HUB}} --name ${{LEKTIECAFE_NAME}} "
     "--lang ${LEKTIECAFE_LANG} $KIOSK_ARGS"
 )
 
 HEAD = """\
-# The kiosk: `lektiecafe kiosk` full screen on the device's own screen ({how}), with the
-# webcam, the headset and the touch screen. Written by `lektiecafe provision install --display
-# {display}`: run that again instead of editing this file (docs/kiosk.md "Set up a kiosk").
+# The kiosk: `lektiecafe kiosk` full screen on the device's own screen, with the webcam, the
+# headset and the touch screen: {how}.
+# Written by `lektiecafe provision install --display {display}`: run that again instead of
+# editing this file (docs/kiosk.md "Set up a kiosk").
 # Started again when it exits (a restart asked for from the hub exits with 75), when it crashes
 # and when its screen freezes (watchdog: the UI loop pings every 15 s). After 5 failures within
 # 5 minutes it waits 10 minutes (lektiecafe-kiosk-retry.timer) and tries again, without end.
@@ -67,6 +68,7 @@ SupplementaryGroups=video render input audio
 # cage and xinit start the kiosk as a child: it may notify (NotifyAccess=all), and without
 # WATCHDOG_PID (the parent's pid, which lektiecafe.sdnotify would not answer for) it pings itself.
 CAGE = f"""\
+# The kiosk is cage's child: it may notify, and `env -u WATCHDOG_PID` (cage's pid) lets it ping.
 NotifyAccess=all
 # A logind session on tty1 gives cage the screen and the input devices.
 PAMName={USER}
@@ -103,6 +105,7 @@ ExecStart={LEKTIECAFE} kiosk {KIOSK_OPTIONS}
 """
 
 X11 = f"""\
+# The kiosk is a child of xinit: it may notify, and `env -u WATCHDOG_PID` lets it ping.
 NotifyAccess=all
 PAMName={USER}
 TTYPath=/dev/tty1
@@ -170,8 +173,8 @@ WantedBy=multi-user.target
 
 HOW = {
     "cage": "inside the Wayland kiosk compositor cage on tty1",
-    "kmsdrm": "SDL's KMSDRM driver on tty1, no compositor",
-    "x11": "Xorg on tty1 through xinit",
+    "kmsdrm": "drawn by SDL's KMSDRM driver on tty1, no compositor",
+    "x11": "in Xorg on tty1, started by xinit",
 }
 
 
