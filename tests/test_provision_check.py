@@ -182,7 +182,7 @@ WRONG_ADDRESSES = [
 def test_a_new_kiosk_not_yet_paired_is_only_a_warning(demo_hub, tmp_path):
     # The set-up's third command is `provision check && sudo reboot`: the kiosk shows its
     # pairing code only after that restart, so "not paired" must not stop it.
-    code, results, _took = check(tmp_path / "new-kiosk", "--fake-camera", "--hub", demo_hub.url)
+    _code, results, _took = check(tmp_path / "new-kiosk", "--fake-camera", "--hub", demo_hub.url)
     assert results["paired"]["ok"] is False
     assert results["paired"]["required"] is False
     assert results["paired"]["fix"] == (
