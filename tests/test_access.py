@@ -35,6 +35,7 @@ EVENTS = {
         {"version": "1", "uptime_s": 1, "camera_ok": True, "disk_free_mb": 1, "load": 0},
     ),
     "device:command_done": ({"kiosk"}, {"command_id": 1, "ok": True}),
+    "device:ice": ({"kiosk"}, {}),
     "visit:resume": ({"kiosk"}, {"visit_id": 1}),
     # A started visit makes the kiosk's connection a student too: end it right after.
     "visit:start": ({"kiosk"}, {"nickname": "Ali", "grade": 9}),
