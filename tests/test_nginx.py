@@ -42,6 +42,7 @@ class Front:
     port: int
     ca: Path  # the self-signed certificate, to trust
     access_log: Path  # the http-level access log Debian's nginx.conf has
+    error_log: Path
 
 
 @pytest.fixture
@@ -150,6 +151,7 @@ def front(hub, tmp_path, certificate, coturn_tls_port) -> Iterator[Front]:
             https_port,
             cert,
             access_log,
+            tmp_path / "nginx-error.log",
         )
     finally:
         stop(process)
@@ -199,7 +201,11 @@ def test_socketio_and_the_document_socket_work_through_nginx(hub, front, monkeyp
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(front.ca))
     via = RunningHub(front.url, hub.db, hub.data_dir, hub.process, hub.log)
     try:
-        student, helper, room = matched(via)
+        try:
+            student, helper, room = matched(via)
+        except Exception as exc:  # once in a full run (not reproduced alone): keep the evidence
+            logs = {p.name: p.read_text()[-3000:] for p in (hub.log, front.error_log)}
+            raise AssertionError(f"no Socket.IO connection through nginx: {logs}") from exc
         assert student.sio.eio.transport() == "websocket"
         student.ok(
             "chat:send", {"room_id": room, "text": "Hej gennem nginx", "client_msg_id": "n1"}
