@@ -25,6 +25,7 @@ from tests.kiosks import StaffPage, ask_for_code, pair, pair_into, paired_kiosk
 from tests.test_admin import _find, alerts, row, rows, texts
 from tests.test_browser import browser, log_in  # noqa: F401 (a fixture)
 from tests.test_kiosk import Kiosk
+from tests.test_kiosk_browser import until
 
 pytestmark = pytest.mark.kiosk
 
@@ -49,16 +50,6 @@ def kiosks(hub: Any, tmp_path: Path) -> Iterator[Callable[..., Kiosk]]:
     yield start
     for kiosk in started:
         kiosk.stop()
-
-
-def until(what: str, check: Callable[[], Any], timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: still {value!r}"
-        time.sleep(0.2)
 
 
 def reloaded(page: Page) -> Page:
