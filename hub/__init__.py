@@ -41,14 +41,13 @@ def create_app(config: HubConfig) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
     )
     app.session_interface = _OneSerializerSessions()
-    app.extensions["lektiecafe"] = HubState(
-        config=config, db=Database(config.resolved_database_url)
-    )
+    state = HubState(config=config, db=Database(config.resolved_database_url))
+    app.extensions["lektiecafe"] = state
     babel.init_app(app, locale_selector=select_locale)
     csrf.init_app(app)
     socketio.init_app(
         app,
-        message_queue=config.message_queue or None,
+        client_manager=state.bus.socketio_manager,  # one process, or several over Redis
         cors_allowed_origins=[],  # same origin only
         max_http_buffer_size=1_000_000,
     )

@@ -9,6 +9,7 @@ from typing import cast
 
 from flask import current_app
 
+from hub.bus import Bus, make_bus
 from hub.config import HubConfig
 from hub.db import Database
 
@@ -20,6 +21,11 @@ class HubState:
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     # Wakes the matching loop (see hub.matching.dispatcher); a no-op until the server starts it.
     kick_matching: Callable[[], None] = lambda: None
+    # To the other hub processes, Socket.IO's emits included (hub.bus); from `message_queue`.
+    bus: Bus = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.bus = make_bus(self.config.message_queue, self.instance_id)
 
 
 def hub_state() -> HubState:

@@ -1,4 +1,8 @@
-"""Which users have an open connection, on any hub process."""
+"""Which users have an open connection, on any hub process.
+
+Kept in the database (hub.realtime.models), not on the bus: matching, rooms and kiosks read it
+inside their own transactions. Closing a connection another process holds goes through
+Socket.IO's client manager, which the bus chose (hub.bus)."""
 
 from __future__ import annotations
 

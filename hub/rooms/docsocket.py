@@ -24,12 +24,11 @@ def doc_sync() -> docsync.DocSync:
     extensions = current_app.extensions
     if "lektiecafe.doc_sync" not in extensions:
         state = hub_state()
-        channels = docsync.Channels(state.instance_id, state.config.message_queue)
         extensions["lektiecafe.doc_sync"] = docsync.DocSync(
             current_app._get_current_object(),  # type: ignore[attr-defined]
             state.db,
             state.config,
-            channels,
+            docsync.Channels(state.bus),
         )
     sync: docsync.DocSync = extensions["lektiecafe.doc_sync"]
     return sync

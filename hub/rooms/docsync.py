@@ -18,7 +18,6 @@ import json
 import logging
 import queue
 import threading
-import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from wsproto.events import BytesMessage
 
 from hub import clock
+from hub.bus import Bus
 from hub.config import HubConfig
 from hub.db import Database
 from hub.errors import HubError, Invalid
@@ -204,25 +204,16 @@ class DocConnection:
 
 class Channels:
     """The document sockets of this process by room, and the way an update reaches the others:
-    straight to this process's sockets, and through Redis to the other hub processes when
-    several run (`message_queue`)."""
+    straight to this process's sockets, and over the bus to the sockets of the other hub
+    processes (hub.bus)."""
 
-    CHANNEL = "lektiecafe:doc"
+    CHANNEL = "lektiecafe:doc"  # payload: room id, newline, the message
 
-    def __init__(self, instance_id: str, message_queue: str) -> None:
-        self._instance = instance_id.encode()
+    def __init__(self, bus: Bus) -> None:
         self._rooms: dict[str, set[DocConnection]] = defaultdict(set)
         self._lock = threading.Lock()
-        self._redis: Any = None
-        self._outgoing: queue.Queue[bytes] = queue.Queue()
-        if message_queue:
-            if not message_queue.startswith(("redis://", "rediss://", "unix://")):
-                raise ValueError("document sync across hub processes needs a Redis message_queue")
-            import redis
-
-            self._redis = redis.Redis.from_url(message_queue)
-            for target in (self._listen, self._publish):
-                threading.Thread(target=target, name="doc-bus", daemon=True).start()
+        self._bus = bus
+        bus.subscribe(self.CHANNEL, self._from_elsewhere)
 
     def add(self, conn: DocConnection) -> None:
         with self._lock:
@@ -239,41 +230,17 @@ class Channels:
     def deliver(self, room_id: str, message: bytes, skip: DocConnection) -> None:
         """`message` to every socket of the room but `skip`'s, in every hub process."""
         self._deliver_here(room_id, message, skip)
-        if self._redis is not None:
-            self._outgoing.put(b"\n".join((self._instance, room_id.encode(), message)))
+        self._bus.publish(self.CHANNEL, room_id.encode() + b"\n" + message)
+
+    def _from_elsewhere(self, payload: bytes) -> None:
+        room_id, message = payload.split(b"\n", 1)
+        self._deliver_here(room_id.decode(), message, None)
 
     def _deliver_here(self, room_id: str, message: bytes, skip: DocConnection | None) -> None:
         with self._lock:
             targets = [c for c in self._rooms.get(room_id, ()) if c is not skip]
         for conn in targets:
             conn.send(message)
-
-    def _publish(self) -> None:
-        """Everything queued since the last round trip goes to Redis in one pipeline."""
-        while True:
-            batch = [self._outgoing.get()]
-            while not self._outgoing.empty():
-                batch.append(self._outgoing.get_nowait())
-            try:
-                pipe = self._redis.pipeline(transaction=False)
-                for item in batch:
-                    pipe.publish(self.CHANNEL, item)
-                pipe.execute()
-            except Exception:
-                log.exception("publishing document updates to the other hub processes failed")
-
-    def _listen(self) -> None:
-        while True:
-            try:
-                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(self.CHANNEL)
-                for item in pubsub.listen():
-                    instance, room_id, message = bytes(item["data"]).split(b"\n", 2)
-                    if instance != self._instance:
-                        self._deliver_here(room_id.decode(), message, None)
-            except Exception:
-                log.exception("the document bus lost Redis; listening again")
-                time.sleep(1.0)
 
 
 # --- the process's document sync -------------------------------------------------------------
