@@ -45,6 +45,8 @@ class HubConfig:
     chat_window_s: float = 10.0  # ... within this many seconds
     doc_compact_every: int = 1000  # document updates between snapshots
     retention_days: int = 30  # chat, documents and attachments of ended rooms
+    # Tests only: the clock can be moved forward over HTTP (hub.clock); never on in production.
+    test_clock: bool = False
 
     def __post_init__(self) -> None:
         # Refuse to start rather than run calls that can never connect.
