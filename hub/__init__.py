@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from hub import clock
 from hub.config import HubConfig
 from hub.db import Database
 from hub.errors import HubError, Unauthenticated
@@ -61,6 +62,7 @@ def create_app(config: HubConfig) -> Flask:
     from hub.matching.routes import helper_bp, student_bp
     from hub.rooms.docsocket import bp as room_doc_bp
     from hub.rooms.routes import bp as reports_bp
+    from hub.stats.routes import bp as stats_bp
 
     for bp in (
         accounts_bp,
@@ -72,8 +74,10 @@ def create_app(config: HubConfig) -> Flask:
         student_bp,
         reports_bp,
         room_doc_bp,
+        stats_bp,
     ):
         app.register_blueprint(bp)
+    clock.init_app(app, config)  # the test clock's edges; they answer 404 unless test_clock
 
     # Socket handlers register themselves on import.
     import hub.breakroom.events
@@ -125,7 +129,7 @@ def _has_request() -> bool:
 
 
 # Takes JSON only (which a cross-site form cannot send) and sets no cookie.
-CSRF_EXEMPT = {"accounts.api_token", "devices.pair", "devices.poll"}
+CSRF_EXEMPT = {"accounts.api_token", "devices.pair", "devices.poll", "test_clock.advance_clock"}
 
 
 def _protect_forms() -> None:
