@@ -9,6 +9,7 @@ from hub.devices import models as devices
 from hub.matching import models as matching
 from hub.realtime import models as realtime
 from hub.rooms import models as rooms
+from hub.stats import models as stats
 
 metadata = Base.metadata
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "metadata",
     "realtime",
     "rooms",
+    "stats",
 ]
