@@ -1,0 +1,1 @@
+"""Statistics for the evaluation: aggregates only, small cells suppressed."""

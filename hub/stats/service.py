@@ -1,0 +1,585 @@
+"""The figures for the evaluation: plain functions from the hub's tables to a `Dashboard` that the
+page, its charts and the CSV export all show, with the same small cells suppressed.
+
+Every figure is computed from a group of help requests. It is shown only if the group holds no
+student or at least `MIN_STUDENTS` of them; otherwise it reads "<5". Where the rows of a table add
+up to a total shown elsewhere and exactly one row is suppressed, the next smallest row is hidden
+too, so the suppressed one cannot be worked out by subtraction (complementary suppression).
+
+Requests of students whose account has gone (a kiosk visit past the retention period, a student
+who deleted their account) are kept as anonymous `ArchivedRequest` rows (`archive_student`), so
+the figures of a past period do not change when the raw rows are deleted.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import statistics
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask_babel import format_decimal
+from flask_babel import gettext as _
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session, aliased
+
+from hub.accounts.models import Organisation, Role, Site, User
+from hub.catalog.models import GRADES, Subject
+from hub.devices.models import KioskVisit
+from hub.matching.models import HelpRequest, RequestStatus
+from hub.rooms.models import Feedback, Room
+from hub.stats.models import ArchivedRequest
+
+MIN_STUDENTS = 5
+# Days in the statistics are the café's days, not UTC's.
+TIMEZONE = ZoneInfo("Europe/Copenhagen")
+LONGEST_PERIOD = timedelta(days=731)
+
+KIOSK, HOME = "kiosk", "home"
+
+
+# ---------------------------------------------------------------------------------------------
+# One fact per finished help request, from the live tables or the archive
+
+
+@dataclass(frozen=True)
+class Fact:
+    asked_at: datetime
+    site_id: int | None
+    subject_id: int | None
+    grade: int
+    channel: str  # KIOSK | HOME
+    outcome: str  # matched | cancelled | left
+    wait_s: float  # until matched, or until the student gave up or left
+    session_s: float | None  # the room's length, once it has ended
+    helper_organisation_id: int | None
+    student_rating: int | None
+    helper_rating: int | None
+    student_key: str  # the same for all requests of one student, and nothing more
+
+
+def _live_query() -> Select:
+    student, helper = aliased(User), aliased(User)
+    by_student, by_helper = aliased(Feedback), aliased(Feedback)
+    return (
+        select(
+            HelpRequest.created_at,
+            HelpRequest.ended_at,
+            HelpRequest.status,
+            HelpRequest.subject_id,
+            HelpRequest.grade,
+            HelpRequest.student_id,
+            student.site_id,
+            KioskVisit.id.label("visit_id"),
+            Room.created_at.label("room_created_at"),
+            Room.ended_at.label("room_ended_at"),
+            helper.organisation_id,
+            by_student.rating.label("student_rating"),
+            by_helper.rating.label("helper_rating"),
+        )
+        .join(student, student.id == HelpRequest.student_id)
+        .outerjoin(KioskVisit, KioskVisit.user_id == HelpRequest.student_id)
+        .outerjoin(Room, Room.request_id == HelpRequest.id)
+        .outerjoin(helper, helper.id == Room.helper_id)
+        .outerjoin(
+            by_student, (by_student.room_id == Room.id) & (by_student.role == Role.STUDENT.value)
+        )
+        .outerjoin(
+            by_helper, (by_helper.room_id == Room.id) & (by_helper.role == Role.HELPER.value)
+        )
+        .where(HelpRequest.status != RequestStatus.WAITING, HelpRequest.ended_at.is_not(None))
+    )
+
+
+def _live_fact(row: Any, student_key: str) -> Fact:
+    session_s = None
+    if row.room_created_at is not None and row.room_ended_at is not None:
+        session_s = (row.room_ended_at - row.room_created_at).total_seconds()
+    return Fact(
+        asked_at=row.created_at,
+        site_id=row.site_id,
+        subject_id=row.subject_id,
+        grade=row.grade,
+        channel=KIOSK if row.visit_id is not None else HOME,
+        outcome=row.status,
+        wait_s=(row.ended_at - row.created_at).total_seconds(),
+        session_s=session_s,
+        helper_organisation_id=row.organisation_id,
+        student_rating=row.student_rating,
+        helper_rating=row.helper_rating,
+        student_key=student_key,
+    )
+
+
+def facts(s: Session, start: datetime, end: datetime, site_id: int | None) -> list[Fact]:
+    """The finished requests asked in [start, end), at one site or all: live and archived."""
+    live = _live_query().where(HelpRequest.created_at >= start, HelpRequest.created_at < end)
+    archived = select(ArchivedRequest).where(
+        ArchivedRequest.asked_at >= start, ArchivedRequest.asked_at < end
+    )
+    if site_id is not None:
+        live = live.where(live.selected_columns.site_id == site_id)
+        archived = archived.where(ArchivedRequest.site_id == site_id)
+    found = [_live_fact(row, f"u{row.student_id}") for row in s.execute(live)]
+    found += [
+        Fact(
+            asked_at=a.asked_at,
+            site_id=a.site_id,
+            subject_id=a.subject_id,
+            grade=a.grade,
+            channel=a.channel,
+            outcome=a.outcome,
+            wait_s=a.wait_s,
+            session_s=a.session_s,
+            helper_organisation_id=a.helper_organisation_id,
+            student_rating=a.student_rating,
+            helper_rating=a.helper_rating,
+            student_key=a.student_key,
+        )
+        for a in s.scalars(archived)
+    ]
+    return found
+
+
+def archive_student(s: Session, user_id: int) -> int:
+    """Keep the finished requests of a student about to be deleted as anonymous rows. Call it in
+    the transaction that deletes the account. Returns how many were kept."""
+    key = secrets.token_hex(16)
+    rows = s.execute(_live_query().where(HelpRequest.student_id == user_id)).all()
+    for row in rows:
+        fact = _live_fact(row, key)
+        s.add(ArchivedRequest(**{f: getattr(fact, f) for f in Fact.__dataclass_fields__}))
+    s.flush()
+    return len(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Periods
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole days, `first` to `last` inclusive, in the café's time zone."""
+
+    first: date
+    last: date
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.first, time(), TIMEZONE).astimezone(UTC)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(self.last + timedelta(days=1), time(), TIMEZONE).astimezone(UTC)
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+    @classmethod
+    def ending(cls, last: date, days: int = 30) -> Period:
+        return cls(last - timedelta(days=days - 1), last)
+
+
+def local_day(moment: datetime) -> date:
+    return moment.astimezone(TIMEZONE).date()
+
+
+def week_of(day: date) -> str:
+    year, week, _weekday = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures and their suppression
+
+
+class Unit(StrEnum):
+    COUNT = "count"
+    MINUTES = "minutes"
+    HOURS = "hours"
+    RATING = "rating"
+
+
+class Hidden(StrEnum):
+    SMALL = "small"  # fewer than MIN_STUDENTS students
+    COMPLEMENT = "complement"  # would give away a small cell beside it
+
+
+@dataclass(frozen=True)
+class Figure:
+    value: float | None  # None: nothing to compute it from (e.g. the median of no sessions)
+    unit: Unit
+    hidden: Hidden | None = None
+
+    @classmethod
+    def of(cls, value: float | None, students: int, unit: Unit = Unit.COUNT) -> Figure:
+        small = 0 < students < MIN_STUDENTS
+        return cls(value, unit, Hidden.SMALL if small else None)
+
+    def csv(self) -> str:
+        """As the CSV export writes it: plain numbers, or what stands in for a hidden one."""
+        if self.hidden is not None:
+            return self._stand_in()
+        if self.value is None:
+            return ""
+        return str(int(self.value)) if self.unit == Unit.COUNT else f"{self.value:.1f}"
+
+    def shown(self) -> str:
+        """As the page shows it, in the page's language."""
+        if self.hidden is not None:
+            return self._stand_in()
+        if self.value is None:
+            return "–"
+        if self.unit == Unit.COUNT:
+            return str(int(self.value))
+        return str(format_decimal(self.value, format="0.0"))
+
+    def _stand_in(self) -> str:
+        return f"<{MIN_STUDENTS}" if self.hidden == Hidden.SMALL else _("hidden")
+
+    @property
+    def drawn(self) -> float:
+        """The length of its bar: none for a hidden figure."""
+        return 0.0 if self.hidden is not None or self.value is None else self.value
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str  # stable, for the CSV (a date, a grade, a site's name)
+    label: str
+    figure: Figure
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    name: str  # for the CSV and the page's anchors
+    title: str
+    unit: Unit
+    rows: list[Row]
+
+    @property
+    def largest(self) -> float:
+        return max((r.figure.drawn for r in self.rows), default=0.0) or 1.0
+
+
+@dataclass(frozen=True)
+class Measure:
+    name: str
+    label: str
+    figure: Figure
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    period: Period
+    site_id: int | None
+    by: str  # day | week
+    summary: list[Measure]
+    breakdowns: list[Breakdown]
+
+    def csv_rows(self) -> list[tuple[str, str, str, str]]:
+        """(table, key, label, value) for every figure on the page."""
+        rows = [("summary", m.name, m.label, m.figure.csv()) for m in self.summary]
+        for b in self.breakdowns:
+            rows += [(b.name, r.key, r.label, r.figure.csv()) for r in b.rows]
+        return rows
+
+
+def protect(rows: list[Row]) -> list[Row]:
+    """Complementary suppression: with exactly one small cell, also hide the smallest other
+    non-zero one, so the rows' total does not give the small one away."""
+    small = [r for r in rows if r.figure.hidden == Hidden.SMALL]
+    if len(small) != 1:
+        return rows
+    others = [r for r in rows if r.figure.hidden is None and r.figure.value]
+    if not others:
+        return rows
+    partner = min(others, key=lambda r: r.figure.drawn)
+    hidden = replace(partner, figure=replace(partner.figure, hidden=Hidden.COMPLEMENT))
+    return [hidden if r is partner else r for r in rows]
+
+
+# ---------------------------------------------------------------------------------------------
+# Computing the dashboard
+
+
+def students(group: Iterable[Fact]) -> int:
+    return len({f.student_key for f in group})
+
+
+def median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def p90(values: Sequence[float]) -> float | None:
+    """The 90th percentile by nearest rank: the smallest value at least 90% are not above."""
+    if not values:
+        return None
+    return sorted(values)[math.ceil(0.9 * len(values)) - 1]
+
+
+def mean(values: Sequence[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+@dataclass(frozen=True)
+class Names:
+    """What the tables call sites, subjects and organisations, in the reader's language."""
+
+    sites: dict[int, str]
+    subjects: dict[int, str]
+    organisations: dict[int, str]
+
+    @classmethod
+    def load(cls, s: Session, locale: str) -> Names:
+        return cls(
+            sites={x.id: x.name for x in s.scalars(select(Site).order_by(Site.name))},
+            subjects={x.id: x.name(locale) for x in s.scalars(select(Subject))},
+            organisations={
+                x.id: x.name for x in s.scalars(select(Organisation).order_by(Organisation.name))
+            },
+        )
+
+
+def _minutes(seconds: Iterable[float]) -> list[float]:
+    return [x / 60 for x in seconds]
+
+
+Group = tuple[str, str, list[Fact]]  # key, label, the facts
+
+
+def _breakdown(
+    name: str,
+    title: str,
+    groups: Iterable[Group],
+    measure: Callable[[list[Fact]], float] = len,
+    unit: Unit = Unit.COUNT,
+) -> Breakdown:
+    rows = [
+        Row(key, label, Figure.of(measure(fs), students(fs), unit)) for key, label, fs in groups
+    ]
+    return Breakdown(name, title, unit, protect(rows))
+
+
+def _grouped(facts: list[Fact], key: Callable[[Fact], Any], labels: dict[Any, str]) -> list[Group]:
+    """One group per label (in the labels' order), also when empty; facts of other keys dropped."""
+    by_key: dict[Any, list[Fact]] = {k: [] for k in labels}
+    for f in facts:
+        if key(f) in by_key:
+            by_key[key(f)].append(f)
+    return [(str(k), labels[k], by_key[k]) for k in labels]
+
+
+def _banded(facts: list[Fact], value: Callable[[Fact], float], bands: Sequence[int]) -> list[Group]:
+    """Groups by minutes: [0, b1), [b1, b2), … and the last band upwards."""
+    groups: list[Group] = []
+    for low, high in zip(bands, [*bands[1:], None], strict=True):
+        inside = [
+            f for f in facts if value(f) / 60 >= low and (high is None or value(f) / 60 < high)
+        ]
+        label = (
+            _("%(low)d–%(high)d min", low=low, high=high)
+            if high is not None
+            else _("%(low)d min or more", low=low)
+        )
+        groups.append((f"{low}-{high or ''}", label, inside))
+    return groups
+
+
+WAIT_BANDS = (0, 2, 5, 10, 20)
+LENGTH_BANDS = (0, 10, 20, 30, 45)
+
+
+def dashboard(
+    facts: list[Fact], period: Period, site_id: int | None, by: str, names: Names
+) -> Dashboard:
+    """Every figure of the dashboard for `facts` (already those of the period and site)."""
+    sessions = [f for f in facts if f.outcome == RequestStatus.MATCHED]
+    ended = [f for f in sessions if f.session_s is not None]
+    gave_up = [f for f in facts if f.outcome == RequestStatus.CANCELLED]
+    left = [f for f in facts if f.outcome == RequestStatus.LEFT]
+    rated_by_students = [f for f in sessions if f.student_rating is not None]
+    rated_by_helpers = [f for f in sessions if f.helper_rating is not None]
+    waits = _minutes(f.wait_s for f in sessions)
+    lengths = _minutes(f.session_s for f in ended if f.session_s is not None)
+    days_by_student: dict[str, set[date]] = {}
+    for f in sessions:
+        days_by_student.setdefault(f.student_key, set()).add(local_day(f.asked_at))
+    returning = sum(1 for days in days_by_student.values() if len(days) > 1)
+
+    def hours(group: list[Fact]) -> float:
+        return sum(f.session_s or 0.0 for f in group) / 3600
+
+    summary = [
+        Measure("requests", _("Requests for help"), Figure.of(len(facts), students(facts))),
+        Measure(
+            "sessions", _("Sessions with a helper"), Figure.of(len(sessions), students(sessions))
+        ),
+        Measure("students", _("Students who asked"), Figure.of(students(facts), students(facts))),
+        Measure(
+            "returning_students",
+            _("Students who came back on another day"),
+            Figure.of(returning, returning),
+        ),
+        Measure(
+            "wait_median_minutes",
+            _("Wait until matched, median (minutes)"),
+            Figure.of(median(waits), students(sessions), Unit.MINUTES),
+        ),
+        Measure(
+            "wait_p90_minutes",
+            _("Wait until matched, 90th percentile (minutes)"),
+            Figure.of(p90(waits), students(sessions), Unit.MINUTES),
+        ),
+        Measure("gave_up", _("Gave up waiting"), Figure.of(len(gave_up), students(gave_up))),
+        Measure(
+            "left_unmatched",
+            _("Left without being matched (connection lost)"),
+            Figure.of(len(left), students(left)),
+        ),
+        Measure(
+            "session_median_minutes",
+            _("Session length, median (minutes)"),
+            Figure.of(median(lengths), students(ended), Unit.MINUTES),
+        ),
+        Measure(
+            "session_p90_minutes",
+            _("Session length, 90th percentile (minutes)"),
+            Figure.of(p90(lengths), students(ended), Unit.MINUTES),
+        ),
+        Measure(
+            "helper_hours",
+            _("Hours helpers spent in sessions"),
+            Figure.of(hours(ended), students(ended), Unit.HOURS),
+        ),
+        Measure(
+            "student_rating",
+            _("Students' rating of the session, mean (1–5)"),
+            Figure.of(
+                mean([f.student_rating or 0 for f in rated_by_students]),
+                students(rated_by_students),
+                Unit.RATING,
+            ),
+        ),
+        Measure(
+            "helper_rating",
+            _("Helpers' rating of the session, mean (1–5)"),
+            Figure.of(
+                mean([f.helper_rating or 0 for f in rated_by_helpers]),
+                students(rated_by_helpers),
+                Unit.RATING,
+            ),
+        ),
+    ]
+
+    if by == "week":
+        weeks: dict[str, str] = {}
+        for offset in range(period.days):
+            week = week_of(period.first + timedelta(days=offset))
+            weeks[week] = week
+        over_time = _breakdown(
+            "sessions_by_week",
+            _("Sessions per week"),
+            _grouped(sessions, lambda f: week_of(local_day(f.asked_at)), weeks),
+        )
+    else:
+        days = [period.first + timedelta(days=offset) for offset in range(period.days)]
+        over_time = _breakdown(
+            "sessions_by_day",
+            _("Sessions per day"),
+            _grouped(sessions, lambda f: local_day(f.asked_at), {d: d.isoformat() for d in days}),
+        )
+
+    by_site = names.sites if site_id is None else {}
+    subjects_asked = {f.subject_id for f in facts}
+    subjects = {k: v for k, v in sorted(names.subjects.items(), key=lambda kv: kv[1])}
+    grades = {g: _("Grade %(grade)d", grade=g) for g in GRADES}
+    channels = {HOME: _("From home"), KIOSK: _("At a kiosk")}
+    outcomes = {
+        RequestStatus.MATCHED.value: _("Matched with a helper"),
+        RequestStatus.CANCELLED.value: _("Gave up waiting"),
+        RequestStatus.LEFT.value: _("Left without being matched"),
+    }
+    ratings = {r: str(r) for r in range(1, 6)}
+
+    breakdowns = [
+        over_time,
+        _breakdown("sessions_by_site", _("Sessions per site"), _grouped(sessions, _site, by_site)),
+        _breakdown(
+            "students_by_site",
+            _("Students who asked, per site"),
+            _grouped(facts, _site, by_site),
+            measure=students,
+        ),
+        _breakdown(
+            "sessions_by_subject",
+            _("Sessions per subject"),
+            _grouped(
+                sessions,
+                lambda f: f.subject_id,
+                {k: v for k, v in subjects.items() if k in subjects_asked},
+            ),
+        ),
+        _breakdown(
+            "sessions_by_grade", _("Sessions per grade"), _grouped(sessions, _grade, grades)
+        ),
+        _breakdown(
+            "sessions_by_channel",
+            _("Sessions at a kiosk and from home"),
+            _grouped(sessions, lambda f: f.channel, channels),
+        ),
+        _breakdown(
+            "requests_by_outcome",
+            _("How requests ended"),
+            _grouped(facts, lambda f: f.outcome, outcomes),
+        ),
+        _breakdown(
+            "sessions_by_wait",
+            _("Sessions by wait until matched"),
+            _banded(sessions, lambda f: f.wait_s, WAIT_BANDS),
+        ),
+        _breakdown(
+            "sessions_by_length",
+            _("Sessions by length"),
+            _banded(ended, lambda f: f.session_s or 0.0, LENGTH_BANDS),
+        ),
+        _breakdown(
+            "helper_hours_by_organisation",
+            _("Hours helpers spent in sessions, per partner organisation"),
+            _grouped(ended, lambda f: f.helper_organisation_id, names.organisations),
+            measure=hours,
+            unit=Unit.HOURS,
+        ),
+        _breakdown(
+            "student_ratings",
+            _("Students' ratings"),
+            _grouped(rated_by_students, lambda f: f.student_rating, ratings),
+        ),
+        _breakdown(
+            "helper_ratings",
+            _("Helpers' ratings"),
+            _grouped(rated_by_helpers, lambda f: f.helper_rating, ratings),
+        ),
+    ]
+    breakdowns = [b for b in breakdowns if b.rows]
+    return Dashboard(period, site_id, by, summary, breakdowns)
+
+
+def _site(f: Fact) -> int | None:
+    return f.site_id
+
+
+def _grade(f: Fact) -> int:
+    return f.grade
+
+
+def compute(s: Session, period: Period, site_id: int | None, by: str, locale: str) -> Dashboard:
+    """The dashboard of `period` at one site (or all), as the page and the CSV show it."""
+    found = facts(s, period.start, period.end, site_id)
+    return dashboard(found, period, site_id, by, Names.load(s, locale))

@@ -1,0 +1,321 @@
+"""The statistics for the evaluation, the way an admin and site staff read them: real sessions made
+over Socket.IO against a running hub (asked, matched, ended, rated), then the figures on the
+dashboard and in its CSV export, with small cells suppressed, the site filter, and who may look.
+
+Only the clock is faked: after the sessions have happened, their times are set to known ones, so
+every wait and length is an exact number."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from hub import clock
+from hub.accounts.models import User
+from hub.matching.models import HelpRequest, RequestStatus
+from hub.rooms.models import Room
+from hub.stats import service
+from hub.stats.service import TIMEZONE, Fact, Names, Period
+from tests.conftest import RunningHub
+from tests.hubclient import Client
+from tests.test_admin import Staff, texts
+from tests.test_matching import ask, on_duty
+
+DAY = service.local_day(clock.now()) - timedelta(days=7)
+NEXT_DAY = DAY + timedelta(days=1)
+NORD, SYD, LIBRARY = 1, 2, 3  # the demo sites' ids, in the order demo data makes them
+
+
+def grade_of(i: int) -> int:
+    return 8 + (i - 1) % 3  # the demo data's grades
+
+
+def at(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=TIMEZONE).astimezone(UTC)
+
+
+def session(hub: RunningHub, helper: Client, username: str, grade: int, rating: int) -> None:
+    """One whole session: asked, offered, accepted, ended by the helper, rated by both."""
+    student = hub.client(username)
+    on_duty(helper)
+    ask(student, hub, grade=grade)
+    offer = helper.wait_for("offer")
+    room = helper.ok("offer:accept", {"offer_id": offer["offer_id"]})["room_id"]
+    student.wait_for("match")
+    helper.ok("room:end", {"room_id": room})
+    student.wait_for("room:ended")
+    helper.wait_for("room:ended")
+    student.ok("feedback:submit", {"room_id": room, "rating": rating})
+    helper.ok("feedback:submit", {"room_id": room, "rating": 4})
+    student.close()
+
+
+def retime(
+    hub: RunningHub, username: str, nth: int, asked: datetime, wait_min: int, length_min: int = 0
+):
+    """Give the student's `nth` request (0-based) and its room known times."""
+    with hub.db.transaction() as s:
+        user_id = s.scalar(select(User.id).where(User.username == username))
+        request = s.scalars(
+            select(HelpRequest).where(HelpRequest.student_id == user_id).order_by(HelpRequest.id)
+        ).all()[nth]
+        request.created_at = asked
+        request.ended_at = asked + timedelta(minutes=wait_min)
+        room = s.scalar(select(Room).where(Room.request_id == request.id))
+        if room is not None:
+            room.created_at = request.ended_at
+            room.ended_at = room.created_at + timedelta(minutes=length_min)
+
+
+def known_sessions(hub: RunningHub) -> None:
+    """Students 1–18 each have one session on DAY (student i waits i minutes and is helped for 2i
+    minutes, rates 5); students 1–5 come back on NEXT_DAY (wait 20, 40 minutes, rate 3). Student 19
+    gives up waiting, student 20 leaves the queue. The demo puts student i at site (i-1) % 4."""
+    helper = hub.client("helper1")
+    for i in range(1, 19):
+        session(hub, helper, f"student{i}", grade_of(i), rating=5)
+    for i in range(1, 6):
+        session(hub, helper, f"student{i}", grade_of(i), rating=3)
+    # The helper is paused after the last session, so these two wait.
+    quitter = hub.client("student19")
+    asked = ask(quitter, hub, grade=grade_of(19))
+    quitter.ok("help:cancel", {"request_id": asked["request_id"]})
+    leaver = hub.client("student20")
+    ask(leaver, hub, grade=grade_of(20))
+    leaver.close()
+    deadline = time.monotonic() + 10
+    while request_status(hub, "student20") != RequestStatus.LEFT:
+        assert time.monotonic() < deadline, "student20's request did not leave"
+        time.sleep(0.1)
+
+    for i in range(1, 19):
+        retime(hub, f"student{i}", 0, at(DAY, 15, i), wait_min=i, length_min=2 * i)
+    for i in range(1, 6):
+        retime(hub, f"student{i}", 1, at(NEXT_DAY, 16, i), wait_min=20, length_min=40)
+    retime(hub, "student19", 0, at(DAY, 17), wait_min=5)
+    retime(hub, "student20", 0, at(DAY, 17, 30), wait_min=3)
+
+
+def request_status(hub: RunningHub, username: str) -> str:
+    with hub.db.transaction() as s:
+        return str(
+            s.scalar(
+                select(HelpRequest.status)
+                .join(User, User.id == HelpRequest.student_id)
+                .where(User.username == username)
+            )
+        )
+
+
+def chart(html: str, name: str) -> dict[str, str]:
+    """A chart as {bar label: the value written beside the bar}."""
+    return dict(zip(texts(html, f"{name}-label"), texts(html, f"{name}-value"), strict=True))
+
+
+def summary(html: str, name: str) -> str:
+    (value,) = texts(html, f"summary-{name}")
+    return value
+
+
+def exported(staff: Staff, **params: str) -> dict[tuple[str, str], str]:
+    """The CSV export as {(table, key): value}."""
+    r = staff.get("/admin/stats/export.csv", params=params)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/csv")
+    assert "attachment" in r.headers["Content-Disposition"]
+    lines = list(csv.reader(io.StringIO(r.text)))
+    assert lines[0] == ["table", "key", "label", "value"]
+    return {(table, key): value for table, key, _label, value in lines[1:]}
+
+
+PERIOD = {"from": DAY.isoformat(), "to": NEXT_DAY.isoformat()}
+
+
+# ---------------------------------------------------------------------------------------------
+# The figures
+
+
+@pytest.mark.demo(students=20, helpers=1)
+def test_the_dashboard_counts_a_known_set_of_sessions_exactly_and_suppresses_small_cells(hub):
+    known_sessions(hub)
+    admin = Staff(hub.url, "admin")
+    page = admin.get("/admin/stats", params=PERIOD)
+    assert page.status_code == 200, page.text
+    html = page.text
+
+    assert summary(html, "requests") == "25"
+    assert summary(html, "sessions") == "23"
+    assert summary(html, "students") == "20"
+    assert summary(html, "returning_students") == "5"
+    # Waits 1..18 and five of 20 minutes: the 12th of 23 is 12, the 21st is 20.
+    assert summary(html, "wait_median_minutes") == "12.0"
+    assert summary(html, "wait_p90_minutes") == "20.0"
+    # Lengths 2..36 and five of 40 minutes.
+    assert summary(html, "session_median_minutes") == "24.0"
+    assert summary(html, "session_p90_minutes") == "40.0"
+    assert summary(html, "helper_hours") == "9.0"  # 342 + 200 minutes
+    assert summary(html, "student_rating") == "4.6"  # (18 × 5 + 5 × 3) / 23
+    assert summary(html, "helper_rating") == "4.0"
+    # One student each: nobody may be singled out.
+    assert summary(html, "gave_up") == "<5"
+    assert summary(html, "left_unmatched") == "<5"
+
+    assert chart(html, "sessions_by_day") == {DAY.isoformat(): "18", NEXT_DAY.isoformat(): "5"}
+    assert chart(html, "sessions_by_site") == {
+        "Demo-bibliotek": "<5",  # 5 sessions, but of 4 students
+        "Demo-skole Nord": "7",
+        "Demo-skole Syd": "6",
+        "Demo-ungdomsklub": "<5",
+    }
+    assert set(chart(html, "students_by_site").values()) == {"5"}
+    assert chart(html, "sessions_by_grade") == {"Grade 8": "8", "Grade 9": "8", "Grade 10": "7"}
+    assert chart(html, "sessions_by_subject") == {"Mathematics": "23"}
+    assert chart(html, "sessions_by_channel") == {"From home": "23", "At a kiosk": "0"}
+    assert chart(html, "requests_by_outcome") == {
+        "Matched with a helper": "23",
+        "Gave up waiting": "<5",
+        "Left without being matched": "<5",
+    }
+    # 0–10 minutes holds 4 sessions (<5); so that the total does not give it away, the next
+    # smallest band is hidden too.
+    assert chart(html, "sessions_by_length") == {
+        "0–10 min": "<5",
+        "10–20 min": "hidden",
+        "20–30 min": "5",
+        "30–45 min": "9",
+        "45 min or more": "0",
+    }
+    assert chart(html, "helper_hours_by_organisation") == {"Demo-frivillige": "9.0"}
+    assert chart(html, "student_ratings") == {"1": "0", "2": "0", "3": "5", "4": "0", "5": "18"}
+    # The charts are drawn by the hub, readable without scripts, and say what they show.
+    assert "<svg" in html and "<title" in html and "<desc" in html
+    assert "<script src" not in html.split("</footer>")[0]
+
+    # The export says the same, suppressed the same way.
+    rows = exported(admin, **PERIOD)
+    assert rows[("summary", "sessions")] == "23"
+    assert rows[("summary", "wait_median_minutes")] == "12.0"
+    assert rows[("summary", "gave_up")] == "<5"
+    assert rows[("sessions_by_site", str(NORD))] == "7"
+    assert rows[("sessions_by_site", str(LIBRARY))] == "<5"
+    assert rows[("sessions_by_length", "10-20")] == "hidden"
+    assert rows[("sessions_by_day", DAY.isoformat())] == "18"
+
+    # A shorter period counts only its own days.
+    one_day = {"from": NEXT_DAY.isoformat(), "to": NEXT_DAY.isoformat()}
+    html = admin.get("/admin/stats", params=one_day).text
+    assert summary(html, "sessions") == "5"
+    assert summary(html, "returning_students") == "0"
+    assert exported(admin, **one_day)[("summary", "sessions")] == "5"
+
+
+@pytest.mark.demo(students=20, helpers=1)
+def test_the_site_filter_and_site_staff_see_one_sites_figures_only(hub):
+    known_sessions(hub)
+    admin = Staff(hub.url, "admin")
+    html = admin.get("/admin/stats", params={**PERIOD, "site": str(NORD)}).text
+    assert texts(html, "stats-scope")[0].startswith("Figures for Demo-skole Nord")
+    assert summary(html, "sessions") == "7"
+    assert summary(html, "students") == "5"
+    assert summary(html, "returning_students") == "<5"  # students 1 and 5
+    assert "sessions_by_site-chart" not in html
+
+    # At the library 5 students asked, but the 5 sessions were of 4 of them.
+    html = admin.get("/admin/stats", params={**PERIOD, "site": str(LIBRARY)}).text
+    assert summary(html, "requests") == "6"
+    assert summary(html, "sessions") == "<5"
+
+    staff = Staff(hub.url, "staff1")  # site staff at Demo-skole Nord
+    own = staff.get("/admin/stats", params=PERIOD).text
+    assert summary(own, "sessions") == "7"
+    assert "Demo-skole Syd" not in own
+    assert exported(staff, **PERIOD)[("summary", "sessions")] == "7"
+    assert staff.get("/admin/stats", params={**PERIOD, "site": str(SYD)}).status_code == 403
+    r = staff.get("/admin/stats/export.csv", params={**PERIOD, "site": str(SYD)})
+    assert r.status_code == 403
+
+
+# ---------------------------------------------------------------------------------------------
+# Who may look
+
+
+@pytest.mark.demo(students=1, helpers=1)
+def test_only_admins_and_site_staff_may_see_the_statistics(hub):
+    for username in ("coordinator1", "helper1", "student1"):
+        someone = Staff(hub.url, username)
+        for path in ("/admin/stats", "/admin/stats/export.csv"):
+            r = someone.get(path)
+            assert r.status_code == 403, (username, path, r.status_code)
+            assert "Sessions with a helper" not in r.text
+    coordinator = Staff(hub.url, "coordinator1").get("/admin").text
+    assert 'href="/admin/stats"' not in coordinator
+
+    anonymous = hub.browserless()
+    r = anonymous.http.get(hub.url + "/admin/stats", allow_redirects=False)
+    assert r.status_code == 302 and "/login" in r.headers["Location"]
+    r = anonymous.http.get(hub.url + "/admin/stats/export.csv", allow_redirects=False)
+    assert r.status_code == 302
+
+    for username in ("admin", "staff1"):
+        assert 'href="/admin/stats"' in Staff(hub.url, username).get("/admin").text
+    admin = Staff(hub.url, "admin")
+    assert admin.get("/admin/stats", params={"site": "999"}).status_code == 404
+    assert admin.get("/admin/stats", params={"from": "yesterday"}).status_code == 400
+    assert (
+        admin.get("/admin/stats", params={"from": "2026-02-01", "to": "2026-01-01"}).status_code
+        == 400
+    )
+
+
+def test_the_dashboard_is_in_danish_by_default(hub):
+    html = Staff(hub.url, "admin", lang=None).get("/admin/stats").text
+    assert "Statistik" in html and "Sessioner med en hjælper" in html
+
+
+# ---------------------------------------------------------------------------------------------
+# The rules, on plain data
+
+
+def fact(key: str, outcome: str = "matched", **extra: object) -> Fact:
+    values: dict[str, object] = {
+        "asked_at": at(DAY, 15),
+        "site_id": 1,
+        "subject_id": 1,
+        "grade": 9,
+        "channel": "home",
+        "outcome": outcome,
+        "wait_s": 60.0,
+        "session_s": 600.0,
+        "helper_organisation_id": None,
+        "student_rating": None,
+        "helper_rating": None,
+        "student_key": key,
+        **extra,
+    }
+    return Fact(**values)  # type: ignore[arg-type]
+
+
+def test_one_small_cell_hides_the_next_smallest_so_the_total_does_not_give_it_away():
+    sites = {1: "A", 2: "B", 3: "C"}
+    facts = (
+        [fact(f"a{i}", site_id=1) for i in range(9)]
+        + [fact(f"b{i}", site_id=2) for i in range(6)]
+        + [fact(f"c{i}", site_id=3) for i in range(2)]
+    )
+    names = Names(sites=sites, subjects={1: "Maths"}, organisations={})
+    board = service.dashboard(facts, Period(DAY, DAY), None, "day", names)
+    by_site = {
+        r.label: r.figure
+        for r in next(b for b in board.breakdowns if b.name == "sessions_by_site").rows
+    }
+    assert [by_site[x].csv() for x in "ABC"] == ["9", "hidden", "<5"]
+    # Gave up: 5 requests of 2 students is still fewer than 5 students.
+    facts += [fact("g1", "cancelled"), fact("g1", "cancelled"), fact("g2", "cancelled")]
+    board = service.dashboard(facts, Period(DAY, DAY), None, "day", names)
+    gave_up = next(m for m in board.summary if m.name == "gave_up")
+    assert gave_up.figure.csv() == "<5"
+    assert next(m for m in board.summary if m.name == "requests").figure.csv() == "20"
