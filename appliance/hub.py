@@ -6,7 +6,7 @@ few HTTP calls (catalogue, attachment upload).
 - Events from the hub reach the listeners one at a time, in the order the hub sent them, on one
   dispatcher thread, together with the connection's own "connected" and "disconnected" moments.
   (python-socketio's threaded client runs every incoming message on a thread of its own, so a
-  `rtc:signal` could overtake the `room:join` answer it belongs after; see `_OrderedEngineIO`.)
+  `rtc:signal` could overtake the `room:join` answer it belongs after; see `OrderedEngineIO`.)
 - After a drop the client's own reconnection tries again with backoff; the first connection (the
   hub may be down when the kiosk boots) is retried the same way by `_connect_loop`. A hub that
   refuses the token (the kiosk was unpaired) stops the retries: `status` turns "unpaired".
@@ -98,7 +98,7 @@ def request_json(
     return answer_of(f"{method} {url}", body)
 
 
-class _OrderedEngineIO(engineio.Client):
+class OrderedEngineIO(engineio.Client):
     """Hands the messages to Socket.IO one at a time, in order, on one thread of their own (the
     threaded client would start a thread per message, and two messages could overtake each
     other). Not on the reading thread: Socket.IO's handling of a disconnect waits for that one.
@@ -121,9 +121,9 @@ class _OrderedEngineIO(engineio.Client):
             super()._trigger_event("message", *args, run_async=False)
 
 
-class _OrderedClient(socketio.Client):
+class OrderedClient(socketio.Client):
     def _engineio_client_class(self) -> type[engineio.Client]:
-        return _OrderedEngineIO
+        return OrderedEngineIO
 
 
 class HubConnection:
@@ -144,7 +144,7 @@ class HubConnection:
         self._epoch = 0
         self._lost_at: float | None = time.monotonic()
         self._unpaired = False
-        self._sio = _OrderedClient(
+        self._sio = OrderedClient(
             reconnection=True,
             reconnection_delay=FIRST_DELAY_S,
             reconnection_delay_max=MAX_DELAY_S,
