@@ -17,6 +17,8 @@ from typing import Literal
 
 from pycrdt import Array, Doc, Map, Text
 
+from lektiecafe.ysync import EMPTY_UPDATE
+
 BOARD_W, BOARD_H = 1600, 1200  # whiteboard.js's board units
 COLOR_DEFAULT = "#1b1d21"
 Mode = Literal["pen", "erase"]
@@ -101,7 +103,7 @@ class DocReplica:
         with self._doc.transaction():
             yield
         update = self._doc.get_update(before)
-        if update and update != b"\x00\x00":  # an empty update
+        if update and update != EMPTY_UPDATE:
             self.on_update(update)
 
     def set_text(self, new_text: str) -> None:

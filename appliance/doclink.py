@@ -16,7 +16,6 @@ read as the handshake's answer (e.g. the hub closing at once with 4401)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import random
@@ -27,18 +26,9 @@ import pycrdt
 import websocket
 
 from appliance.doc import DocReplica
+from lektiecafe import ysync
 
 log = logging.getLogger(__name__)
-
-SYNC = pycrdt.YMessageType.SYNC
-STEP1, STEP2, UPDATE = (
-    pycrdt.YSyncMessageType.SYNC_STEP1,
-    pycrdt.YSyncMessageType.SYNC_STEP2,
-    pycrdt.YSyncMessageType.SYNC_UPDATE,
-)
-# The hub's own answers and close codes (hub.rooms.docsync; the kiosk does not import the hub).
-STORED, ERROR = 100, 101
-CLOSE_UNAUTHORISED, CLOSE_FORBIDDEN = 4401, 4403
 
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 60.0  # the hub pings every 25 s: this long without a frame is a dead link
@@ -48,10 +38,6 @@ FIRST_DELAY_S, MAX_DELAY_S = 0.5, 10.0
 def socket_url(hub_url: str, doc_url: str) -> str:
     """`doc_url` from `room:join` is relative to the hub: ws:// or wss:// as the hub's http(s)."""
     return "ws" + hub_url.rstrip("/").removeprefix("http") + doc_url
-
-
-def sync_message(kind: int, payload: bytes) -> bytes:
-    return bytes([SYNC, kind]) + pycrdt.write_message(payload)
 
 
 class DocLink:
@@ -116,12 +102,12 @@ class DocLink:
             code = self._connection(url)
             if self._stop.is_set():
                 return
-            if code == CLOSE_FORBIDDEN:
+            if code == ysync.CLOSE_FORBIDDEN:
                 log.warning("the hub refused the document socket: not a member of the room")
                 return
             if self._synced:
                 delay = FIRST_DELAY_S
-            if code == CLOSE_UNAUTHORISED:
+            if code == ysync.CLOSE_UNAUTHORISED:
                 # A plain wait: `use` comes soon after `renew`, and a ticket refused again and
                 # again must not become a loop of room:joins.
                 self._stop.wait(delay)
@@ -150,7 +136,7 @@ class DocLink:
         outgoing: queue.Queue[bytes | None] = queue.Queue()
         with self._lock:
             self._ws, self._outgoing, self._synced = ws, outgoing, False
-            outgoing.put(sync_message(STEP1, self._doc.state_vector()))
+            outgoing.put(ysync.step1_message(self._doc.state_vector()))
         threading.Thread(target=self._send_all, args=(ws, outgoing), daemon=True).start()
         if self._stop.is_set():  # closed while connecting
             ws.abort()
@@ -189,32 +175,32 @@ class DocLink:
     # ---- messages --------------------------------------------------------------------------
 
     def _receive(self, data: bytes) -> None:
-        if data[0] in (STORED, ERROR):
-            if data[0] == ERROR:
-                log.warning("the hub refused a document change: %s", _error_of(data))
+        try:
+            message = ysync.read(data)
+        except ysync.Unreadable:
+            log.warning("an unreadable document message from the hub")
+            return
+        if message is None:
+            return  # awareness: not used
+        if not isinstance(message, ysync.Sync):  # the hub's answer to one step 2 or update
+            if isinstance(message, ysync.Refused):
+                log.warning("the hub refused a document change: %s", message)
             with self._lock:
                 self._unanswered = max(0, self._unanswered - 1)
             return
-        if data[0] != SYNC or len(data) < 2:
-            return  # awareness and the like: not used
-        try:
-            payload = pycrdt.read_message(data[2:])
-        except Exception:
-            log.warning("an unreadable document message from the hub")
-            return
         with self._lock:
-            if data[1] == STEP1:
-                self._send_step2(payload)
+            if message.kind == ysync.STEP1:
+                self._send_step2(message.payload)
                 return
-            if self._doc.apply(payload):
+            if self._doc.apply(message.payload):
                 self._changed()
-            self._synced = self._synced or data[1] == STEP2
+            self._synced = self._synced or message.kind == ysync.STEP2
 
     def _send_step2(self, state_vector: bytes) -> None:
         """Everything the hub lacks, offline edits included; from now on changes go at once."""
         if self._outgoing is None:
             return
-        self._outgoing.put(sync_message(STEP2, self._doc.missing_for(state_vector)))
+        self._outgoing.put(ysync.step2_message(self._doc.missing_for(state_vector)))
         self._live = True
         self._unanswered += 1
         self._unsent = 0
@@ -222,14 +208,7 @@ class DocLink:
     def _local_update(self, update: bytes) -> None:
         """From the replica, under the lock."""
         if self._live and self._outgoing is not None:
-            self._outgoing.put(sync_message(UPDATE, update))
+            self._outgoing.put(pycrdt.create_update_message(update))
             self._unanswered += 1
         else:
             self._unsent += 1
-
-
-def _error_of(data: bytes) -> object:
-    try:
-        return json.loads(pycrdt.read_message(data[1:]))
-    except Exception:
-        return data[1:]

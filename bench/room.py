@@ -65,6 +65,7 @@ from bench.common import (
     subject_ids,
     write_results,
 )
+from lektiecafe import ysync
 
 DELIVERY_TARGET_P99_MS = TARGET_MS = 50.0
 SYNC_TARGET_RATIO = 0.5
@@ -146,7 +147,6 @@ def update_key(update: bytes) -> tuple[int, int]:
     return d.read_var_uint(), d.read_var_uint()
 
 
-STORED, ERROR = 100, 101  # the hub's answers on its document socket (docs/protocol.md)
 OnAnswer = Callable[[bool], None]
 
 
@@ -183,23 +183,24 @@ class YClient:
             if msg.type != aiohttp.WSMsgType.BINARY:
                 continue
             data: bytes = msg.data
-            if data[0] in (STORED, ERROR):
+            try:
+                message = ysync.read(data)
+            except ysync.Unreadable:
+                continue  # a message type neither server sends this client
+            if message is None:
+                continue  # awareness
+            if not isinstance(message, ysync.Sync):  # the hub's STORED or ERROR
                 on_answer = self._waiting.popleft()
                 if on_answer is not None:
-                    on_answer(data[0] == STORED)
-                continue
-            if data[0] != pycrdt.YMessageType.SYNC:
-                continue  # awareness
-            kind = data[1]
-            if kind == pycrdt.YSyncMessageType.SYNC_UPDATE:
-                self.on_update(pycrdt.read_message(data[2:]), len(data))
-            elif kind == pycrdt.YSyncMessageType.SYNC_STEP1:
+                    on_answer(isinstance(message, ysync.Stored))
+            elif message.kind == ysync.UPDATE:
+                self.on_update(message.payload, len(data))
+            else:
                 reply = pycrdt.handle_sync_message(data[1:], self.doc)
-                if reply is not None:
+                if reply is not None:  # the answer to the server's step 1
                     await self.send_update(reply)
-            elif kind == pycrdt.YSyncMessageType.SYNC_STEP2:
-                pycrdt.handle_sync_message(data[1:], self.doc)
-                self.synced.set()
+                if message.kind == ysync.STEP2:
+                    self.synced.set()
 
     async def close(self) -> None:
         await self.ws.close()

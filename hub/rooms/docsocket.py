@@ -15,6 +15,7 @@ from hub.errors import HubError
 from hub.extensions import sock
 from hub.rooms import docsync, service
 from hub.state import hub_state
+from lektiecafe import ysync
 
 bp = Blueprint("room_doc", __name__)
 
@@ -40,14 +41,14 @@ def room_doc(ws: Any, room_id: str) -> None:
     ticket = docsync.read_ticket(state.config, request.args.get("ticket", ""))
     identity = load_identity(ticket.user_id) if ticket is not None else None
     if ticket is None or identity is None or ticket.room_id != room_id:
-        ws.close(docsync.CLOSE_UNAUTHORISED, _("Please join the room again."))
+        ws.close(ysync.CLOSE_UNAUTHORISED, _("Please join the room again."))
         return
     try:
         with state.db.transaction() as s:
             room = service.member_room(s, identity, room_id)
             stored, _seq = service.document_state(s, room.id)
     except HubError as exc:
-        ws.close(docsync.CLOSE_FORBIDDEN, exc.message)
+        ws.close(ysync.CLOSE_FORBIDDEN, exc.message)
         return
     sync = doc_sync()
     conn = docsync.DocConnection(ws, ticket)

@@ -14,7 +14,6 @@ a decode check and a row in a group commit."""
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -37,27 +36,14 @@ from hub.db import Database
 from hub.errors import HubError, Invalid
 from hub.groupcommit import GroupCommit
 from hub.rooms import service
+from lektiecafe import ysync
 
 log = logging.getLogger(__name__)
 
-SYNC, AWARENESS = pycrdt.YMessageType.SYNC, pycrdt.YMessageType.AWARENESS
-STEP1, STEP2, UPDATE = (
-    pycrdt.YSyncMessageType.SYNC_STEP1,
-    pycrdt.YSyncMessageType.SYNC_STEP2,
-    pycrdt.YSyncMessageType.SYNC_UPDATE,
-)
-# The hub's own message types, after y-protocols' 0 (sync) and 1 (awareness).
-STORED = 100  # [100, varuint seq]: one step 2 or update of this connection is stored (0: empty)
-ERROR = 101  # [101, varstring JSON {"code", "message"}]: one was refused
-EMPTY_UPDATE = b"\x00\x00"
+STORED, ERROR = ysync.STORED, ysync.ERROR  # for tests/hubclient.py until it imports ysync
 # Messages waiting for a slow client; past this the client is cut off (it resyncs on reconnect).
 OUTBOX_MAX = 5000
 SEND_AT_ONCE = 256  # messages written in one system call at most
-# Close codes (4000-4999 are the application's own).
-CLOSE_UNAUTHORISED = 4401
-CLOSE_FORBIDDEN = 4403
-CLOSE_TOO_SLOW = 4408
-CLOSE_STORAGE = 1011
 
 
 # --- tickets ---------------------------------------------------------------------------------
@@ -93,43 +79,30 @@ def read_ticket(config: HubConfig, ticket: str) -> Ticket | None:
 # --- messages --------------------------------------------------------------------------------
 
 
-def stored_message(seq: int) -> bytes:
-    return bytes([STORED]) + pycrdt.write_var_uint(seq)
-
-
 def error_message(error: HubError) -> bytes:
-    body = json.dumps({"code": error.code, "message": error.message}).encode()
-    return bytes([ERROR]) + pycrdt.write_message(body)
-
-
-class ClientMessage(NamedTuple):
-    kind: int  # STEP1 (payload: a state vector), STEP2 or UPDATE (payload: an update)
-    payload: bytes
+    return ysync.error_message(error.code, error.message)
 
 
 def _unreadable(what: str) -> Invalid:
     return Invalid(_("The document change could not be read."), fields={"message": what})
 
 
-def read_client_message(data: object) -> ClientMessage | None:
+def read_client_message(data: object) -> ysync.Sync | None:
     """A sync message from a client; None for awareness (not used here, ignored)."""
-    if not isinstance(data, bytes | bytearray) or len(data) < 2:
+    if not isinstance(data, bytes | bytearray):
         raise _unreadable("not a sync message")
-    data = bytes(data)
-    if data[0] == AWARENESS:
-        return None
-    if data[0] != SYNC or data[1] not in (STEP1, STEP2, UPDATE):
-        raise _unreadable("type")
     try:
-        payload = pycrdt.read_message(data[2:])
-    except (AssertionError, IndexError, RuntimeError) as exc:
-        raise _unreadable("length") from exc
-    return ClientMessage(data[1], payload)
+        message = ysync.read(bytes(data))
+    except ysync.Unreadable as exc:
+        raise _unreadable(str(exc)) from exc
+    if message is not None and not isinstance(message, ysync.Sync):
+        raise _unreadable("type")  # the hub's own answers are not for clients to send
+    return message
 
 
 def step1_for(state: bytes) -> bytes:
     """Sync step 1: the stored document's state vector, so the client sends what the hub lacks."""
-    return bytes([SYNC, STEP1]) + pycrdt.write_message(pycrdt.get_state(state))
+    return ysync.step1_message(pycrdt.get_state(state))
 
 
 def step2_for(state: bytes, state_vector: bytes) -> bytes:
@@ -138,7 +111,7 @@ def step2_for(state: bytes, state_vector: bytes) -> bytes:
         missing = pycrdt.get_update(state, state_vector)
     except Exception as exc:  # a state vector Yrs cannot read
         raise _unreadable("state vector") from exc
-    return bytes([SYNC, STEP2]) + pycrdt.write_message(missing)
+    return ysync.step2_message(missing)
 
 
 # --- connections -----------------------------------------------------------------------------
@@ -180,7 +153,7 @@ class DocConnection:
             self._outbox.put_nowait(message)
         except queue.Full:
             log.warning("a document client fell too far behind; closing its socket")
-            self.ws.close(CLOSE_TOO_SLOW, "too slow")
+            self.ws.close(ysync.CLOSE_TOO_SLOW, "too slow")
 
     def finish(self) -> None:
         """Stop the sender once what is queued has gone out."""
@@ -266,10 +239,10 @@ class DocSync:
         with self.app.app_context():  # refusals are worded with gettext
             return service.append_updates(s, items)
 
-    def receive(self, conn: DocConnection, message: ClientMessage) -> None:
+    def receive(self, conn: DocConnection, message: ysync.Sync) -> None:
         """Act on one message of `conn`: answer a state vector, or store an update and then send
         it on to the room and tell `conn` it is stored."""
-        if message.kind == STEP1:
+        if message.kind == ysync.STEP1:
             with self.db.transaction() as s:
                 state, _seq = service.document_state(s, conn.room_id)
             try:
@@ -282,8 +255,8 @@ class DocSync:
         except HubError as exc:
             conn.send(error_message(exc))
             return
-        if update == EMPTY_UPDATE:
-            conn.send(stored_message(0))
+        if update == ysync.EMPTY_UPDATE:
+            conn.send(ysync.stored_message(0))
             return
         item = service.DocAppend(conn.user_id, conn.room_id, update, clock.now())
         self.writer.submit(item, self._stored_callback(conn, update))
@@ -293,10 +266,10 @@ class DocSync:
             if isinstance(result, HubError):
                 conn.send(error_message(result))
             elif isinstance(result, Exception):
-                conn.ws.close(CLOSE_STORAGE, "not stored")  # the client resyncs on reconnect
+                conn.ws.close(ysync.CLOSE_STORAGE, "not stored")  # the client resyncs on reconnect
             else:
                 self.channels.deliver(conn.room_id, pycrdt.create_update_message(update), conn)
-                conn.send(stored_message(result))
+                conn.send(ysync.stored_message(result))
                 self._uncompacted[conn.room_id] += 1
                 if self._uncompacted[conn.room_id] >= self.config.doc_compact_every:
                     del self._uncompacted[conn.room_id]
