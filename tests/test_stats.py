@@ -140,7 +140,7 @@ PERIOD = {"from": DAY.isoformat(), "to": NEXT_DAY.isoformat()}
 
 
 @pytest.mark.demo(students=20, helpers=1)
-def test_the_dashboard_counts_a_known_set_of_sessions_exactly_and_suppresses_small_cells(hub):
+def test_known_sessions_are_counted_exactly_with_small_cells_suppressed_by_period_and_site(hub):
     known_sessions(hub)
     admin = Staff(hub.url, "admin")
     page = admin.get("/admin/stats", params=PERIOD)
@@ -212,11 +212,7 @@ def test_the_dashboard_counts_a_known_set_of_sessions_exactly_and_suppresses_sma
     assert summary(html, "returning_students") == "0"
     assert exported(admin, **one_day)[("summary", "sessions")] == "5"
 
-
-@pytest.mark.demo(students=20, helpers=1)
-def test_the_site_filter_and_site_staff_see_one_sites_figures_only(hub):
-    known_sessions(hub)
-    admin = Staff(hub.url, "admin")
+    # One site: the admin's filter, and all site staff ever see.
     html = admin.get("/admin/stats", params={**PERIOD, "site": str(NORD)}).text
     assert texts(html, "stats-scope")[0].startswith("Figures for Demo-skole Nord")
     assert summary(html, "sessions") == "7"
@@ -270,10 +266,8 @@ def test_only_admins_and_site_staff_may_see_the_statistics(hub):
         == 400
     )
 
-
-def test_the_dashboard_is_in_danish_by_default(hub):
-    html = Staff(hub.url, "admin", lang=None).get("/admin/stats").text
-    assert "Statistik" in html and "Sessioner med en hjælper" in html
+    danish = Staff(hub.url, "admin", lang=None).get("/admin/stats").text  # the hub's default
+    assert "Statistik" in danish and "Sessioner med en hjælper" in danish
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -61,6 +62,11 @@ class Fact:
     student_rating: int | None
     helper_rating: int | None
     student_key: str  # the same for all requests of one student, and nothing more
+
+    @cached_property
+    def day(self) -> date:
+        """The café's day it was asked on (once: the dashboard groups by it often)."""
+        return local_day(self.asked_at)
 
 
 def _live_query() -> Select:
@@ -371,8 +377,9 @@ def _grouped(facts: list[Fact], key: Callable[[Fact], Any], labels: dict[Any, st
     """One group per label (in the labels' order), also when empty; facts of other keys dropped."""
     by_key: dict[Any, list[Fact]] = {k: [] for k in labels}
     for f in facts:
-        if key(f) in by_key:
-            by_key[key(f)].append(f)
+        found = by_key.get(key(f))
+        if found is not None:
+            found.append(f)
     return [(str(k), labels[k], by_key[k]) for k in labels]
 
 
@@ -410,7 +417,7 @@ def dashboard(
     lengths = _minutes(f.session_s for f in ended if f.session_s is not None)
     days_by_student: dict[str, set[date]] = {}
     for f in sessions:
-        days_by_student.setdefault(f.student_key, set()).add(local_day(f.asked_at))
+        days_by_student.setdefault(f.student_key, set()).add(f.day)
     returning = sum(1 for days in days_by_student.values() if len(days) > 1)
 
     def hours(group: list[Fact]) -> float:
@@ -486,14 +493,14 @@ def dashboard(
         over_time = _breakdown(
             "sessions_by_week",
             _("Sessions per week"),
-            _grouped(sessions, lambda f: week_of(local_day(f.asked_at)), weeks),
+            _grouped(sessions, lambda f: week_of(f.day), weeks),
         )
     else:
         days = [period.first + timedelta(days=offset) for offset in range(period.days)]
         over_time = _breakdown(
             "sessions_by_day",
             _("Sessions per day"),
-            _grouped(sessions, lambda f: local_day(f.asked_at), {d: d.isoformat() for d in days}),
+            _grouped(sessions, lambda f: f.day, {d: d.isoformat() for d in days}),
         )
 
     by_site = names.sites if site_id is None else {}
