@@ -34,22 +34,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from concurrent.futures import Future
+from dataclasses import replace
 from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-from appliance.agent import Agent
 from appliance.doc import DocReplica
 from appliance.doclink import DocLink, socket_url
-from appliance.hub import (
-    CONNECTED,
-    HubCallError,
-    HubConnection,
-    HubUnreachable,
-    unreachable,
-)
+from appliance.hub import HubCallError, HubUnreachable, unreachable
 from appliance.media import MediaEngine
 from appliance.pairing import (
     Pairing,
@@ -59,8 +52,10 @@ from appliance.pairing import (
     PairingError,
     PairingExpired,
 )
-from appliance.state import SITE_CODE_ENV, HubSettings, KioskState, mark_in_use
+from appliance.state import SITE_CODE_ENV, KioskState, mark_in_use
 from appliance.texts import _, translate
+from appliance.visit.connection import HubLink
+from appliance.visit.context import Context, VisitData
 from appliance.visit.values import (
     Catalog,
     ChatLine,
@@ -96,37 +91,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RESTORE_WAIT_S = 5.0  # after a resume, the hub's queue:update or room:rejoined comes within this
-CONNECT_WAIT_S = 10.0  # start() waits this long for a connection that is being made
 CLOSE_WAIT_S = 5.0  # close() gives the worker this long to tell the hub the visit ended
 MAX_LINES = 100  # chat and break-room lines kept for the screen
-
-
-@dataclass
-class _VisitData:
-    """Everything of one visit in memory; replaced by a fresh one when the visit finishes, so
-    nothing of a student outlives their visit (the outbox on disk excepted, see state.py)."""
-
-    phase: Phase = "idle"
-    visit_id: int | None = None
-    visit_token: str = ""
-    nickname: str = ""
-    grade: int = 0
-    lang: Lang = "da"
-    request_id: int | None = None
-    queue_position: int | None = None
-    eta_s: int | None = None
-    next_shift: str | None = None
-    restored: bool = True  # a queue:update or room came since the last resume
-    breakroom: list[ChatLine] = field(default_factory=list)
-    room_id: str | None = None
-    peer_name: str = ""
-    peer_present: bool = False
-    chat: list[ChatLine] = field(default_factory=list)
-    doc: DocReplica | None = None
-    doc_link: DocLink | None = None
-    doc_version: int = 0
-    room_ended_reason: str | None = None
-    room_ended_by: str | None = None
 
 
 def _terminate_self() -> None:
@@ -156,19 +122,9 @@ class Visit:
         of the kiosk program and no visit is under way; by default the process sends itself
         SIGTERM so systemd starts it again."""
         self.options = options
-        self._on_restart = on_restart or _terminate_self
-        self._lock = threading.RLock()
-        self._v = _VisitData(lang=options.lang)
-        self._lang: Lang = options.lang
-        self._error: ErrorView | None = None
-        self._busy = 0
-        self._state: KioskState | None = None
-        self._settings = HubSettings()
+        self._ctx = ctx = Context(options)
         self._in_use = False  # someone is at the screen (the UI says so), maybe before a visit
         self._paired = False  # a copy of "the state has an identity": snapshot() runs per frame
-        self._conn: HubConnection | None = None
-        self._agent: Agent | None = None
-        self._acting: tuple[int, int] | None = None  # (connection epoch, visit) acted for
         self._pairing: PairingView | None = None
         self._pairing_code: PairingCode | None = None
         self._pairing_stop = threading.Event()
@@ -181,46 +137,64 @@ class Visit:
             size=options.video_size,
             fps=options.fps,
         )
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="visit")
+        self._link = link = HubLink(
+            ctx,
+            camera_ok=lambda: self._media.camera_ok,
+            visit_active=lambda: self._in_use or ctx.v.phase != "idle",
+            restart=on_restart or _terminate_self,
+            unpaired=self._forget_pairing,
+        )
+        link.on_connected(self._on_connected)
+        link.on("rtc:signal", self._rtc_signal)
+        link.on("queue:update", self._queue_update)
+        link.on("match", self._matched)
+        link.on("room:rejoined", self._matched)
+        link.on("breakroom:message", self._breakroom_message)
+        link.on("breakroom:removed", self._breakroom_removed)
+        link.on("chat:message", self._chat_message, room_only=True)
+        link.on("chat:blocked", self._chat_blocked, room_only=True)
+        link.on("peer:left", lambda _data: self._peer_present(False), room_only=True)
+        link.on("peer:back", lambda _data: self._peer_present(True), room_only=True)
+        link.on("room:ended", self._ended_by_hub, room_only=True)
 
     # ---- the device ----------------------------------------------------------------------
 
     def open(self) -> None:
         """Start the camera preview, the hub connection (if paired) and the health agent. Takes
         a moment (the camera opens); call it before the UI's main loop."""
-        self._state = KioskState(self.options.data_dir)
+        self._ctx.state = KioskState(self.options.data_dir)
         mark_in_use(self.options.data_dir, False)  # left by a run that crashed
         if self.options.hub_url:
-            self._state.hub_url = self.options.hub_url
+            self._ctx.state.hub_url = self.options.hub_url
         # `provision install --site` puts it in the unit's environment; --site wins over that
         site_code = self.options.site_code or os.environ.get(SITE_CODE_ENV)
         if site_code:
-            self._state.site_code = site_code
-        self._settings = self._state.hub_settings
-        with self._lock:
-            self._lang = self._home_lang()
-            self._v = _VisitData(lang=self._lang)
+            self._ctx.state.site_code = site_code
+        self._ctx.settings = self._ctx.state.hub_settings
+        with self._ctx.lock:
+            self._ctx.lang = self._ctx.home_lang()
+            self._ctx.v = VisitData(lang=self._ctx.lang)
         self._media.start()
-        identity = self._state.identity
+        identity = self._ctx.state.identity
         self._paired = identity is not None
-        if identity is not None and self._state.hub_url:
-            self._connect(self._state.hub_url, identity.device_token)
+        if identity is not None and self._ctx.state.hub_url:
+            self._link.connect(self._ctx.state.hub_url, identity.device_token)
 
     def close(self) -> None:
         """Stop everything: the visit is finished, the call, camera and connection closed."""
-        if self._v.phase != "idle":
+        if self._ctx.v.phase != "idle":
             self.finish()
         self._pairing_stop.set()
         try:
-            self._worker.submit(lambda: None).result(timeout=CLOSE_WAIT_S)
+            self._ctx.drain(CLOSE_WAIT_S)
         except Exception:
             log.info("closing before the hub heard everything; the outbox keeps it")
-        self._disconnect()
+        self._link.disconnect()
         self.set_in_use(False)
-        self._worker.shutdown(wait=True, cancel_futures=True)
+        self._ctx.shutdown()
         self._media.close()
-        if self._state is not None:
-            self._state.close()
+        if self._ctx.state is not None:
+            self._ctx.state.close()
 
     def pair(self, name: str = "Kiosk") -> Future[None]:
         """Ask the hub for a pairing code and wait for site staff to confirm it; progress in
@@ -242,11 +216,10 @@ class Visit:
 
     def set_language(self, lang: Lang) -> None:
         """The language of the hub's messages from now on (the UI's own texts are its own)."""
-        with self._lock:
-            self._lang = lang
-            self._v.lang = lang
-        if self._conn is not None:
-            self._conn.set_language(lang)
+        with self._ctx.lock:
+            self._ctx.lang = lang
+            self._ctx.v.lang = lang
+        self._link.set_language(lang)
 
     # ---- a visit -------------------------------------------------------------------------
 
@@ -255,21 +228,21 @@ class Visit:
         hub refuses, "offline" when the hub cannot be reached."""
         if lang is not None:
             self.set_language(lang)
-        return self._run(self._start, nickname.strip(), grade)
+        return self._ctx.run(self._start, nickname.strip(), grade)
 
     def catalog(self) -> Future[Catalog]:
         """What can be asked about, with names in Danish and English (cached after the first)."""
-        return self._run(self._fetch_catalog, quiet=True)
+        return self._ctx.run(self._fetch_catalog, quiet=True)
 
     def ask(
         self, subject_id: int, language: str | None, note: str, photo_jpeg: bytes | None
     ) -> Future[None]:
         """Upload the photo (if any) and ask for help (→ phase "waiting")."""
-        return self._run(self._ask, subject_id, language, note, photo_jpeg)
+        return self._ctx.run(self._ask, subject_id, language, note, photo_jpeg)
 
     def cancel(self) -> Future[None]:
         """Withdraw the waiting request (→ phase "asking")."""
-        return self._run(self._cancel)
+        return self._ctx.run(self._cancel)
 
     def send_breakroom(self, text: str) -> None:
         """Post in the break room while waiting; shows at once as pending in `breakroom`."""
@@ -305,56 +278,53 @@ class Visit:
 
     def end_session(self) -> Future[None]:
         """The student ends the session (→ phase "ended")."""
-        return self._run(self._end_session)
+        return self._ctx.run(self._end_session)
 
     def report(self, text: str) -> Future[None]:
         """Report a problem with the room; kept in the outbox until the hub has it. Resolves
         once delivered or safely queued for later."""
-        return self._run(self._to_outbox, "room:report", {"text": text})
+        return self._ctx.run(self._to_outbox, "room:report", {"text": text})
 
     def feedback(self, rating: int, comment: str = "") -> Future[None]:
         """Rating 1–5 and an optional comment after the room; kept in the outbox until sent."""
-        return self._run(self._to_outbox, "feedback:submit", {"rating": rating, "comment": comment})
+        return self._ctx.run(
+            self._to_outbox, "feedback:submit", {"rating": rating, "comment": comment}
+        )
 
     def finish(self) -> None:
         """End the visit whatever its phase (visit:end; the request or room is closed on the
         hub) and wipe it from memory: nickname, chat, document, frames. → phase "idle" at once;
         the hub hears it as soon as it can be reached."""
-        with self._lock:
-            self._lang = self._home_lang()
-            wiped, self._v = self._v, _VisitData(lang=self._lang)
-            self._error = None
+        with self._ctx.lock:
+            self._ctx.lang = self._ctx.home_lang()
+            wiped, self._ctx.v = self._ctx.v, VisitData(lang=self._ctx.lang)
+            self._ctx.error = None
             self._strokes_cache = (-1, (), "")
         self._leave_room(wiped)
         visit_id = wiped.visit_id
-        if visit_id is not None and self._state is not None:
-            self._state.enqueue("visit:end", {}, visit_id)
-            self._submit(self._flush_outbox)
-        if self._conn is not None:
-            self._conn.set_language(self._lang)
-
-    def _home_lang(self) -> Lang:
-        """The language between visits: the hub's setting, else the command line's."""
-        return "en" if (self._settings.lang or self.options.lang) == "en" else "da"
+        if visit_id is not None and self._ctx.state is not None:
+            self._ctx.state.enqueue("visit:end", {}, visit_id)
+            self._ctx.submit(self._flush_outbox)
+        self._link.set_language(self._ctx.lang)
 
     # ---- reading ---------------------------------------------------------------------------
 
     def snapshot(self) -> VisitView:
         """The state to draw now."""
-        conn, paired = self._conn, self._paired
+        conn, paired = self._link.conn, self._paired
         if conn is not None:
             connection: Connection = conn.status
         else:
             connection = "offline" if paired else "unpaired"
-        with self._lock:
-            v = self._v
+        with self._ctx.lock:
+            v = self._ctx.v
             doc_text, strokes = self._doc_view()
             return VisitView(
                 phase=v.phase,
                 connection=connection,
                 paired=paired and connection != "unpaired",
                 pairing=self._pairing_now(),
-                lang=self._lang,
+                lang=self._ctx.lang,
                 nickname=v.nickname,
                 queue_position=v.queue_position,
                 eta_s=v.eta_s,
@@ -371,10 +341,10 @@ class Visit:
                 remote_frames=self._media.remote.received if v.phase == "in_room" else 0,
                 room_ended_reason=v.room_ended_reason,
                 room_ended_by=v.room_ended_by,
-                settings=self._settings,
+                settings=self._ctx.settings,
                 camera_ok=self._media.camera_ok,
-                error=self._error,
-                busy=self._busy > 0,
+                error=self._ctx.error,
+                busy=self._ctx.busy > 0,
             )
 
     def remote_frame(self) -> np.ndarray | None:
@@ -389,85 +359,16 @@ class Visit:
         """The current camera picture as JPEG (to photograph the assignment), or None."""
         return self._media.snapshot_jpeg()
 
-    # ---- running things on the worker --------------------------------------------------------
-
-    def _run(self, work: Callable[..., T], *args: Any, quiet: bool = False) -> Future[T]:
-        """`work(*args)` on the worker; its HubCallError also becomes the snapshot's error."""
-        with self._lock:
-            self._busy += 1
-            if not quiet:
-                self._error = None
-
-        def task() -> T:
-            try:
-                return work(*args)
-            except HubCallError as exc:
-                with self._lock:
-                    self._error = ErrorView(exc.code, exc.message)
-                raise
-            finally:
-                with self._lock:
-                    self._busy -= 1
-
-        return self._worker.submit(task)
-
-    def _submit(self, work: Callable[..., Any], *args: Any) -> None:
-        """Background work on the worker (after close() there is none)."""
-        try:
-            self._worker.submit(self._guarded, work, *args)
-        except RuntimeError:
-            log.debug("not running %s: closed", work)
-
-    def _guarded(self, work: Callable[..., Any], *args: Any) -> None:
-        """Failures of background work are logged, never raised into nowhere."""
-        try:
-            work(*args)
-        except HubCallError as exc:
-            log.info("%s: %s", getattr(work, "__name__", work), exc)
-        except Exception:
-            log.exception("%s failed", getattr(work, "__name__", work))
-
-    def _hub(self) -> HubConnection:
-        if self._conn is None:
-            raise unreachable("offline", self._lang)
-        return self._conn
-
-    def _acting_for(self) -> int | None:
-        """The visit the hub takes this connection's calls for (None: the kiosk itself)."""
-        conn, acting = self._conn, self._acting
-        if conn is None or acting is None or acting[0] != conn.epoch:
-            return None
-        return acting[1]
-
-    def _visit_call(self, event: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-        """A call on behalf of the visit under way.
-
-        After every connect the connection is the kiosk's own until `_on_connected` has resumed
-        the visit, and the hub refuses a visit's calls from it ("forbidden"). Work queued on the
-        worker before that (a chat line written while the network was down) may run in between:
-        such a call counts as not sent (HubUnreachable), so the line stays pending and goes with
-        the resume, instead of being shown as refused for good."""
-        conn, v = self._hub(), self._v
-        epoch = conn.epoch
-        if v.visit_id is None or self._acting != (epoch, v.visit_id):
-            raise unreachable("offline", self._lang)
-        try:
-            return conn.call(event, payload)
-        except HubCallError as exc:
-            if conn.epoch != epoch:  # the connection changed under the call
-                raise unreachable("offline", self._lang) from exc
-            raise
-
     # ---- pairing and the connection --------------------------------------------------------
 
     def _pair(self, name: str, future: Future[None]) -> None:
-        state = self._state
+        state = self._ctx.state
         url = self.options.hub_url or (state.hub_url if state else None)
         if state is None or not url:
             self._set_pairing(PairingView("failed", message="No hub address is set."))
             future.set_exception(PairingError("No hub address is set."))
             return
-        pairing = Pairing(url, state, self._lang)
+        pairing = Pairing(url, state, self._ctx.lang)
         while not self._pairing_stop.is_set():
             self._set_pairing(PairingView("requesting"))
             try:
@@ -487,7 +388,7 @@ class Visit:
             pairing.store(identity)
             self._paired = True
             self._set_pairing(PairingView("paired"))
-            self._connect(url, identity.device_token)
+            self._link.connect(url, identity.device_token)
             future.set_result(None)
             return
         future.set_exception(PairingCancelled("cancelled"))
@@ -502,10 +403,19 @@ class Visit:
         )
 
     def _set_pairing(self, view: PairingView) -> None:
-        with self._lock:
+        with self._ctx.lock:
             self._pairing = view
             if view.status != "waiting":
                 self._pairing_code = None
+
+    def _forget_pairing(self) -> None:
+        """The hub no longer knows the kiosk (it was unpaired): forget the identity; the UI pairs
+        again."""
+        if self._ctx.state is not None:
+            self._ctx.state.forget_identity()
+        self._paired = False
+        with self._ctx.lock:
+            self._pairing = None
 
     def _pairing_now(self) -> PairingView | None:
         view, code = self._pairing, self._pairing_code
@@ -513,130 +423,74 @@ class Visit:
             return view
         return replace(view, expires_in_s=max(0.0, code.expires_at - time.monotonic()))
 
-    def _connect(self, url: str, token: str) -> None:
-        conn = HubConnection(url, token, self._lang)
-        conn.listen(self._on_hub_event)
-        conn.on_refused(self._on_refused)
-        assert self._state is not None
-        self._agent = Agent(
-            conn,
-            self.options.data_dir,
-            camera_ok=lambda: self._media.camera_ok,
-            visit_active=lambda: self._in_use or self._v.phase != "idle",
-            restart=self._on_restart,
-            reload_config=self._reload_config,
-            apply_settings=self._apply_settings,
-        )
-        self._conn = conn
-        conn.start()
-        self._agent.start()
+    # ---- the hub's events (on the worker) ------------------------------------------------------
 
-    def _disconnect(self) -> None:
-        agent, conn = self._agent, self._conn
-        self._agent = self._conn = None
-        if agent is not None:
-            agent.stop()
-        if conn is not None:
-            conn.close()
-
-    def _apply_settings(self, payload: Any) -> None:
-        """Settings from the hub: kept in the state (a restart offline still has them) and in the
-        next snapshot, where the UI picks them up."""
-        settings = HubSettings.from_payload(payload)
-        if settings == self._settings or self._state is None:
-            return
-        self._state.store_hub_settings(settings)
-        self._settings = settings
-
-    def _on_refused(self) -> None:
-        """The hub no longer knows the token (the kiosk was unpaired): back to pairing."""
-        if self._state is not None:
-            self._state.forget_identity()
-        self._settings = HubSettings()
-        self._paired = False
-        with self._lock:
-            self._pairing = None
-        threading.Thread(target=self._disconnect, daemon=True).start()
-
-    def _reload_config(self) -> None:
-        """Settings changed on disk (provisioning): read them again; a new hub address means a
-        new connection."""
-        state = self._state
-        if state is None:
-            return
-        state.reload()
-        conn, identity = self._conn, state.identity
-        if conn is not None and identity is not None and state.hub_url != conn.url:
-            threading.Thread(target=self._reconnect_to, args=(state.hub_url,), daemon=True).start()
-
-    def _reconnect_to(self, url: str) -> None:
-        assert self._state is not None and self._state.identity is not None
-        self._disconnect()
-        self._connect(url, self._state.identity.device_token)
-
-    # ---- the hub's events (dispatcher thread → worker) -------------------------------------
-
-    def _on_hub_event(self, event: str, data: Any) -> None:
-        if event == "device:revoked":  # staff unpaired the kiosk; the hub closes the connection
-            self._on_refused()
-            return
-        self._submit(self._handle_event, event, data)
-
-    def _handle_event(self, event: str, data: Any) -> None:
-        log.debug("hub event %s in phase %s", event, self._v.phase)
-        if event == CONNECTED:
-            self._on_connected()
-            return
-        if not isinstance(data, dict):  # DISCONNECTED: a new connection starts with CONNECTED
-            return
-        v = self._v
-        if event == "rtc:signal" and data.get("room_id") == v.room_id and v.phase == "in_room":
+    def _rtc_signal(self, data: dict[str, Any]) -> None:
+        v = self._ctx.v
+        if data.get("room_id") == v.room_id and v.phase == "in_room":
             self._media.signal(str(data.get("kind")), data.get("data"))
-        elif event == "queue:update" and data.get("request_id") == v.request_id:
-            with self._lock:
+
+    def _queue_update(self, data: dict[str, Any]) -> None:
+        v = self._ctx.v
+        if data.get("request_id") == v.request_id:
+            with self._ctx.lock:
                 v.queue_position, v.eta_s = data.get("position"), data.get("eta_s")
                 v.next_shift, v.restored = data.get("next_shift"), True
-        elif event in ("match", "room:rejoined") and v.phase in ("waiting", "in_room"):
+
+    def _matched(self, data: dict[str, Any]) -> None:
+        """A helper accepted (match), or the hub put a returning student back (room:rejoined)."""
+        v = self._ctx.v
+        if v.phase in ("waiting", "in_room"):
             v.restored = True
             if data.get("room_id") != v.room_id or v.phase != "in_room":
                 self._join_room(str(data["room_id"]))
-        elif event == "breakroom:message" and v.phase == "waiting":
+
+    def _breakroom_message(self, data: dict[str, Any]) -> None:
+        v = self._ctx.v
+        if v.phase == "waiting":
             self._got_line(v.breakroom, data)
-        elif event == "breakroom:removed":
-            with self._lock:
-                v.breakroom[:] = [x for x in v.breakroom if x.key != f"hub:{data.get('msg_id')}"]
-        elif data.get("room_id") != v.room_id or v.room_id is None:
-            return
-        elif event == "chat:message":
-            self._got_line(v.chat, data)
-        elif event == "chat:blocked":
-            with self._lock:
-                _replace_line(
-                    v.chat,
-                    str(data.get("client_msg_id")),
-                    pending=False,
-                    blocked_reason=str(data.get("reason")),
-                    blocked_message=str(data.get("message")),
-                )
-        elif event in ("peer:left", "peer:back"):
-            with self._lock:
-                v.peer_present = event == "peer:back"
-            if v.peer_present and v.phase == "in_room":
-                self._media.expect_offer()
-        elif event == "room:ended":
-            self._room_ended(data.get("reason"), data.get("by"))
+
+    def _breakroom_removed(self, data: dict[str, Any]) -> None:
+        v = self._ctx.v
+        with self._ctx.lock:
+            v.breakroom[:] = [x for x in v.breakroom if x.key != f"hub:{data.get('msg_id')}"]
+
+    def _chat_message(self, data: dict[str, Any]) -> None:
+        self._got_line(self._ctx.v.chat, data)
+
+    def _chat_blocked(self, data: dict[str, Any]) -> None:
+        v = self._ctx.v
+        with self._ctx.lock:
+            _replace_line(
+                v.chat,
+                str(data.get("client_msg_id")),
+                pending=False,
+                blocked_reason=str(data.get("reason")),
+                blocked_message=str(data.get("message")),
+            )
+
+    def _peer_present(self, present: bool) -> None:
+        """peer:left or peer:back: the helper's connection dropped or came back."""
+        v = self._ctx.v
+        with self._ctx.lock:
+            v.peer_present = present
+        if v.peer_present and v.phase == "in_room":
+            self._media.expect_offer()
+
+    def _ended_by_hub(self, data: dict[str, Any]) -> None:
+        self._room_ended(data.get("reason"), data.get("by"))
 
     def _on_connected(self) -> None:
         """Back on the hub: act for the visit again and pick up where it was."""
-        v = self._v
+        v = self._ctx.v
         if v.visit_id is None:
             self._flush_outbox()
-            if not self._state_outbox() and self._v.visit_id is None:
+            if not self._state_outbox() and self._ctx.v.visit_id is None:
                 # A visit the kiosk lost track of (it restarted mid-visit) must not keep a
                 # place in the queue or a room: end whatever the hub still has open.
-                self._hub().call("visit:end")
+                self._link.hub().call("visit:end")
             return
-        conn = self._hub()
+        conn = self._link.hub()
         epoch = conn.epoch
         try:
             answer = conn.call("visit:resume", {"visit_id": v.visit_id})
@@ -645,9 +499,9 @@ class Visit:
                 self._visit_lost(exc.message)
                 return
             raise
-        with self._lock:
+        with self._ctx.lock:
             v.visit_token = str(answer["visit_token"])
-            self._acting = (epoch, v.visit_id)
+            self._link.act_for(epoch, v.visit_id)
             v.restored = False
         if v.phase == "in_room" and v.room_id:
             self._join_room(v.room_id)
@@ -659,53 +513,44 @@ class Visit:
             self._flush_lines("breakroom")
         self._flush_outbox()
 
-    def _check_restored(self, v: _VisitData) -> None:
+    def _check_restored(self, v: VisitData) -> None:
         def check() -> None:
-            if v is self._v and v.phase == "waiting" and not v.restored:
-                with self._lock:
+            if v is self._ctx.v and v.phase == "waiting" and not v.restored:
+                with self._ctx.lock:
                     v.phase, v.request_id, v.queue_position, v.eta_s = "asking", None, None, None
                     message = translate(
                         _(
                             "Your place in the queue was lost while the connection was down. "
                             "Please ask again."
                         ),
-                        self._lang,
+                        self._ctx.lang,
                     )
-                    self._error = ErrorView("request_lost", message)
+                    self._ctx.error = ErrorView("request_lost", message)
 
-        self._submit(check)
+        self._ctx.submit(check)
 
     def _visit_lost(self, message: str) -> None:
         """The hub ended the visit while the kiosk was away (e.g. the kiosk was gone too long)."""
-        v = self._v
-        if v.visit_id is not None and self._state is not None:
-            self._state.remove_visit(v.visit_id)
+        v = self._ctx.v
+        if v.visit_id is not None and self._ctx.state is not None:
+            self._ctx.state.remove_visit(v.visit_id)
         self._leave_room(v)
-        with self._lock:
+        with self._ctx.lock:
             v.phase, v.visit_id, v.room_ended_reason = "ended", None, v.room_ended_reason or "ended"
-            self._error = ErrorView("visit_lost", message)
+            self._ctx.error = ErrorView("visit_lost", message)
 
     def _state_outbox(self) -> bool:
-        return bool(self._state and self._state.outbox())
+        return bool(self._ctx.state and self._ctx.state.outbox())
 
     # ---- steps of a visit (on the worker) ----------------------------------------------------
 
-    def _wait_connected(self) -> HubConnection:
-        """The connection, waiting a little for one that is (re)connecting (a language change
-        reconnects)."""
-        conn = self._hub()
-        deadline = time.monotonic() + CONNECT_WAIT_S
-        while not conn.connected and time.monotonic() < deadline and conn.status != "unpaired":
-            time.sleep(0.05)
-        return conn
-
     def _start(self, nickname: str, grade: int) -> None:
-        if self._v.phase != "idle":
+        if self._ctx.v.phase != "idle":
             raise HubCallError("conflict", "A visit is already under way.")
-        conn = self._wait_connected()
+        conn = self._link.wait_connected()
         self._flush_outbox()
         if self._state_outbox():
-            raise unreachable("offline", self._lang)
+            raise unreachable("offline", self._ctx.lang)
         epoch = conn.epoch
         payload = {"nickname": nickname, "grade": grade}
         try:
@@ -716,22 +561,22 @@ class Visit:
             conn.call("visit:end")  # a visit the kiosk lost track of
             answer = conn.call("visit:start", payload)
         visit_id = int(answer["visit_id"])
-        with self._lock:
-            self._v = _VisitData(
+        with self._ctx.lock:
+            self._ctx.v = VisitData(
                 phase="asking",
                 visit_id=visit_id,
                 visit_token=str(answer["visit_token"]),
                 nickname=nickname,
                 grade=grade,
-                lang=self._lang,
+                lang=self._ctx.lang,
             )
-            self._acting = (epoch, visit_id)
-            self._error = None
+            self._link.act_for(epoch, visit_id)
+            self._ctx.error = None
 
     def _fetch_catalog(self) -> Catalog:
         if self._catalog is not None:
             return self._catalog
-        conn = self._hub()
+        conn = self._link.hub()
         by_lang = {lang: conn.http("GET", "/api/catalog", lang=lang) for lang in ("da", "en")}
         da, en = by_lang["da"], by_lang["en"]
         en_subjects = {s["id"]: s["name"] for s in en["subjects"]}
@@ -754,12 +599,12 @@ class Visit:
         return self._catalog
 
     def _ask(self, subject_id: int, language: str | None, note: str, photo: bytes | None) -> None:
-        v = self._v
+        v = self._ctx.v
         if v.phase != "asking":
             raise HubCallError("conflict", "Start a visit first.")
-        conn = self._hub()
+        conn = self._link.hub()
         attachments = [conn.upload_attachment(photo, v.visit_token)] if photo else []
-        answer = self._visit_call(
+        answer = self._link.visit_call(
             "help:request",
             {
                 "subject": subject_id,
@@ -769,30 +614,30 @@ class Visit:
                 "attachment_ids": attachments,
             },
         )
-        with self._lock:
+        with self._ctx.lock:
             v.phase, v.request_id = "waiting", int(answer["request_id"])
             v.queue_position, v.eta_s = answer.get("position"), answer.get("eta_s")
             v.next_shift, v.breakroom = answer.get("next_shift"), []
         try:
-            history = self._visit_call("breakroom:history")["messages"]
+            history = self._link.visit_call("breakroom:history")["messages"]
         except HubCallError:
             return  # the break room stays empty until its next message
         for message in history:
             self._got_line(v.breakroom, message)
 
     def _cancel(self) -> None:
-        v = self._v
+        v = self._ctx.v
         if v.phase != "waiting" or v.request_id is None:
             return
-        self._visit_call("help:cancel", {"request_id": v.request_id})
-        with self._lock:
+        self._link.visit_call("help:cancel", {"request_id": v.request_id})
+        with self._ctx.lock:
             v.phase, v.request_id, v.queue_position, v.eta_s = "asking", None, None, None
             v.breakroom = []
 
     def _join_room(self, room_id: str) -> None:
-        v = self._v
-        answer = self._visit_call("room:join", {"room_id": room_id})
-        with self._lock:
+        v = self._ctx.v
+        answer = self._link.visit_call("room:join", {"room_id": room_id})
+        with self._ctx.lock:
             if v.room_id != room_id or v.doc is None:
                 self._close_doc_link(v)
                 v.doc, v.chat = DocReplica(), []
@@ -818,40 +663,40 @@ class Visit:
         self._link_doc(v, str(answer["doc_url"]))
         self._flush_lines("chat")
 
-    def _leave_room(self, v: _VisitData) -> None:
+    def _leave_room(self, v: VisitData) -> None:
         """Hang up and close the document's socket (the document stays readable)."""
         self._media.end_call()
         self._close_doc_link(v)
 
-    def _close_doc_link(self, v: _VisitData) -> None:
-        with self._lock:
+    def _close_doc_link(self, v: VisitData) -> None:
+        with self._ctx.lock:
             if v.doc_link is not None:
                 v.doc_link.close()
                 v.doc_link = None
 
     def _room_ended(self, reason: Any, by: Any) -> None:
-        v = self._v
+        v = self._ctx.v
         self._leave_room(v)
-        with self._lock:
+        with self._ctx.lock:
             v.phase = "ended"
             v.room_ended_reason = str(reason) if reason else "ended"
             v.room_ended_by = str(by) if by else None
             v.peer_present = False
 
     def _end_session(self) -> None:
-        v = self._v
+        v = self._ctx.v
         if v.phase != "in_room" or v.room_id is None:
             return
-        self._visit_call("room:end", {"room_id": v.room_id})
+        self._link.visit_call("room:end", {"room_id": v.room_id})
         self._room_ended("ended", "student")
 
     def _send_signal(self, kind: str, data: dict[str, Any] | None) -> None:
         """From the media thread: an rtc:signal for the helper, sent in order by the worker."""
-        room_id = self._v.room_id
+        room_id = self._ctx.v.room_id
         if room_id is None:
             return
         payload = {"room_id": room_id, "kind": kind, "data": data}
-        self._submit(self._visit_call, "rtc:signal", payload)
+        self._ctx.submit(self._link.visit_call, "rtc:signal", payload)
 
     # ---- chat and break room -----------------------------------------------------------------
 
@@ -859,19 +704,19 @@ class Visit:
         text = text.strip()
         if not text:
             return
-        with self._lock:
-            v = self._v
+        with self._ctx.lock:
+            v = self._ctx.v
             if (where == "chat" and v.phase != "in_room") or (
                 where == "breakroom" and v.phase != "waiting"
             ):
                 return
             line = ChatLine(uuid.uuid4().hex, v.nickname, text, mine=True, pending=True)
             (v.chat if where == "chat" else v.breakroom).append(line)
-        self._submit(self._flush_lines, where)
+        self._ctx.submit(self._flush_lines, where)
 
     def _flush_lines(self, where: Literal["chat", "breakroom"]) -> None:
         """Send the lines still pending, oldest first; the hub stores a resend only once."""
-        v = self._v
+        v = self._ctx.v
         lines = v.chat if where == "chat" else v.breakroom
         event = "chat:send" if where == "chat" else "breakroom:send"
         for line in [x for x in lines if x.pending]:
@@ -879,12 +724,12 @@ class Visit:
             if where == "chat":
                 payload["room_id"] = v.room_id
             try:
-                answer = self._visit_call(event, payload)
+                answer = self._link.visit_call(event, payload)
             except HubUnreachable:
                 return  # sent again after the next reconnect
             except HubCallError as exc:
                 reason = str(exc.details.get("reason", exc.code))
-                with self._lock:
+                with self._ctx.lock:
                     _replace_line(
                         lines,
                         line.key,
@@ -893,13 +738,13 @@ class Visit:
                         blocked_message=exc.message,
                     )
                 continue
-            with self._lock:
+            with self._ctx.lock:
                 _replace_line(lines, line.key, pending=False, ts=answer.get("ts"))
 
     def _got_line(self, lines: list[ChatLine], message: dict[str, Any]) -> None:
         """A message from the hub: ours (acknowledged now) or someone else's (new)."""
         client_id = str(message.get("client_msg_id") or "")
-        with self._lock:
+        with self._ctx.lock:
             if client_id and any(x.key == client_id and x.mine for x in lines):
                 _replace_line(lines, client_id, pending=False, ts=message.get("ts"))
                 return
@@ -921,44 +766,44 @@ class Visit:
 
     def _edit(self, change: Callable[[DocReplica], T]) -> T | None:
         """A local change; the replica hands its update to the room's DocLink."""
-        with self._lock:
-            v = self._v
+        with self._ctx.lock:
+            v = self._ctx.v
             if v.phase != "in_room" or v.doc is None:
                 return None
             result = change(v.doc)
             v.doc_version += 1
             return result
 
-    def _link_doc(self, v: _VisitData, doc_url: str) -> None:
+    def _link_doc(self, v: VisitData, doc_url: str) -> None:
         """The document's socket, with the ticket of the `room:join` just answered: started on
         the first, told the fresh address on later ones (it connects at once if it was down)."""
-        url = socket_url(self._hub().url, doc_url)
-        with self._lock:
+        url = socket_url(self._link.hub().url, doc_url)
+        with self._ctx.lock:
             if v.doc is None or v.phase != "in_room":
                 return
             if v.doc_link is None:
                 v.doc_link = DocLink(
                     v.doc,
-                    self._lock,
+                    self._ctx.lock,
                     changed=lambda: self._doc_changed(v),
-                    renew=lambda: self._submit(self._renew_doc_ticket, v),
+                    renew=lambda: self._ctx.submit(self._renew_doc_ticket, v),
                 )
             v.doc_link.use(url)
 
     @staticmethod
-    def _doc_changed(v: _VisitData) -> None:
+    def _doc_changed(v: VisitData) -> None:
         """The hub changed the document (called under the lock): draw it again."""
         v.doc_version += 1
 
-    def _renew_doc_ticket(self, v: _VisitData) -> None:
+    def _renew_doc_ticket(self, v: VisitData) -> None:
         """The hub refused the document socket's ticket (4401): a fresh one from `room:join`."""
-        if v is self._v and v.phase == "in_room" and v.room_id is not None:
-            answer = self._visit_call("room:join", {"room_id": v.room_id})
+        if v is self._ctx.v and v.phase == "in_room" and v.room_id is not None:
+            answer = self._link.visit_call("room:join", {"room_id": v.room_id})
             self._link_doc(v, str(answer["doc_url"]))
 
     def _doc_view(self) -> tuple[str, tuple[Stroke, ...]]:
         """Text and strokes, converted again only when the document changed (under the lock)."""
-        v = self._v
+        v = self._ctx.v
         if v.doc is None:
             return "", ()
         version, strokes, text = self._strokes_cache
@@ -971,21 +816,21 @@ class Visit:
     # ---- the outbox --------------------------------------------------------------------------
 
     def _to_outbox(self, event: str, payload: dict[str, Any]) -> None:
-        v = self._v
-        if v.room_id is None or v.visit_id is None or self._state is None:
+        v = self._ctx.v
+        if v.room_id is None or v.visit_id is None or self._ctx.state is None:
             raise HubCallError("conflict", "There is no session to send this about.")
-        self._state.enqueue(event, {"room_id": v.room_id, **payload}, v.visit_id)
+        self._ctx.state.enqueue(event, {"room_id": v.room_id, **payload}, v.visit_id)
         self._flush_outbox()
 
     def _flush_outbox(self) -> None:
         """Send what waits, oldest first, acting for each entry's visit (resuming a finished
         visit the hub has not yet heard the end of). Stops at the first unanswered call."""
-        state, conn = self._state, self._conn
+        state, conn = self._ctx.state, self._link.conn
         if state is None or conn is None or not conn.connected:
             return
         for item in state.outbox():
-            if item.visit_id is not None and item.visit_id != self._acting_for():
-                if self._v.visit_id is not None and self._v.visit_id != item.visit_id:
+            if item.visit_id is not None and item.visit_id != self._link.acting_for():
+                if self._ctx.v.visit_id is not None and self._ctx.v.visit_id != item.visit_id:
                     return  # never step out of the visit under way
                 epoch = conn.epoch
                 try:
@@ -995,7 +840,7 @@ class Visit:
                 except HubCallError:
                     state.remove_visit(item.visit_id)  # the hub ended it already
                     continue
-                self._acting = (epoch, item.visit_id)
+                self._link.act_for(epoch, item.visit_id)
             try:
                 conn.call(item.event, item.payload)
             except HubUnreachable:
@@ -1003,9 +848,9 @@ class Visit:
             except HubCallError as exc:
                 log.warning("the hub refused %s for good: %s", item.event, exc.code)
                 state.remove(item.id)
-                if item.visit_id == self._v.visit_id:
+                if item.visit_id == self._ctx.v.visit_id:
                     raise
                 continue
             state.remove(item.id)
             if item.event == "visit:end":
-                self._acting = None
+                self._link.stop_acting()
