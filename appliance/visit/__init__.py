@@ -31,7 +31,6 @@ import logging
 import os
 import signal
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -44,18 +43,11 @@ from appliance.doc import DocReplica
 from appliance.doclink import DocLink, socket_url
 from appliance.hub import HubCallError, HubUnreachable, unreachable
 from appliance.media import MediaEngine
-from appliance.pairing import (
-    Pairing,
-    PairingCancelled,
-    PairingCode,
-    PairingDenied,
-    PairingError,
-    PairingExpired,
-)
 from appliance.state import SITE_CODE_ENV, KioskState, mark_in_use
 from appliance.texts import _, translate
 from appliance.visit.connection import HubLink
 from appliance.visit.context import Context, VisitData
+from appliance.visit.pairing import KioskPairing
 from appliance.visit.values import (
     Catalog,
     ChatLine,
@@ -124,10 +116,6 @@ class Visit:
         self.options = options
         self._ctx = ctx = Context(options)
         self._in_use = False  # someone is at the screen (the UI says so), maybe before a visit
-        self._paired = False  # a copy of "the state has an identity": snapshot() runs per frame
-        self._pairing: PairingView | None = None
-        self._pairing_code: PairingCode | None = None
-        self._pairing_stop = threading.Event()
         self._catalog: Catalog | None = None
         self._strokes_cache: tuple[int, tuple[Stroke, ...], str] = (-1, (), "")
         self._media = MediaEngine(
@@ -142,8 +130,9 @@ class Visit:
             camera_ok=lambda: self._media.camera_ok,
             visit_active=lambda: self._in_use or ctx.v.phase != "idle",
             restart=on_restart or _terminate_self,
-            unpaired=self._forget_pairing,
+            unpaired=lambda: self._pairing.forget(),
         )
+        self._pairing = KioskPairing(ctx, connect=link.connect)
         link.on_connected(self._on_connected)
         link.on("rtc:signal", self._rtc_signal)
         link.on("queue:update", self._queue_update)
@@ -176,7 +165,7 @@ class Visit:
             self._ctx.v = VisitData(lang=self._ctx.lang)
         self._media.start()
         identity = self._ctx.state.identity
-        self._paired = identity is not None
+        self._pairing.paired = identity is not None
         if identity is not None and self._ctx.state.hub_url:
             self._link.connect(self._ctx.state.hub_url, identity.device_token)
 
@@ -184,7 +173,7 @@ class Visit:
         """Stop everything: the visit is finished, the call, camera and connection closed."""
         if self._ctx.v.phase != "idle":
             self.finish()
-        self._pairing_stop.set()
+        self._pairing.stop()
         try:
             self._ctx.drain(CLOSE_WAIT_S)
         except Exception:
@@ -200,12 +189,7 @@ class Visit:
         """Ask the hub for a pairing code and wait for site staff to confirm it; progress in
         `snapshot().pairing`. Resolves when paired (the connection then starts by itself). A
         code that runs out is replaced by a new one without asking."""
-        future: Future[None] = Future()
-        self._pairing_stop.clear()
-        threading.Thread(
-            target=self._pair, args=(name, future), name="pairing", daemon=True
-        ).start()
-        return future
+        return self._pairing.pair(name)
 
     def set_in_use(self, in_use: bool) -> None:
         """Whether someone is at the screen, from the nickname on: restarts staff ask for wait,
@@ -311,7 +295,7 @@ class Visit:
 
     def snapshot(self) -> VisitView:
         """The state to draw now."""
-        conn, paired = self._link.conn, self._paired
+        conn, paired = self._link.conn, self._pairing.paired
         if conn is not None:
             connection: Connection = conn.status
         else:
@@ -323,7 +307,7 @@ class Visit:
                 phase=v.phase,
                 connection=connection,
                 paired=paired and connection != "unpaired",
-                pairing=self._pairing_now(),
+                pairing=self._pairing.view(),
                 lang=self._ctx.lang,
                 nickname=v.nickname,
                 queue_position=v.queue_position,
@@ -358,70 +342,6 @@ class Visit:
     def snapshot_jpeg(self) -> bytes | None:
         """The current camera picture as JPEG (to photograph the assignment), or None."""
         return self._media.snapshot_jpeg()
-
-    # ---- pairing and the connection --------------------------------------------------------
-
-    def _pair(self, name: str, future: Future[None]) -> None:
-        state = self._ctx.state
-        url = self.options.hub_url or (state.hub_url if state else None)
-        if state is None or not url:
-            self._set_pairing(PairingView("failed", message="No hub address is set."))
-            future.set_exception(PairingError("No hub address is set."))
-            return
-        pairing = Pairing(url, state, self._ctx.lang)
-        while not self._pairing_stop.is_set():
-            self._set_pairing(PairingView("requesting"))
-            try:
-                code = pairing.request_code(name)
-                self._pairing_code = code
-                self._set_pairing(self._pairing_view(code, "waiting"))
-                identity = pairing.wait_for_token(code, self._pairing_stop)
-            except PairingExpired:
-                continue  # a fresh code at once
-            except PairingError as exc:
-                status: Literal["denied", "failed"] = (
-                    "denied" if isinstance(exc, PairingDenied) else "failed"
-                )
-                self._set_pairing(PairingView(status, message=exc.message))
-                future.set_exception(exc)
-                return
-            pairing.store(identity)
-            self._paired = True
-            self._set_pairing(PairingView("paired"))
-            self._link.connect(url, identity.device_token)
-            future.set_result(None)
-            return
-        future.set_exception(PairingCancelled("cancelled"))
-
-    def _pairing_view(self, code: PairingCode, status: Any) -> PairingView:
-        return PairingView(
-            status,
-            user_code=code.user_code,
-            verification_uri=code.verification_uri,
-            verification_uri_complete=code.verification_uri_complete,
-            qr=code.qr,
-        )
-
-    def _set_pairing(self, view: PairingView) -> None:
-        with self._ctx.lock:
-            self._pairing = view
-            if view.status != "waiting":
-                self._pairing_code = None
-
-    def _forget_pairing(self) -> None:
-        """The hub no longer knows the kiosk (it was unpaired): forget the identity; the UI pairs
-        again."""
-        if self._ctx.state is not None:
-            self._ctx.state.forget_identity()
-        self._paired = False
-        with self._ctx.lock:
-            self._pairing = None
-
-    def _pairing_now(self) -> PairingView | None:
-        view, code = self._pairing, self._pairing_code
-        if view is None or code is None:
-            return view
-        return replace(view, expires_in_s=max(0.0, code.expires_at - time.monotonic()))
 
     # ---- the hub's events (on the worker) ------------------------------------------------------
 
