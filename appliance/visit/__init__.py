@@ -47,6 +47,7 @@ from appliance.state import SITE_CODE_ENV, KioskState, mark_in_use
 from appliance.texts import _, translate
 from appliance.visit.connection import HubLink
 from appliance.visit.context import Context, VisitData
+from appliance.visit.outbox import Outbox
 from appliance.visit.pairing import KioskPairing
 from appliance.visit.values import (
     Catalog,
@@ -133,6 +134,7 @@ class Visit:
             unpaired=lambda: self._pairing.forget(),
         )
         self._pairing = KioskPairing(ctx, connect=link.connect)
+        self._outbox = Outbox(ctx, link)
         link.on_connected(self._on_connected)
         link.on("rtc:signal", self._rtc_signal)
         link.on("queue:update", self._queue_update)
@@ -267,12 +269,12 @@ class Visit:
     def report(self, text: str) -> Future[None]:
         """Report a problem with the room; kept in the outbox until the hub has it. Resolves
         once delivered or safely queued for later."""
-        return self._ctx.run(self._to_outbox, "room:report", {"text": text})
+        return self._ctx.run(self._outbox.send, "room:report", {"text": text})
 
     def feedback(self, rating: int, comment: str = "") -> Future[None]:
         """Rating 1–5 and an optional comment after the room; kept in the outbox until sent."""
         return self._ctx.run(
-            self._to_outbox, "feedback:submit", {"rating": rating, "comment": comment}
+            self._outbox.send, "feedback:submit", {"rating": rating, "comment": comment}
         )
 
     def finish(self) -> None:
@@ -285,10 +287,8 @@ class Visit:
             self._ctx.error = None
             self._strokes_cache = (-1, (), "")
         self._leave_room(wiped)
-        visit_id = wiped.visit_id
-        if visit_id is not None and self._ctx.state is not None:
-            self._ctx.state.enqueue("visit:end", {}, visit_id)
-            self._ctx.submit(self._flush_outbox)
+        if wiped.visit_id is not None:
+            self._outbox.end_visit(wiped.visit_id)
         self._link.set_language(self._ctx.lang)
 
     # ---- reading ---------------------------------------------------------------------------
@@ -404,8 +404,8 @@ class Visit:
         """Back on the hub: act for the visit again and pick up where it was."""
         v = self._ctx.v
         if v.visit_id is None:
-            self._flush_outbox()
-            if not self._state_outbox() and self._ctx.v.visit_id is None:
+            self._outbox.flush()
+            if not self._outbox.waiting() and self._ctx.v.visit_id is None:
                 # A visit the kiosk lost track of (it restarted mid-visit) must not keep a
                 # place in the queue or a room: end whatever the hub still has open.
                 self._link.hub().call("visit:end")
@@ -431,7 +431,7 @@ class Visit:
             timer.daemon = True
             timer.start()
             self._flush_lines("breakroom")
-        self._flush_outbox()
+        self._outbox.flush()
 
     def _check_restored(self, v: VisitData) -> None:
         def check() -> None:
@@ -459,17 +459,14 @@ class Visit:
             v.phase, v.visit_id, v.room_ended_reason = "ended", None, v.room_ended_reason or "ended"
             self._ctx.error = ErrorView("visit_lost", message)
 
-    def _state_outbox(self) -> bool:
-        return bool(self._ctx.state and self._ctx.state.outbox())
-
     # ---- steps of a visit (on the worker) ----------------------------------------------------
 
     def _start(self, nickname: str, grade: int) -> None:
         if self._ctx.v.phase != "idle":
             raise HubCallError("conflict", "A visit is already under way.")
         conn = self._link.wait_connected()
-        self._flush_outbox()
-        if self._state_outbox():
+        self._outbox.flush()
+        if self._outbox.waiting():
             raise unreachable("offline", self._ctx.lang)
         epoch = conn.epoch
         payload = {"nickname": nickname, "grade": grade}
@@ -732,45 +729,3 @@ class Visit:
             strokes = tuple(Stroke(*s) for s in v.doc.strokes())
             self._strokes_cache = (v.doc_version, strokes, text)
         return text, strokes
-
-    # ---- the outbox --------------------------------------------------------------------------
-
-    def _to_outbox(self, event: str, payload: dict[str, Any]) -> None:
-        v = self._ctx.v
-        if v.room_id is None or v.visit_id is None or self._ctx.state is None:
-            raise HubCallError("conflict", "There is no session to send this about.")
-        self._ctx.state.enqueue(event, {"room_id": v.room_id, **payload}, v.visit_id)
-        self._flush_outbox()
-
-    def _flush_outbox(self) -> None:
-        """Send what waits, oldest first, acting for each entry's visit (resuming a finished
-        visit the hub has not yet heard the end of). Stops at the first unanswered call."""
-        state, conn = self._ctx.state, self._link.conn
-        if state is None or conn is None or not conn.connected:
-            return
-        for item in state.outbox():
-            if item.visit_id is not None and item.visit_id != self._link.acting_for():
-                if self._ctx.v.visit_id is not None and self._ctx.v.visit_id != item.visit_id:
-                    return  # never step out of the visit under way
-                epoch = conn.epoch
-                try:
-                    conn.call("visit:resume", {"visit_id": item.visit_id})
-                except HubUnreachable:
-                    return
-                except HubCallError:
-                    state.remove_visit(item.visit_id)  # the hub ended it already
-                    continue
-                self._link.act_for(epoch, item.visit_id)
-            try:
-                conn.call(item.event, item.payload)
-            except HubUnreachable:
-                return
-            except HubCallError as exc:
-                log.warning("the hub refused %s for good: %s", item.event, exc.code)
-                state.remove(item.id)
-                if item.visit_id == self._ctx.v.visit_id:
-                    raise
-                continue
-            state.remove(item.id)
-            if item.event == "visit:end":
-                self._link.stop_acting()

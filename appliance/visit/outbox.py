@@ -1,0 +1,70 @@
+"""What must reach the hub even if the kiosk is offline or restarts: reports, feedback and the end
+of a visit, kept in the kiosk state's outbox on disk and sent oldest first."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from appliance.hub import HubCallError, HubUnreachable
+from appliance.visit.connection import HubLink
+from appliance.visit.context import Context
+
+log = logging.getLogger(__name__)
+
+
+class Outbox:
+    def __init__(self, ctx: Context, link: HubLink) -> None:
+        self.ctx = ctx
+        self.link = link
+
+    def waiting(self) -> bool:
+        """Something in the outbox has not reached the hub yet."""
+        return bool(self.ctx.state and self.ctx.state.outbox())
+
+    def send(self, event: str, payload: dict[str, Any]) -> None:
+        """About the room of the visit under way (on the worker): queued, then sent if possible."""
+        v, state = self.ctx.v, self.ctx.state
+        if v.room_id is None or v.visit_id is None or state is None:
+            raise HubCallError("conflict", "There is no session to send this about.")
+        state.enqueue(event, {"room_id": v.room_id, **payload}, v.visit_id)
+        self.flush()
+
+    def end_visit(self, visit_id: int) -> None:
+        """The visit is over: the hub hears visit:end as soon as it can be reached."""
+        if self.ctx.state is not None:
+            self.ctx.state.enqueue("visit:end", {}, visit_id)
+            self.ctx.submit(self.flush)
+
+    def flush(self) -> None:
+        """Send what waits, oldest first, acting for each entry's visit (resuming a finished
+        visit the hub has not yet heard the end of). Stops at the first unanswered call."""
+        state, conn = self.ctx.state, self.link.conn
+        if state is None or conn is None or not conn.connected:
+            return
+        for item in state.outbox():
+            if item.visit_id is not None and item.visit_id != self.link.acting_for():
+                if self.ctx.v.visit_id is not None and self.ctx.v.visit_id != item.visit_id:
+                    return  # never step out of the visit under way
+                epoch = conn.epoch
+                try:
+                    conn.call("visit:resume", {"visit_id": item.visit_id})
+                except HubUnreachable:
+                    return
+                except HubCallError:
+                    state.remove_visit(item.visit_id)  # the hub ended it already
+                    continue
+                self.link.act_for(epoch, item.visit_id)
+            try:
+                conn.call(item.event, item.payload)
+            except HubUnreachable:
+                return
+            except HubCallError as exc:
+                log.warning("the hub refused %s for good: %s", item.event, exc.code)
+                state.remove(item.id)
+                if item.visit_id == self.ctx.v.visit_id:
+                    raise
+                continue
+            state.remove(item.id)
+            if item.event == "visit:end":
+                self.link.stop_acting()
