@@ -31,20 +31,19 @@ import logging
 import os
 import signal
 import threading
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import replace
 from typing import Any, Literal, TypeVar
 
 import numpy as np
 
 from appliance.doc import DocReplica
 from appliance.doclink import DocLink, socket_url
-from appliance.hub import HubCallError, HubUnreachable, unreachable
+from appliance.hub import HubCallError, unreachable
 from appliance.media import MediaEngine
 from appliance.state import SITE_CODE_ENV, KioskState, mark_in_use
 from appliance.texts import _, translate
+from appliance.visit.chat import Chat
 from appliance.visit.connection import HubLink
 from appliance.visit.context import Context, VisitData
 from appliance.visit.outbox import Outbox
@@ -85,19 +84,10 @@ T = TypeVar("T")
 
 RESTORE_WAIT_S = 5.0  # after a resume, the hub's queue:update or room:rejoined comes within this
 CLOSE_WAIT_S = 5.0  # close() gives the worker this long to tell the hub the visit ended
-MAX_LINES = 100  # chat and break-room lines kept for the screen
 
 
 def _terminate_self() -> None:
     os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _replace_line(lines: list[ChatLine], key: str, **changes: Any) -> bool:
-    for i, line in enumerate(lines):
-        if line.key == key:
-            lines[i] = replace(line, **changes)
-            return True
-    return False
 
 
 class Visit:
@@ -135,15 +125,12 @@ class Visit:
         )
         self._pairing = KioskPairing(ctx, connect=link.connect)
         self._outbox = Outbox(ctx, link)
+        self._chat = Chat(ctx, link)
         link.on_connected(self._on_connected)
         link.on("rtc:signal", self._rtc_signal)
         link.on("queue:update", self._queue_update)
         link.on("match", self._matched)
         link.on("room:rejoined", self._matched)
-        link.on("breakroom:message", self._breakroom_message)
-        link.on("breakroom:removed", self._breakroom_removed)
-        link.on("chat:message", self._chat_message, room_only=True)
-        link.on("chat:blocked", self._chat_blocked, room_only=True)
         link.on("peer:left", lambda _data: self._peer_present(False), room_only=True)
         link.on("peer:back", lambda _data: self._peer_present(True), room_only=True)
         link.on("room:ended", self._ended_by_hub, room_only=True)
@@ -232,11 +219,11 @@ class Visit:
 
     def send_breakroom(self, text: str) -> None:
         """Post in the break room while waiting; shows at once as pending in `breakroom`."""
-        self._post_line("breakroom", text)
+        self._chat.post("breakroom", text)
 
     def send_chat(self, text: str) -> None:
         """Chat in the room; shows at once as pending in `chat`, resent after a reconnect."""
-        self._post_line("chat", text)
+        self._chat.post("chat", text)
 
     def set_text(self, text: str) -> None:
         """The shared text as the student now sees it; the replica stores the minimal edit."""
@@ -365,30 +352,6 @@ class Visit:
             if data.get("room_id") != v.room_id or v.phase != "in_room":
                 self._join_room(str(data["room_id"]))
 
-    def _breakroom_message(self, data: dict[str, Any]) -> None:
-        v = self._ctx.v
-        if v.phase == "waiting":
-            self._got_line(v.breakroom, data)
-
-    def _breakroom_removed(self, data: dict[str, Any]) -> None:
-        v = self._ctx.v
-        with self._ctx.lock:
-            v.breakroom[:] = [x for x in v.breakroom if x.key != f"hub:{data.get('msg_id')}"]
-
-    def _chat_message(self, data: dict[str, Any]) -> None:
-        self._got_line(self._ctx.v.chat, data)
-
-    def _chat_blocked(self, data: dict[str, Any]) -> None:
-        v = self._ctx.v
-        with self._ctx.lock:
-            _replace_line(
-                v.chat,
-                str(data.get("client_msg_id")),
-                pending=False,
-                blocked_reason=str(data.get("reason")),
-                blocked_message=str(data.get("message")),
-            )
-
     def _peer_present(self, present: bool) -> None:
         """peer:left or peer:back: the helper's connection dropped or came back."""
         v = self._ctx.v
@@ -430,7 +393,7 @@ class Visit:
             timer = threading.Timer(RESTORE_WAIT_S, self._check_restored, args=(v,))
             timer.daemon = True
             timer.start()
-            self._flush_lines("breakroom")
+            self._chat.flush("breakroom")
         self._outbox.flush()
 
     def _check_restored(self, v: VisitData) -> None:
@@ -540,7 +503,7 @@ class Visit:
         except HubCallError:
             return  # the break room stays empty until its next message
         for message in history:
-            self._got_line(v.breakroom, message)
+            self._chat.got_line(v.breakroom, message)
 
     def _cancel(self) -> None:
         v = self._ctx.v
@@ -566,7 +529,7 @@ class Visit:
             v.doc.load(answer.get("doc_state"))
             v.doc_version += 1
         for message in answer.get("chat_history", []):
-            self._got_line(v.chat, message)
+            self._chat.got_line(v.chat, message)
         if answer.get("ended"):
             self._room_ended("ended", None)
             return
@@ -578,7 +541,7 @@ class Visit:
         if v.peer_present:
             self._media.expect_offer()
         self._link_doc(v, str(answer["doc_url"]))
-        self._flush_lines("chat")
+        self._chat.flush("chat")
 
     def _leave_room(self, v: VisitData) -> None:
         """Hang up and close the document's socket (the document stays readable)."""
@@ -614,70 +577,6 @@ class Visit:
             return
         payload = {"room_id": room_id, "kind": kind, "data": data}
         self._ctx.submit(self._link.visit_call, "rtc:signal", payload)
-
-    # ---- chat and break room -----------------------------------------------------------------
-
-    def _post_line(self, where: Literal["chat", "breakroom"], text: str) -> None:
-        text = text.strip()
-        if not text:
-            return
-        with self._ctx.lock:
-            v = self._ctx.v
-            if (where == "chat" and v.phase != "in_room") or (
-                where == "breakroom" and v.phase != "waiting"
-            ):
-                return
-            line = ChatLine(uuid.uuid4().hex, v.nickname, text, mine=True, pending=True)
-            (v.chat if where == "chat" else v.breakroom).append(line)
-        self._ctx.submit(self._flush_lines, where)
-
-    def _flush_lines(self, where: Literal["chat", "breakroom"]) -> None:
-        """Send the lines still pending, oldest first; the hub stores a resend only once."""
-        v = self._ctx.v
-        lines = v.chat if where == "chat" else v.breakroom
-        event = "chat:send" if where == "chat" else "breakroom:send"
-        for line in [x for x in lines if x.pending]:
-            payload: dict[str, Any] = {"text": line.text, "client_msg_id": line.key}
-            if where == "chat":
-                payload["room_id"] = v.room_id
-            try:
-                answer = self._link.visit_call(event, payload)
-            except HubUnreachable:
-                return  # sent again after the next reconnect
-            except HubCallError as exc:
-                reason = str(exc.details.get("reason", exc.code))
-                with self._ctx.lock:
-                    _replace_line(
-                        lines,
-                        line.key,
-                        pending=False,
-                        blocked_reason=reason,
-                        blocked_message=exc.message,
-                    )
-                continue
-            with self._ctx.lock:
-                _replace_line(lines, line.key, pending=False, ts=answer.get("ts"))
-
-    def _got_line(self, lines: list[ChatLine], message: dict[str, Any]) -> None:
-        """A message from the hub: ours (acknowledged now) or someone else's (new)."""
-        client_id = str(message.get("client_msg_id") or "")
-        with self._ctx.lock:
-            if client_id and any(x.key == client_id and x.mine for x in lines):
-                _replace_line(lines, client_id, pending=False, ts=message.get("ts"))
-                return
-            key = f"hub:{message.get('msg_id')}"
-            if any(x.key == key for x in lines):
-                return
-            lines.append(
-                ChatLine(
-                    key,
-                    str(message.get("from", "")),
-                    str(message.get("text", "")),
-                    mine=False,
-                    ts=message.get("ts"),
-                )
-            )
-            del lines[:-MAX_LINES]
 
     # ---- the shared document -----------------------------------------------------------------
 

@@ -1,0 +1,125 @@
+"""The visit's lines: chat in the room and the break room while waiting. A line the student
+writes shows at once as pending and stays pending until the hub acknowledges it, so a line
+written offline goes after the next reconnect (the hub stores a resend only once)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from typing import Any, Literal
+
+from appliance.hub import HubCallError, HubUnreachable
+from appliance.visit.connection import HubLink
+from appliance.visit.context import Context
+from appliance.visit.values import ChatLine
+
+MAX_LINES = 100  # chat and break-room lines kept for the screen
+
+Where = Literal["chat", "breakroom"]
+
+
+def _replace_line(lines: list[ChatLine], key: str, **changes: Any) -> bool:
+    for i, line in enumerate(lines):
+        if line.key == key:
+            lines[i] = replace(line, **changes)
+            return True
+    return False
+
+
+class Chat:
+    def __init__(self, ctx: Context, link: HubLink) -> None:
+        self.ctx = ctx
+        self.link = link
+        link.on("breakroom:message", self._breakroom_message)
+        link.on("breakroom:removed", self._breakroom_removed)
+        link.on("chat:message", self._chat_message, room_only=True)
+        link.on("chat:blocked", self._chat_blocked, room_only=True)
+
+    def post(self, where: Where, text: str) -> None:
+        """A line the student wrote (on the UI thread): pending at once, sent by the worker."""
+        text = text.strip()
+        if not text:
+            return
+        with self.ctx.lock:
+            v = self.ctx.v
+            if (where == "chat" and v.phase != "in_room") or (
+                where == "breakroom" and v.phase != "waiting"
+            ):
+                return
+            line = ChatLine(uuid.uuid4().hex, v.nickname, text, mine=True, pending=True)
+            (v.chat if where == "chat" else v.breakroom).append(line)
+        self.ctx.submit(self.flush, where)
+
+    def flush(self, where: Where) -> None:
+        """Send the lines still pending, oldest first; the hub stores a resend only once."""
+        v = self.ctx.v
+        lines = v.chat if where == "chat" else v.breakroom
+        event = "chat:send" if where == "chat" else "breakroom:send"
+        for line in [x for x in lines if x.pending]:
+            payload: dict[str, Any] = {"text": line.text, "client_msg_id": line.key}
+            if where == "chat":
+                payload["room_id"] = v.room_id
+            try:
+                answer = self.link.visit_call(event, payload)
+            except HubUnreachable:
+                return  # sent again after the next reconnect
+            except HubCallError as exc:
+                reason = str(exc.details.get("reason", exc.code))
+                with self.ctx.lock:
+                    _replace_line(
+                        lines,
+                        line.key,
+                        pending=False,
+                        blocked_reason=reason,
+                        blocked_message=exc.message,
+                    )
+                continue
+            with self.ctx.lock:
+                _replace_line(lines, line.key, pending=False, ts=answer.get("ts"))
+
+    def got_line(self, lines: list[ChatLine], message: dict[str, Any]) -> None:
+        """A message from the hub: ours (acknowledged now) or someone else's (new)."""
+        client_id = str(message.get("client_msg_id") or "")
+        with self.ctx.lock:
+            if client_id and any(x.key == client_id and x.mine for x in lines):
+                _replace_line(lines, client_id, pending=False, ts=message.get("ts"))
+                return
+            key = f"hub:{message.get('msg_id')}"
+            if any(x.key == key for x in lines):
+                return
+            lines.append(
+                ChatLine(
+                    key,
+                    str(message.get("from", "")),
+                    str(message.get("text", "")),
+                    mine=False,
+                    ts=message.get("ts"),
+                )
+            )
+            del lines[:-MAX_LINES]
+
+    # ---- the hub's events --------------------------------------------------------------------
+
+    def _breakroom_message(self, data: dict[str, Any]) -> None:
+        v = self.ctx.v
+        if v.phase == "waiting":
+            self.got_line(v.breakroom, data)
+
+    def _breakroom_removed(self, data: dict[str, Any]) -> None:
+        v = self.ctx.v
+        with self.ctx.lock:
+            v.breakroom[:] = [x for x in v.breakroom if x.key != f"hub:{data.get('msg_id')}"]
+
+    def _chat_message(self, data: dict[str, Any]) -> None:
+        self.got_line(self.ctx.v.chat, data)
+
+    def _chat_blocked(self, data: dict[str, Any]) -> None:
+        v = self.ctx.v
+        with self.ctx.lock:
+            _replace_line(
+                v.chat,
+                str(data.get("client_msg_id")),
+                pending=False,
+                blocked_reason=str(data.get("reason")),
+                blocked_message=str(data.get("message")),
+            )
