@@ -33,12 +33,11 @@ import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import numpy as np
 
 from appliance.doc import DocReplica
-from appliance.doclink import DocLink, socket_url
 from appliance.hub import HubCallError, unreachable
 from appliance.media import MediaEngine
 from appliance.state import SITE_CODE_ENV, KioskState, mark_in_use
@@ -46,6 +45,7 @@ from appliance.texts import _, translate
 from appliance.visit.chat import Chat
 from appliance.visit.connection import HubLink
 from appliance.visit.context import Context, VisitData
+from appliance.visit.document import Document
 from appliance.visit.outbox import Outbox
 from appliance.visit.pairing import KioskPairing
 from appliance.visit.values import (
@@ -80,7 +80,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 RESTORE_WAIT_S = 5.0  # after a resume, the hub's queue:update or room:rejoined comes within this
 CLOSE_WAIT_S = 5.0  # close() gives the worker this long to tell the hub the visit ended
@@ -108,7 +107,6 @@ class Visit:
         self._ctx = ctx = Context(options)
         self._in_use = False  # someone is at the screen (the UI says so), maybe before a visit
         self._catalog: Catalog | None = None
-        self._strokes_cache: tuple[int, tuple[Stroke, ...], str] = (-1, (), "")
         self._media = MediaEngine(
             fake=options.fake_camera,
             camera=options.camera,
@@ -126,6 +124,7 @@ class Visit:
         self._pairing = KioskPairing(ctx, connect=link.connect)
         self._outbox = Outbox(ctx, link)
         self._chat = Chat(ctx, link)
+        self._document = Document(ctx, link)
         link.on_connected(self._on_connected)
         link.on("rtc:signal", self._rtc_signal)
         link.on("queue:update", self._queue_update)
@@ -227,7 +226,7 @@ class Visit:
 
     def set_text(self, text: str) -> None:
         """The shared text as the student now sees it; the replica stores the minimal edit."""
-        self._edit(lambda doc: doc.set_text(text))
+        self._document.edit(lambda doc: doc.set_text(text))
 
     def add_stroke(
         self,
@@ -238,16 +237,16 @@ class Visit:
     ) -> int:
         """A new whiteboard stroke (flattened board-unit points, 1600 × 1200); returns a handle
         for `extend_stroke` so the helper sees it grow while the finger moves (0: no room)."""
-        handle = self._edit(lambda doc: doc.add_stroke(points, color, width, mode))
+        handle = self._document.edit(lambda doc: doc.add_stroke(points, color, width, mode))
         return handle or 0
 
     def extend_stroke(self, handle: int, points: list[float]) -> None:
         """More points of a stroke begun with `add_stroke`."""
-        self._edit(lambda doc: doc.extend_stroke(handle, points))
+        self._document.edit(lambda doc: doc.extend_stroke(handle, points))
 
     def clear_board(self) -> None:
         """Delete every stroke (both sides)."""
-        self._edit(lambda doc: doc.clear_board())
+        self._document.edit(lambda doc: doc.clear_board())
 
     def end_session(self) -> Future[None]:
         """The student ends the session (→ phase "ended")."""
@@ -272,7 +271,7 @@ class Visit:
             self._ctx.lang = self._ctx.home_lang()
             wiped, self._ctx.v = self._ctx.v, VisitData(lang=self._ctx.lang)
             self._ctx.error = None
-            self._strokes_cache = (-1, (), "")
+            self._document.forget()
         self._leave_room(wiped)
         if wiped.visit_id is not None:
             self._outbox.end_visit(wiped.visit_id)
@@ -289,7 +288,7 @@ class Visit:
             connection = "offline" if paired else "unpaired"
         with self._ctx.lock:
             v = self._ctx.v
-            doc_text, strokes = self._doc_view()
+            doc_text, strokes = self._document.view()
             return VisitView(
                 phase=v.phase,
                 connection=connection,
@@ -519,7 +518,7 @@ class Visit:
         answer = self._link.visit_call("room:join", {"room_id": room_id})
         with self._ctx.lock:
             if v.room_id != room_id or v.doc is None:
-                self._close_doc_link(v)
+                self._document.close_link(v)
                 v.doc, v.chat = DocReplica(), []
             v.room_id, v.phase, v.request_id = room_id, "in_room", None
             v.queue_position = v.eta_s = None
@@ -540,19 +539,13 @@ class Visit:
         )
         if v.peer_present:
             self._media.expect_offer()
-        self._link_doc(v, str(answer["doc_url"]))
+        self._document.link_doc(v, str(answer["doc_url"]))
         self._chat.flush("chat")
 
     def _leave_room(self, v: VisitData) -> None:
         """Hang up and close the document's socket (the document stays readable)."""
         self._media.end_call()
-        self._close_doc_link(v)
-
-    def _close_doc_link(self, v: VisitData) -> None:
-        with self._ctx.lock:
-            if v.doc_link is not None:
-                v.doc_link.close()
-                v.doc_link = None
+        self._document.close_link(v)
 
     def _room_ended(self, reason: Any, by: Any) -> None:
         v = self._ctx.v
@@ -577,54 +570,3 @@ class Visit:
             return
         payload = {"room_id": room_id, "kind": kind, "data": data}
         self._ctx.submit(self._link.visit_call, "rtc:signal", payload)
-
-    # ---- the shared document -----------------------------------------------------------------
-
-    def _edit(self, change: Callable[[DocReplica], T]) -> T | None:
-        """A local change; the replica hands its update to the room's DocLink."""
-        with self._ctx.lock:
-            v = self._ctx.v
-            if v.phase != "in_room" or v.doc is None:
-                return None
-            result = change(v.doc)
-            v.doc_version += 1
-            return result
-
-    def _link_doc(self, v: VisitData, doc_url: str) -> None:
-        """The document's socket, with the ticket of the `room:join` just answered: started on
-        the first, told the fresh address on later ones (it connects at once if it was down)."""
-        url = socket_url(self._link.hub().url, doc_url)
-        with self._ctx.lock:
-            if v.doc is None or v.phase != "in_room":
-                return
-            if v.doc_link is None:
-                v.doc_link = DocLink(
-                    v.doc,
-                    self._ctx.lock,
-                    changed=lambda: self._doc_changed(v),
-                    renew=lambda: self._ctx.submit(self._renew_doc_ticket, v),
-                )
-            v.doc_link.use(url)
-
-    @staticmethod
-    def _doc_changed(v: VisitData) -> None:
-        """The hub changed the document (called under the lock): draw it again."""
-        v.doc_version += 1
-
-    def _renew_doc_ticket(self, v: VisitData) -> None:
-        """The hub refused the document socket's ticket (4401): a fresh one from `room:join`."""
-        if v is self._ctx.v and v.phase == "in_room" and v.room_id is not None:
-            answer = self._link.visit_call("room:join", {"room_id": v.room_id})
-            self._link_doc(v, str(answer["doc_url"]))
-
-    def _doc_view(self) -> tuple[str, tuple[Stroke, ...]]:
-        """Text and strokes, converted again only when the document changed (under the lock)."""
-        v = self._ctx.v
-        if v.doc is None:
-            return "", ()
-        version, strokes, text = self._strokes_cache
-        if version != v.doc_version:
-            text = v.doc.text
-            strokes = tuple(Stroke(*s) for s in v.doc.strokes())
-            self._strokes_cache = (v.doc_version, strokes, text)
-        return text, strokes
