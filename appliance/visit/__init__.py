@@ -37,7 +37,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from appliance.doc import DocReplica
 from appliance.hub import HubCallError, unreachable
 from appliance.media import MediaEngine
 from appliance.state import SITE_CODE_ENV, KioskState, mark_in_use
@@ -48,6 +47,7 @@ from appliance.visit.context import Context, VisitData
 from appliance.visit.document import Document
 from appliance.visit.outbox import Outbox
 from appliance.visit.pairing import KioskPairing
+from appliance.visit.room import Room
 from appliance.visit.values import (
     Catalog,
     ChatLine,
@@ -125,14 +125,9 @@ class Visit:
         self._outbox = Outbox(ctx, link)
         self._chat = Chat(ctx, link)
         self._document = Document(ctx, link)
+        self._room = Room(ctx, link, self._media, self._chat, self._document)
         link.on_connected(self._on_connected)
-        link.on("rtc:signal", self._rtc_signal)
         link.on("queue:update", self._queue_update)
-        link.on("match", self._matched)
-        link.on("room:rejoined", self._matched)
-        link.on("peer:left", lambda _data: self._peer_present(False), room_only=True)
-        link.on("peer:back", lambda _data: self._peer_present(True), room_only=True)
-        link.on("room:ended", self._ended_by_hub, room_only=True)
 
     # ---- the device ----------------------------------------------------------------------
 
@@ -250,7 +245,7 @@ class Visit:
 
     def end_session(self) -> Future[None]:
         """The student ends the session (→ phase "ended")."""
-        return self._ctx.run(self._end_session)
+        return self._ctx.run(self._room.end_session)
 
     def report(self, text: str) -> Future[None]:
         """Report a problem with the room; kept in the outbox until the hub has it. Resolves
@@ -272,7 +267,7 @@ class Visit:
             wiped, self._ctx.v = self._ctx.v, VisitData(lang=self._ctx.lang)
             self._ctx.error = None
             self._document.forget()
-        self._leave_room(wiped)
+        self._room.leave(wiped)
         if wiped.visit_id is not None:
             self._outbox.end_visit(wiped.visit_id)
         self._link.set_language(self._ctx.lang)
@@ -331,36 +326,12 @@ class Visit:
 
     # ---- the hub's events (on the worker) ------------------------------------------------------
 
-    def _rtc_signal(self, data: dict[str, Any]) -> None:
-        v = self._ctx.v
-        if data.get("room_id") == v.room_id and v.phase == "in_room":
-            self._media.signal(str(data.get("kind")), data.get("data"))
-
     def _queue_update(self, data: dict[str, Any]) -> None:
         v = self._ctx.v
         if data.get("request_id") == v.request_id:
             with self._ctx.lock:
                 v.queue_position, v.eta_s = data.get("position"), data.get("eta_s")
                 v.next_shift, v.restored = data.get("next_shift"), True
-
-    def _matched(self, data: dict[str, Any]) -> None:
-        """A helper accepted (match), or the hub put a returning student back (room:rejoined)."""
-        v = self._ctx.v
-        if v.phase in ("waiting", "in_room"):
-            v.restored = True
-            if data.get("room_id") != v.room_id or v.phase != "in_room":
-                self._join_room(str(data["room_id"]))
-
-    def _peer_present(self, present: bool) -> None:
-        """peer:left or peer:back: the helper's connection dropped or came back."""
-        v = self._ctx.v
-        with self._ctx.lock:
-            v.peer_present = present
-        if v.peer_present and v.phase == "in_room":
-            self._media.expect_offer()
-
-    def _ended_by_hub(self, data: dict[str, Any]) -> None:
-        self._room_ended(data.get("reason"), data.get("by"))
 
     def _on_connected(self) -> None:
         """Back on the hub: act for the visit again and pick up where it was."""
@@ -386,7 +357,7 @@ class Visit:
             self._link.act_for(epoch, v.visit_id)
             v.restored = False
         if v.phase == "in_room" and v.room_id:
-            self._join_room(v.room_id)
+            self._room.join(v.room_id)
         elif v.phase == "waiting":
             # The hub tells a returning student its place; if it does not, the request is gone.
             timer = threading.Timer(RESTORE_WAIT_S, self._check_restored, args=(v,))
@@ -416,7 +387,7 @@ class Visit:
         v = self._ctx.v
         if v.visit_id is not None and self._ctx.state is not None:
             self._ctx.state.remove_visit(v.visit_id)
-        self._leave_room(v)
+        self._room.leave(v)
         with self._ctx.lock:
             v.phase, v.visit_id, v.room_ended_reason = "ended", None, v.room_ended_reason or "ended"
             self._ctx.error = ErrorView("visit_lost", message)
@@ -512,61 +483,3 @@ class Visit:
         with self._ctx.lock:
             v.phase, v.request_id, v.queue_position, v.eta_s = "asking", None, None, None
             v.breakroom = []
-
-    def _join_room(self, room_id: str) -> None:
-        v = self._ctx.v
-        answer = self._link.visit_call("room:join", {"room_id": room_id})
-        with self._ctx.lock:
-            if v.room_id != room_id or v.doc is None:
-                self._document.close_link(v)
-                v.doc, v.chat = DocReplica(), []
-            v.room_id, v.phase, v.request_id = room_id, "in_room", None
-            v.queue_position = v.eta_s = None
-            v.breakroom = []
-            v.peer_name = str(answer["peer"]["display_name"])
-            v.peer_present = bool(answer["peer_present"])
-            v.doc.load(answer.get("doc_state"))
-            v.doc_version += 1
-        for message in answer.get("chat_history", []):
-            self._chat.got_line(v.chat, message)
-        if answer.get("ended"):
-            self._room_ended("ended", None)
-            return
-        self._media.start_call(
-            answer.get("ice_servers") or [],
-            str(answer.get("ice_transport_policy", "all")),
-            self._send_signal,
-        )
-        if v.peer_present:
-            self._media.expect_offer()
-        self._document.link_doc(v, str(answer["doc_url"]))
-        self._chat.flush("chat")
-
-    def _leave_room(self, v: VisitData) -> None:
-        """Hang up and close the document's socket (the document stays readable)."""
-        self._media.end_call()
-        self._document.close_link(v)
-
-    def _room_ended(self, reason: Any, by: Any) -> None:
-        v = self._ctx.v
-        self._leave_room(v)
-        with self._ctx.lock:
-            v.phase = "ended"
-            v.room_ended_reason = str(reason) if reason else "ended"
-            v.room_ended_by = str(by) if by else None
-            v.peer_present = False
-
-    def _end_session(self) -> None:
-        v = self._ctx.v
-        if v.phase != "in_room" or v.room_id is None:
-            return
-        self._link.visit_call("room:end", {"room_id": v.room_id})
-        self._room_ended("ended", "student")
-
-    def _send_signal(self, kind: str, data: dict[str, Any] | None) -> None:
-        """From the media thread: an rtc:signal for the helper, sent in order by the worker."""
-        room_id = self._ctx.v.room_id
-        if room_id is None:
-            return
-        payload = {"room_id": room_id, "kind": kind, "data": data}
-        self._ctx.submit(self._link.visit_call, "rtc:signal", payload)
