@@ -23,24 +23,30 @@ Life of the object (one per kiosk process, reused visit after visit):
 Phases: "idle" (no visit) → start() → "asking" (choose subject, photo) → ask() → "waiting" (queue,
 break room) → a helper accepts → "in_room" → the room ends (either side) → "ended" (feedback,
 report) → finish() → "idle". cancel() goes from "waiting" back to "asking". finish() works from any
-phase and is what the idle timeout calls."""
+phase and is what the idle timeout calls.
+
+Inside, the facade hands each call to the part that owns it (one module each): `pairing`,
+`connection` (the hub connection and the routing of its events), `asking` (start, request, queue),
+`room` (the call and the room's life), `chat` (chat and break-room lines), `document` (the shared
+document), `outbox` (what must reach the hub even after a restart); `context` is what they share,
+`values` what crosses to the UI. The facade itself keeps what spans the parts: opening and closing
+the device, finishing a visit, and resuming it after a reconnect."""
 
 from __future__ import annotations
 
 import logging
 import os
 import signal
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
-from appliance.hub import HubCallError, unreachable
+from appliance.hub import HubCallError
 from appliance.media import MediaEngine
 from appliance.state import SITE_CODE_ENV, KioskState, mark_in_use
-from appliance.texts import _, translate
+from appliance.visit.asking import Asking
 from appliance.visit.chat import Chat
 from appliance.visit.connection import HubLink
 from appliance.visit.context import Context, VisitData
@@ -81,7 +87,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-RESTORE_WAIT_S = 5.0  # after a resume, the hub's queue:update or room:rejoined comes within this
 CLOSE_WAIT_S = 5.0  # close() gives the worker this long to tell the hub the visit ended
 
 
@@ -92,12 +97,9 @@ def _terminate_self() -> None:
 class Visit:
     """The facade; see the module docstring. Thread-safe.
 
-    Inside, one worker thread does everything that talks to the hub over Socket.IO, one thing at
-    a time and in order: the UI's requests and the hub's events alike. So a `room:join` answer is
-    in place before the signals that follow it, and the visit's state never sees two changes at
-    once. The UI thread only takes the lock briefly to read or to note a local change (a chat line
-    shown as pending, an edit of the shared text). The room's document has a socket of its own
-    (DocLink, on its thread), which takes the same lock to read or change the replica."""
+    One worker thread (the context's) does everything that talks to the hub over Socket.IO, one
+    thing at a time and in order. The UI thread only takes the lock briefly to read or to note a
+    local change (a chat line shown as pending, an edit of the shared text)."""
 
     def __init__(self, options: Options, on_restart: Callable[[], None] | None = None) -> None:
         """`on_restart` is called (from a background thread) when site staff ask for a restart
@@ -106,7 +108,6 @@ class Visit:
         self.options = options
         self._ctx = ctx = Context(options)
         self._in_use = False  # someone is at the screen (the UI says so), maybe before a visit
-        self._catalog: Catalog | None = None
         self._media = MediaEngine(
             fake=options.fake_camera,
             camera=options.camera,
@@ -114,43 +115,44 @@ class Visit:
             size=options.video_size,
             fps=options.fps,
         )
-        self._link = link = HubLink(
+        self._link = HubLink(
             ctx,
             camera_ok=lambda: self._media.camera_ok,
             visit_active=lambda: self._in_use or ctx.v.phase != "idle",
             restart=on_restart or _terminate_self,
             unpaired=lambda: self._pairing.forget(),
         )
-        self._pairing = KioskPairing(ctx, connect=link.connect)
-        self._outbox = Outbox(ctx, link)
-        self._chat = Chat(ctx, link)
-        self._document = Document(ctx, link)
-        self._room = Room(ctx, link, self._media, self._chat, self._document)
-        link.on_connected(self._on_connected)
-        link.on("queue:update", self._queue_update)
+        self._pairing = KioskPairing(ctx, connect=self._link.connect)
+        self._outbox = Outbox(ctx, self._link)
+        self._chat = Chat(ctx, self._link)
+        self._document = Document(ctx, self._link)
+        self._room = Room(ctx, self._link, self._media, self._chat, self._document)
+        self._asking = Asking(ctx, self._link, self._chat, self._outbox)
+        self._link.on_connected(self._resume)
 
     # ---- the device ----------------------------------------------------------------------
 
     def open(self) -> None:
         """Start the camera preview, the hub connection (if paired) and the health agent. Takes
         a moment (the camera opens); call it before the UI's main loop."""
-        self._ctx.state = KioskState(self.options.data_dir)
+        ctx = self._ctx
+        state = ctx.state = KioskState(self.options.data_dir)
         mark_in_use(self.options.data_dir, False)  # left by a run that crashed
         if self.options.hub_url:
-            self._ctx.state.hub_url = self.options.hub_url
+            state.hub_url = self.options.hub_url
         # `provision install --site` puts it in the unit's environment; --site wins over that
         site_code = self.options.site_code or os.environ.get(SITE_CODE_ENV)
         if site_code:
-            self._ctx.state.site_code = site_code
-        self._ctx.settings = self._ctx.state.hub_settings
-        with self._ctx.lock:
-            self._ctx.lang = self._ctx.home_lang()
-            self._ctx.v = VisitData(lang=self._ctx.lang)
+            state.site_code = site_code
+        ctx.settings = state.hub_settings
+        with ctx.lock:
+            ctx.lang = ctx.home_lang()
+            ctx.v = VisitData(lang=ctx.lang)
         self._media.start()
-        identity = self._ctx.state.identity
+        identity = state.identity
         self._pairing.paired = identity is not None
-        if identity is not None and self._ctx.state.hub_url:
-            self._link.connect(self._ctx.state.hub_url, identity.device_token)
+        if identity is not None and state.hub_url:
+            self._link.connect(state.hub_url, identity.device_token)
 
     def close(self) -> None:
         """Stop everything: the visit is finished, the call, camera and connection closed."""
@@ -195,21 +197,21 @@ class Visit:
         hub refuses, "offline" when the hub cannot be reached."""
         if lang is not None:
             self.set_language(lang)
-        return self._ctx.run(self._start, nickname.strip(), grade)
+        return self._ctx.run(self._asking.start, nickname.strip(), grade)
 
     def catalog(self) -> Future[Catalog]:
         """What can be asked about, with names in Danish and English (cached after the first)."""
-        return self._ctx.run(self._fetch_catalog, quiet=True)
+        return self._ctx.run(self._asking.catalog, quiet=True)
 
     def ask(
         self, subject_id: int, language: str | None, note: str, photo_jpeg: bytes | None
     ) -> Future[None]:
         """Upload the photo (if any) and ask for help (→ phase "waiting")."""
-        return self._ctx.run(self._ask, subject_id, language, note, photo_jpeg)
+        return self._ctx.run(self._asking.ask, subject_id, language, note, photo_jpeg)
 
     def cancel(self) -> Future[None]:
         """Withdraw the waiting request (→ phase "asking")."""
-        return self._ctx.run(self._cancel)
+        return self._ctx.run(self._asking.cancel)
 
     def send_breakroom(self, text: str) -> None:
         """Post in the break room while waiting; shows at once as pending in `breakroom`."""
@@ -262,34 +264,35 @@ class Visit:
         """End the visit whatever its phase (visit:end; the request or room is closed on the
         hub) and wipe it from memory: nickname, chat, document, frames. → phase "idle" at once;
         the hub hears it as soon as it can be reached."""
-        with self._ctx.lock:
-            self._ctx.lang = self._ctx.home_lang()
-            wiped, self._ctx.v = self._ctx.v, VisitData(lang=self._ctx.lang)
-            self._ctx.error = None
+        ctx = self._ctx
+        with ctx.lock:
+            ctx.lang = ctx.home_lang()
+            wiped, ctx.v = ctx.v, VisitData(lang=ctx.lang)
+            ctx.error = None
             self._document.forget()
         self._room.leave(wiped)
         if wiped.visit_id is not None:
             self._outbox.end_visit(wiped.visit_id)
-        self._link.set_language(self._ctx.lang)
+        self._link.set_language(ctx.lang)
 
     # ---- reading ---------------------------------------------------------------------------
 
     def snapshot(self) -> VisitView:
         """The state to draw now."""
-        conn, paired = self._link.conn, self._pairing.paired
+        ctx, conn, paired = self._ctx, self._link.conn, self._pairing.paired
         if conn is not None:
             connection: Connection = conn.status
         else:
             connection = "offline" if paired else "unpaired"
-        with self._ctx.lock:
-            v = self._ctx.v
+        with ctx.lock:
+            v = ctx.v
             doc_text, strokes = self._document.view()
             return VisitView(
                 phase=v.phase,
                 connection=connection,
                 paired=paired and connection != "unpaired",
                 pairing=self._pairing.view(),
-                lang=self._ctx.lang,
+                lang=ctx.lang,
                 nickname=v.nickname,
                 queue_position=v.queue_position,
                 eta_s=v.eta_s,
@@ -306,10 +309,10 @@ class Visit:
                 remote_frames=self._media.remote.received if v.phase == "in_room" else 0,
                 room_ended_reason=v.room_ended_reason,
                 room_ended_by=v.room_ended_by,
-                settings=self._ctx.settings,
+                settings=ctx.settings,
                 camera_ok=self._media.camera_ok,
-                error=self._ctx.error,
-                busy=self._ctx.busy > 0,
+                error=ctx.error,
+                busy=ctx.busy > 0,
             )
 
     def remote_frame(self) -> np.ndarray | None:
@@ -324,21 +327,16 @@ class Visit:
         """The current camera picture as JPEG (to photograph the assignment), or None."""
         return self._media.snapshot_jpeg()
 
-    # ---- the hub's events (on the worker) ------------------------------------------------------
+    # ---- back on the hub (on the worker) -----------------------------------------------------
 
-    def _queue_update(self, data: dict[str, Any]) -> None:
-        v = self._ctx.v
-        if data.get("request_id") == v.request_id:
-            with self._ctx.lock:
-                v.queue_position, v.eta_s = data.get("position"), data.get("eta_s")
-                v.next_shift, v.restored = data.get("next_shift"), True
-
-    def _on_connected(self) -> None:
-        """Back on the hub: act for the visit again and pick up where it was."""
-        v = self._ctx.v
+    def _resume(self) -> None:
+        """Back on the hub after a (re)connect: act for the visit again and pick up where it
+        was."""
+        ctx = self._ctx
+        v = ctx.v
         if v.visit_id is None:
             self._outbox.flush()
-            if not self._outbox.waiting() and self._ctx.v.visit_id is None:
+            if not self._outbox.waiting() and ctx.v.visit_id is None:
                 # A visit the kiosk lost track of (it restarted mid-visit) must not keep a
                 # place in the queue or a room: end whatever the hub still has open.
                 self._link.hub().call("visit:end")
@@ -352,134 +350,24 @@ class Visit:
                 self._visit_lost(exc.message)
                 return
             raise
-        with self._ctx.lock:
+        with ctx.lock:
             v.visit_token = str(answer["visit_token"])
             self._link.act_for(epoch, v.visit_id)
             v.restored = False
         if v.phase == "in_room" and v.room_id:
             self._room.join(v.room_id)
         elif v.phase == "waiting":
-            # The hub tells a returning student its place; if it does not, the request is gone.
-            timer = threading.Timer(RESTORE_WAIT_S, self._check_restored, args=(v,))
-            timer.daemon = True
-            timer.start()
+            self._asking.expect_restore(v)
             self._chat.flush("breakroom")
         self._outbox.flush()
 
-    def _check_restored(self, v: VisitData) -> None:
-        def check() -> None:
-            if v is self._ctx.v and v.phase == "waiting" and not v.restored:
-                with self._ctx.lock:
-                    v.phase, v.request_id, v.queue_position, v.eta_s = "asking", None, None, None
-                    message = translate(
-                        _(
-                            "Your place in the queue was lost while the connection was down. "
-                            "Please ask again."
-                        ),
-                        self._ctx.lang,
-                    )
-                    self._ctx.error = ErrorView("request_lost", message)
-
-        self._ctx.submit(check)
-
     def _visit_lost(self, message: str) -> None:
         """The hub ended the visit while the kiosk was away (e.g. the kiosk was gone too long)."""
-        v = self._ctx.v
-        if v.visit_id is not None and self._ctx.state is not None:
-            self._ctx.state.remove_visit(v.visit_id)
+        ctx = self._ctx
+        v = ctx.v
+        if v.visit_id is not None and ctx.state is not None:
+            ctx.state.remove_visit(v.visit_id)
         self._room.leave(v)
-        with self._ctx.lock:
+        with ctx.lock:
             v.phase, v.visit_id, v.room_ended_reason = "ended", None, v.room_ended_reason or "ended"
-            self._ctx.error = ErrorView("visit_lost", message)
-
-    # ---- steps of a visit (on the worker) ----------------------------------------------------
-
-    def _start(self, nickname: str, grade: int) -> None:
-        if self._ctx.v.phase != "idle":
-            raise HubCallError("conflict", "A visit is already under way.")
-        conn = self._link.wait_connected()
-        self._outbox.flush()
-        if self._outbox.waiting():
-            raise unreachable("offline", self._ctx.lang)
-        epoch = conn.epoch
-        payload = {"nickname": nickname, "grade": grade}
-        try:
-            answer = conn.call("visit:start", payload)
-        except HubCallError as exc:
-            if exc.code != "conflict" or "visit_id" not in exc.details:
-                raise
-            conn.call("visit:end")  # a visit the kiosk lost track of
-            answer = conn.call("visit:start", payload)
-        visit_id = int(answer["visit_id"])
-        with self._ctx.lock:
-            self._ctx.v = VisitData(
-                phase="asking",
-                visit_id=visit_id,
-                visit_token=str(answer["visit_token"]),
-                nickname=nickname,
-                grade=grade,
-                lang=self._ctx.lang,
-            )
-            self._link.act_for(epoch, visit_id)
-            self._ctx.error = None
-
-    def _fetch_catalog(self) -> Catalog:
-        if self._catalog is not None:
-            return self._catalog
-        conn = self._link.hub()
-        by_lang = {lang: conn.http("GET", "/api/catalog", lang=lang) for lang in ("da", "en")}
-        da, en = by_lang["da"], by_lang["en"]
-        en_subjects = {s["id"]: s["name"] for s in en["subjects"]}
-        en_languages = {x["code"]: x["name"] for x in en["languages"]}
-        self._catalog = Catalog(
-            subjects=tuple(
-                Subject(
-                    int(s["id"]),
-                    str(s.get("key", "")),
-                    {"da": s["name"], "en": en_subjects.get(s["id"], s["name"])},
-                )
-                for s in da["subjects"]
-            ),
-            languages=tuple(
-                Language(x["code"], {"da": x["name"], "en": en_languages.get(x["code"], x["name"])})
-                for x in da["languages"]
-            ),
-            grades=tuple(int(g) for g in da["grades"]),
-        )
-        return self._catalog
-
-    def _ask(self, subject_id: int, language: str | None, note: str, photo: bytes | None) -> None:
-        v = self._ctx.v
-        if v.phase != "asking":
-            raise HubCallError("conflict", "Start a visit first.")
-        conn = self._link.hub()
-        attachments = [conn.upload_attachment(photo, v.visit_token)] if photo else []
-        answer = self._link.visit_call(
-            "help:request",
-            {
-                "subject": subject_id,
-                "grade": v.grade,
-                "language": language,
-                "note": note,
-                "attachment_ids": attachments,
-            },
-        )
-        with self._ctx.lock:
-            v.phase, v.request_id = "waiting", int(answer["request_id"])
-            v.queue_position, v.eta_s = answer.get("position"), answer.get("eta_s")
-            v.next_shift, v.breakroom = answer.get("next_shift"), []
-        try:
-            history = self._link.visit_call("breakroom:history")["messages"]
-        except HubCallError:
-            return  # the break room stays empty until its next message
-        for message in history:
-            self._chat.got_line(v.breakroom, message)
-
-    def _cancel(self) -> None:
-        v = self._ctx.v
-        if v.phase != "waiting" or v.request_id is None:
-            return
-        self._link.visit_call("help:cancel", {"request_id": v.request_id})
-        with self._ctx.lock:
-            v.phase, v.request_id, v.queue_position, v.eta_s = "asking", None, None, None
-            v.breakroom = []
+            ctx.error = ErrorView("visit_lost", message)
