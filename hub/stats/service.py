@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import secrets
 import statistics
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -26,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from flask_babel import format_decimal
 from flask_babel import gettext as _
-from sqlalchemy import Select, select
+from sqlalchemy import Select, String, case, cast, func, literal, select
 from sqlalchemy.orm import Session, aliased
 
 from hub.accounts.models import Organisation, Role, Site, User
@@ -69,24 +70,34 @@ class Fact:
         return local_day(self.asked_at)
 
 
-def _live_query() -> Select:
+FACT_FIELDS = tuple(Fact.__dataclass_fields__)
+
+
+def _seconds(later: Any, earlier: Any, dialect: str) -> Any:
+    """`later - earlier` in seconds, computed by the database (much cheaper than in Python)."""
+    if dialect == "sqlite":
+        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+    return func.extract("epoch", later - earlier)
+
+
+def _live_query(dialect: str) -> Select:
+    """One row per finished request, its columns named as `Fact`'s fields."""
     student, helper = aliased(User), aliased(User)
     by_student, by_helper = aliased(Feedback), aliased(Feedback)
     return (
         select(
-            HelpRequest.created_at,
-            HelpRequest.ended_at,
-            HelpRequest.status,
-            HelpRequest.subject_id,
-            HelpRequest.grade,
-            HelpRequest.student_id,
-            student.site_id,
-            KioskVisit.id.label("visit_id"),
-            Room.created_at.label("room_created_at"),
-            Room.ended_at.label("room_ended_at"),
-            helper.organisation_id,
+            HelpRequest.created_at.label("asked_at"),
+            student.site_id.label("site_id"),
+            HelpRequest.subject_id.label("subject_id"),
+            HelpRequest.grade.label("grade"),
+            case((KioskVisit.id.is_not(None), KIOSK), else_=HOME).label("channel"),
+            HelpRequest.status.label("outcome"),
+            _seconds(HelpRequest.ended_at, HelpRequest.created_at, dialect).label("wait_s"),
+            _seconds(Room.ended_at, Room.created_at, dialect).label("session_s"),
+            helper.organisation_id.label("helper_organisation_id"),
             by_student.rating.label("student_rating"),
             by_helper.rating.label("helper_rating"),
+            (literal("u") + cast(HelpRequest.student_id, String)).label("student_key"),
         )
         .join(student, student.id == HelpRequest.student_id)
         .outerjoin(KioskVisit, KioskVisit.user_id == HelpRequest.student_id)
@@ -102,66 +113,42 @@ def _live_query() -> Select:
     )
 
 
-def _live_fact(row: Any, student_key: str) -> Fact:
-    session_s = None
-    if row.room_created_at is not None and row.room_ended_at is not None:
-        session_s = (row.room_ended_at - row.room_created_at).total_seconds()
-    return Fact(
-        asked_at=row.created_at,
-        site_id=row.site_id,
-        subject_id=row.subject_id,
-        grade=row.grade,
-        channel=KIOSK if row.visit_id is not None else HOME,
-        outcome=row.status,
-        wait_s=(row.ended_at - row.created_at).total_seconds(),
-        session_s=session_s,
-        helper_organisation_id=row.organisation_id,
-        student_rating=row.student_rating,
-        helper_rating=row.helper_rating,
-        student_key=student_key,
-    )
+def _archived_query() -> Select:
+    return select(*(getattr(ArchivedRequest, name) for name in FACT_FIELDS))
+
+
+def _fact(row: Any) -> Fact:
+    """A row of either query (its columns in `FACT_FIELDS` order) as a Fact."""
+    asked, site, subject, grade, channel, outcome, wait_s, session_s, *rest = row
+    # Whole milliseconds: SQLite's julianday arithmetic is off by microseconds.
+    wait_s = round(float(wait_s), 3)
+    session_s = None if session_s is None else round(float(session_s), 3)
+    return Fact(asked, site, subject, grade, channel, outcome, wait_s, session_s, *rest)
 
 
 def facts(s: Session, start: datetime, end: datetime, site_id: int | None) -> list[Fact]:
     """The finished requests asked in [start, end), at one site or all: live and archived."""
-    live = _live_query().where(HelpRequest.created_at >= start, HelpRequest.created_at < end)
-    archived = select(ArchivedRequest).where(
+    live = _live_query(s.get_bind().dialect.name)
+    live = live.where(HelpRequest.created_at >= start, HelpRequest.created_at < end)
+    archived = _archived_query().where(
         ArchivedRequest.asked_at >= start, ArchivedRequest.asked_at < end
     )
     if site_id is not None:
         live = live.where(live.selected_columns.site_id == site_id)
         archived = archived.where(ArchivedRequest.site_id == site_id)
-    found = [_live_fact(row, f"u{row.student_id}") for row in s.execute(live)]
-    found += [
-        Fact(
-            asked_at=a.asked_at,
-            site_id=a.site_id,
-            subject_id=a.subject_id,
-            grade=a.grade,
-            channel=a.channel,
-            outcome=a.outcome,
-            wait_s=a.wait_s,
-            session_s=a.session_s,
-            helper_organisation_id=a.helper_organisation_id,
-            student_rating=a.student_rating,
-            helper_rating=a.helper_rating,
-            student_key=a.student_key,
-        )
-        for a in s.scalars(archived)
-    ]
-    return found
+    connection = s.connection()
+    return [_fact(row) for query in (live, archived) for row in connection.execute(query)]
 
 
 def archive_student(s: Session, user_id: int) -> int:
     """Keep the finished requests of a student about to be deleted as anonymous rows. Call it in
     the transaction that deletes the account. Returns how many were kept."""
     key = secrets.token_hex(16)
-    rows = s.execute(_live_query().where(HelpRequest.student_id == user_id)).all()
-    for row in rows:
-        fact = _live_fact(row, key)
-        s.add(ArchivedRequest(**{f: getattr(fact, f) for f in Fact.__dataclass_fields__}))
+    query = _live_query(s.get_bind().dialect.name).where(HelpRequest.student_id == user_id)
+    kept = [replace(_fact(row), student_key=key) for row in s.execute(query)]
+    s.add_all(ArchivedRequest(**{f: getattr(fact, f) for f in FACT_FIELDS}) for fact in kept)
     s.flush()
-    return len(rows)
+    return len(kept)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,17 +372,17 @@ def _grouped(facts: list[Fact], key: Callable[[Fact], Any], labels: dict[Any, st
 
 def _banded(facts: list[Fact], value: Callable[[Fact], float], bands: Sequence[int]) -> list[Group]:
     """Groups by minutes: [0, b1), [b1, b2), … and the last band upwards."""
+    inside: list[list[Fact]] = [[] for _band in bands]
+    for f in facts:
+        inside[max(0, bisect_right(bands, value(f) / 60) - 1)].append(f)
     groups: list[Group] = []
-    for low, high in zip(bands, [*bands[1:], None], strict=True):
-        inside = [
-            f for f in facts if value(f) / 60 >= low and (high is None or value(f) / 60 < high)
-        ]
+    for low, high, group in zip(bands, [*bands[1:], None], inside, strict=True):
         label = (
             _("%(low)d–%(high)d min", low=low, high=high)
             if high is not None
             else _("%(low)d min or more", low=low)
         )
-        groups.append((f"{low}-{high or ''}", label, inside))
+        groups.append((f"{low}-{high or ''}", label, group))
     return groups
 
 
@@ -423,12 +410,12 @@ def dashboard(
     def hours(group: list[Fact]) -> float:
         return sum(f.session_s or 0.0 for f in group) / 3600
 
+    # Distinct students of the main groups, counted once.
+    asked, helped, timed = students(facts), students(sessions), students(ended)
     summary = [
-        Measure("requests", _("Requests for help"), Figure.of(len(facts), students(facts))),
-        Measure(
-            "sessions", _("Sessions with a helper"), Figure.of(len(sessions), students(sessions))
-        ),
-        Measure("students", _("Students who asked"), Figure.of(students(facts), students(facts))),
+        Measure("requests", _("Requests for help"), Figure.of(len(facts), asked)),
+        Measure("sessions", _("Sessions with a helper"), Figure.of(len(sessions), helped)),
+        Measure("students", _("Students who asked"), Figure.of(asked, asked)),
         Measure(
             "returning_students",
             _("Students who came back on another day"),
@@ -437,12 +424,12 @@ def dashboard(
         Measure(
             "wait_median_minutes",
             _("Wait until matched, median (minutes)"),
-            Figure.of(median(waits), students(sessions), Unit.MINUTES),
+            Figure.of(median(waits), helped, Unit.MINUTES),
         ),
         Measure(
             "wait_p90_minutes",
             _("Wait until matched, 90th percentile (minutes)"),
-            Figure.of(p90(waits), students(sessions), Unit.MINUTES),
+            Figure.of(p90(waits), helped, Unit.MINUTES),
         ),
         Measure("gave_up", _("Gave up waiting"), Figure.of(len(gave_up), students(gave_up))),
         Measure(
@@ -453,17 +440,17 @@ def dashboard(
         Measure(
             "session_median_minutes",
             _("Session length, median (minutes)"),
-            Figure.of(median(lengths), students(ended), Unit.MINUTES),
+            Figure.of(median(lengths), timed, Unit.MINUTES),
         ),
         Measure(
             "session_p90_minutes",
             _("Session length, 90th percentile (minutes)"),
-            Figure.of(p90(lengths), students(ended), Unit.MINUTES),
+            Figure.of(p90(lengths), timed, Unit.MINUTES),
         ),
         Measure(
             "helper_hours",
             _("Hours helpers spent in sessions"),
-            Figure.of(hours(ended), students(ended), Unit.HOURS),
+            Figure.of(hours(ended), timed, Unit.HOURS),
         ),
         Measure(
             "student_rating",
