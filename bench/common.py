@@ -9,7 +9,6 @@ import math
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,14 +19,14 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.error import URLError
 from urllib.parse import urlsplit, urlunsplit
 from urllib.request import Request, urlopen
 
 import aiohttp
 import socketio
 
-ROOT = Path(__file__).resolve().parent.parent
+from lektiecafe.launch import ROOT, HubProcess, start_hub
+
 RESULTS = ROOT / "bench" / "results"
 PG_ADMIN = "postgresql://127.0.0.1:5432/test"
 DEMO_PASSWORD = "demo-password"
@@ -451,79 +450,7 @@ def pair_kiosk(
 
 
 # ---------------------------------------------------------------------------------------------
-# The hub process
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class HubProcess:
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def tail(self, chars: int = 3000) -> str:
-        with suppress(OSError):
-            return self.log.read_text(errors="replace")[-chars:]
-        return ""
-
-    def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def start_hub(
-    database_url: str, data_dir: Path, secret_key: str, env: dict[str, str]
-) -> HubProcess:
-    port = free_port()
-    log = data_dir / f"hub-{port}.log"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lektiecafe.cli",
-            "hub",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--database-url",
-            database_url,
-            "--insecure-cookies",
-            "--no-migrate",
-            "--secret-key",
-            secret_key,
-        ],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-    hub = HubProcess(process, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the hub exited:\n{hub.tail()}")
-        with suppress(URLError, OSError), urlopen(hub.url + "/healthz", timeout=1) as r:
-            if r.status == 200:
-                return hub
-        time.sleep(0.1)
-    hub.stop()
-    raise SystemExit(f"the hub did not start:\n{hub.tail()}")
+# The hub process (lektiecafe.launch, as the tests start theirs)
 
 
 @dataclass

@@ -26,7 +26,6 @@ import itertools
 import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -62,6 +61,7 @@ from bench.common import (
     tree_cpu_seconds,
     write_results,
 )
+from lektiecafe.launch import stop_process
 
 WIDTH, HEIGHT, FPS = 640, 480, 15  # the kiosk's camera (appliance.visit.Options) and Chromium's
 CPU_TARGET_RATIO = 1.5
@@ -274,13 +274,7 @@ class KioskProcess:
         if self._driver is not None:
             with suppress(Exception):
                 self._driver.close()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, wait_s=20)
 
 
 @contextmanager
@@ -301,12 +295,7 @@ def xvfb_display() -> Iterator[tuple[str, int]]:
             raise SystemExit("Xvfb did not start")
         yield f":{number}", process.pid
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 # ---------------------------------------------------------------------------------------------

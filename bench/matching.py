@@ -39,7 +39,6 @@ from bench.common import (
     RESULTS,
     SECRET_KEY,
     BenchUser,
-    HubProcess,
     LoopLag,
     Samples,
     client_session,
@@ -54,9 +53,9 @@ from bench.common import (
     mint_tokens,
     new_client,
     seed,
-    start_hub,
     subject_ids,
 )
+from lektiecafe.launch import HubProcess, start_hub
 
 TARGET_P99_MS = 20.0
 EVENT_TIMEOUT_S = 60.0

@@ -55,7 +55,6 @@ from bench.common import (
     cpu_seconds,
     disconnect_all,
     fmt_ms,
-    free_port,
     machine_info,
     machine_lines,
     measure_table,
@@ -66,6 +65,7 @@ from bench.common import (
     write_results,
 )
 from lektiecafe import ysync
+from lektiecafe.launch import free_port, stop_process
 
 DELIVERY_TARGET_P99_MS = TARGET_MS = 50.0
 SYNC_TARGET_RATIO = 0.5
@@ -907,13 +907,7 @@ class NodeServer:
         raise SystemExit("y-websocket-server did not start")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 async def sync_y_websocket(args: argparse.Namespace, server: NodeServer) -> dict[str, Any]:

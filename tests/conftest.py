@@ -3,11 +3,7 @@ database) and hand out logged-in clients."""
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import suppress
@@ -22,10 +18,13 @@ from hub import clock
 from hub.db import Database
 from hub.demo import seed_demo
 from hub.server import prepare_database
+from lektiecafe import launch
+from lektiecafe.launch import ROOT as ROOT  # the test modules import these from here
+from lektiecafe.launch import free_port as free_port
+from lektiecafe.launch import stop_process as stop
 from tests.hubclient import PASSWORD, Browserless, Client, DocSocket
 
 PG_ADMIN = "postgresql://127.0.0.1:5432/test"
-ROOT = Path(__file__).resolve().parent.parent
 
 # Short timings so the tests watch offers expire and students leave within seconds.
 FAST = {
@@ -35,12 +34,6 @@ FAST = {
     "LEKTIECAFE_LOGIN_FREE_FAILURES": "3",
     "LEKTIECAFE_LOGIN_WAIT_S": "2",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RunningHub:
@@ -93,57 +86,11 @@ def start_hub(
     extra_env: dict[str, str] | None = None,
     port: int | None = None,
 ) -> tuple[subprocess.Popen[bytes], str, Path]:
-    port = port or free_port()
-    log = data_dir / f"hub-{port}.log"
-    env = {**os.environ, **FAST, **(extra_env or {})}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lektiecafe.cli",
-            "hub",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--database-url",
-            database_url,
-            "--insecure-cookies",
-            "--no-migrate",
-            "--secret-key",
-            "test-secret",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
+    """A hub process with the FAST timings; (process, url, log)."""
+    hub = launch.start_hub(
+        database_url, data_dir, "test-secret", {**FAST, **(extra_env or {})}, port
     )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_up(url, process, log)
-    return process, url, log
-
-
-def wait_until_up(
-    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"hub exited: {log.read_text()[-3000:]}")
-        with suppress(requests.ConnectionError):
-            if requests.get(url + "/healthz", timeout=1).ok:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"hub did not start: {log.read_text()[-3000:]}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    return hub.process, hub.url, hub.log
 
 
 @pytest.fixture
