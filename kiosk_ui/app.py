@@ -11,19 +11,17 @@ once and otherwise from the next visit."""
 
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 import time
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pygame
 
-from appliance.state import HubSettings
 from appliance.visit import Options, Visit, VisitView
 from kiosk_ui import i18n
+from kiosk_ui.draft import Draft
 from kiosk_ui.driver import Request, TestDriver
 from kiosk_ui.screen import Screen
 from kiosk_ui.screens.ask import SubjectScreen
@@ -33,6 +31,7 @@ from kiosk_ui.screens.overlays import ConnectionNotice, IdlePrompt
 from kiosk_ui.screens.pairing import PairingScreen
 from kiosk_ui.screens.room import RoomScreen
 from kiosk_ui.screens.waiting import WaitingScreen
+from kiosk_ui.settings import Settings
 from kiosk_ui.theme import DESIGN_H, DESIGN_W, Theme
 from kiosk_ui.widgets import Widget
 from lektiecafe.sdnotify import notify, watchdog_interval_s
@@ -51,40 +50,10 @@ INPUT = (
 )
 
 
-@dataclass(frozen=True)
-class Settings:
-    idle_s: float = 90.0  # no touch this long → "Are you still there?"
-    countdown_s: float = 15.0  # …shown this long before the visit ends
-    room_idle_s: float = (
-        600.0  # in a room (the student may just be talking); remote activity counts
-    )
-    thanks_s: float = 12.0  # the thank-you screen, before the attract screen is back
-    lang: str = i18n.DEFAULT  # the language each visit starts in
-    kiosk_name: str = "Kiosk"  # offered to the hub when pairing
-    notice: str = ""  # on the attract screen (from the hub only)
-
-    def pushed(self, hub: HubSettings) -> Settings:
-        """These settings (the command line's) with what site staff set on the hub over them."""
-        times = ("idle_s", "countdown_s", "room_idle_s")
-        changes: dict[str, Any] = {n: getattr(hub, n) for n in times if getattr(hub, n)}
-        return replace(self, **changes, lang=hub.lang or self.lang, notice=hub.notice)
-
-
-@dataclass
-class Draft:
-    """What the student has chosen in this visit that the hub does not hold yet. Wiped with the
-    visit (a new Draft), like everything else of it."""
-
-    nickname: str = ""
-    grade: int | None = None
-    subject_id: int | None = None
-    language: str | None = None
-    note: str = ""
-    photo: bytes | None = None
-    photo_image: pygame.Surface | None = None
-
-
 class App:
+    """The screens' `Host` (kiosk_ui.screen): the visit, this frame's view of it, the draft, the
+    settings, and which screen and overlays are shown."""
+
     def __init__(
         self,
         visit: Visit,
@@ -124,13 +93,14 @@ class App:
     def layers(self) -> list[Screen]:
         return [self.screen, *self.overlays, self.notice]
 
-    def go(self, screen: Screen) -> None:
-        left = self.screen
-        self.screen = screen
+    def show(self, screen: Screen) -> None:
+        """`screen` instead of the one shown, without the overlays above it; those left are
+        freed at once (what the student typed with them)."""
+        left, self.screen = [self.screen, *self.overlays], screen
         self.overlays = []
         self.idle_for = 0.0
-        if left.visit_screen:
-            gc.collect()  # the old screen's widgets refer back to it: free its texts now
+        for layer in left:
+            layer.leave()
 
     def open(self, overlay: Screen) -> None:
         self.overlays.append(overlay)
@@ -138,6 +108,7 @@ class App:
     def close(self, overlay: Screen) -> None:
         if overlay in self.overlays:
             self.overlays.remove(overlay)
+            overlay.leave()
 
     def switch_language(self, lang: str) -> None:
         i18n.set_language(lang)
@@ -151,7 +122,7 @@ class App:
     def home(self) -> None:
         """Back to the attract screen, in the kiosk's own language."""
         self.switch_language(self.settings.lang)
-        self.go(AttractScreen(self))
+        self.show(AttractScreen(self))
 
     def end_visit(self) -> None:
         """End the visit from any step: the idle timeout, Stop and Back buttons."""
@@ -182,22 +153,22 @@ class App:
         if not view.paired or view.connection == "unpaired":
             if not isinstance(self.screen, PairingScreen):
                 self.draft = Draft()
-                self.go(PairingScreen(self))
+                self.show(PairingScreen(self))
             self.phase = view.phase
             return
         if isinstance(self.screen, PairingScreen):
-            self.go(AttractScreen(self))
+            self.show(AttractScreen(self))
         if view.phase == self.phase:
             return
         self.phase = view.phase
         if view.phase == "asking":
-            self.go(SubjectScreen(self))
+            self.show(SubjectScreen(self))
         elif view.phase == "waiting":
-            self.go(WaitingScreen(self))
+            self.show(WaitingScreen(self))
         elif view.phase == "in_room":
-            self.go(RoomScreen(self))
+            self.show(RoomScreen(self))
         elif view.phase == "ended":
-            self.go(FeedbackScreen(self))
+            self.show(FeedbackScreen(self))
         elif self.screen.visit_screen:  # the visit ended under us (e.g. the hub closed it)
             self.end_visit()
 

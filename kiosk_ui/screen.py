@@ -1,22 +1,22 @@
-"""The base of every screen and overlay: small classes with `handle(event)`, `update(dt)`,
-`draw(surface)` and `widgets()`, the declared widget tree. The base turns pointer events into
-taps on buttons and drags on canvases, and keyboard input (on-screen or physical) into edits of the
-focused text field."""
+"""The base of every screen and overlay, and `Host`, all a screen may use of the program around
+it. Screens are small classes with `handle(event)`, `update(dt)`, `draw(surface)` and `widgets()`,
+the declared widget tree. The base turns pointer events into taps on buttons and drags on canvases,
+and keyboard input (on-screen or physical) into edits of the focused text field."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 import pygame
 
+from appliance.visit import Visit, VisitView
 from kiosk_ui import theme as t
+from kiosk_ui.draft import Draft
 from kiosk_ui.keyboard import BACKSPACE, ENTER, HIDE, SHIFT, keys_from_event
+from kiosk_ui.settings import Settings
 from kiosk_ui.theme import Theme
 from kiosk_ui.widgets import Canvas, Widget
-
-if TYPE_CHECKING:
-    from kiosk_ui.app import App
 
 DragPhase = Literal["down", "move", "up"]
 
@@ -43,6 +43,55 @@ class TextField:
         return False
 
 
+class Host(Protocol):
+    """What a screen may use of the program around it (kiosk_ui.app.App is the one there is).
+    Screens show the next screen themselves; the host shows the one a new phase of the visit
+    needs."""
+
+    @property
+    def visit(self) -> Visit:
+        """The student's visit: the screens' requests go to it (appliance.visit)."""
+
+    @property
+    def view(self) -> VisitView:
+        """The visit as of this frame."""
+
+    @property
+    def draft(self) -> Draft:
+        """What the student has chosen so far in this visit."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def theme(self) -> Theme: ...
+
+    @property
+    def screen(self) -> Screen:
+        """The screen shown (under the overlays)."""
+
+    def show(self, screen: Screen) -> None:
+        """Show `screen` instead of the one shown (and without the overlays)."""
+
+    def open(self, overlay: Screen) -> None: ...
+
+    def close(self, overlay: Screen) -> None: ...
+
+    def activity(self) -> None:
+        """Someone is here: restart the idle clock and take "Are you still there?" away."""
+
+    def switch_language(self, lang: str) -> None: ...
+
+    def wipe(self) -> None:
+        """Finish the visit on the hub and forget it here (the draft too)."""
+
+    def home(self) -> None:
+        """The attract screen, in the kiosk's own language."""
+
+    def end_visit(self) -> None:
+        """`wipe()`, then `home()`."""
+
+
 class Screen:
     """One screen (or an overlay above it). Subclasses declare `widgets()` from their state."""
 
@@ -53,8 +102,8 @@ class Screen:
     idle: str | None = "normal"
     modal = True  # an overlay that takes every event (the screen under it gets none)
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    def __init__(self, host: Host) -> None:
+        self.host = host
         self.tree: list[Widget] = []  # what was last drawn: taps are tested against it
         self.pressed: str | None = None
         self.dragging: Canvas | None = None
@@ -63,7 +112,7 @@ class Screen:
 
     @property
     def theme(self) -> Theme:
-        return self.app.theme
+        return self.host.theme
 
     def widgets(self) -> list[Widget]:
         return []
@@ -71,6 +120,12 @@ class Screen:
     def refresh(self) -> list[Widget]:
         self.tree = self.widgets()
         return self.tree
+
+    def leave(self) -> None:
+        """No longer shown: drop the widgets, whose taps refer back to the screen, so the screen
+        and what the student typed on it are freed at once, not by a later garbage collection."""
+        self.tree = []
+        self.pressed = self.dragging = self.focus = None
 
     def widget_at(self, pos: tuple[int, int]) -> Widget | None:
         for widget in reversed(self.tree):

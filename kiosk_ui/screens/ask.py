@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 from concurrent.futures import Future
 from functools import partial
-from typing import TYPE_CHECKING
 
 import pygame
 
@@ -16,7 +15,7 @@ from kiosk_ui import i18n
 from kiosk_ui import theme as t
 from kiosk_ui.i18n import _
 from kiosk_ui.icons import subject_icon
-from kiosk_ui.screen import Screen, TextField
+from kiosk_ui.screen import Host, Screen, TextField
 from kiosk_ui.screens.common import (
     corner_button,
     error_line,
@@ -26,9 +25,6 @@ from kiosk_ui.screens.common import (
     problem,
 )
 from kiosk_ui.widgets import Button, Icon, Label, Picture, TextInput, Video, Widget
-
-if TYPE_CHECKING:
-    from kiosk_ui.app import App
 
 NOTE_MAX = 500
 
@@ -45,18 +41,18 @@ def tinted(icon: Icon, color: t.Color) -> Icon:
 class SubjectScreen(Screen):
     name = "subject"
 
-    def __init__(self, app: App) -> None:
-        super().__init__(app)
-        self.catalog: Future[Catalog] = app.visit.catalog()
+    def __init__(self, host: Host) -> None:
+        super().__init__(host)
+        self.catalog: Future[Catalog] = host.visit.catalog()
 
     def update(self, dt: float) -> None:
         if self.catalog.done() and self.catalog.exception() is not None:
-            self.catalog = self.app.visit.catalog()
+            self.catalog = self.host.visit.catalog()
 
     def widgets(self) -> list[Widget]:
-        theme, draft = self.theme, self.app.draft
+        theme, draft = self.theme, self.host.draft
         widgets: list[Widget] = [
-            corner_button(theme, "stop", _("Stop"), self.app.end_visit),
+            corner_button(theme, "stop", _("Stop"), self.host.end_visit),
             *heading(theme, 208, 760, _("What do you need help with?"), _("Tap a subject.")),
             Button(
                 "next",
@@ -98,7 +94,7 @@ class SubjectScreen(Screen):
                         height,
                     ),
                     name_in(subject.names),
-                    on_tap=partial(setattr, self.app.draft, "subject_id", subject.id),
+                    on_tap=partial(setattr, self.host.draft, "subject_id", subject.id),
                     style="surface",
                     icon=tinted(icon, color),
                     selected=draft.subject_id == subject.id,
@@ -126,7 +122,7 @@ class SubjectScreen(Screen):
                         24 + (i % per_row) * (chip_w + 12), 616 + (i // per_row) * 80, chip_w, 68
                     ),
                     label,
-                    on_tap=partial(setattr, self.app.draft, "language", code),
+                    on_tap=partial(setattr, self.host.draft, "language", code),
                     style="secondary",
                     selected=draft.language == code,
                     size=22,
@@ -135,7 +131,7 @@ class SubjectScreen(Screen):
         return widgets
 
     def next(self) -> None:
-        self.app.go(PhotoScreen(self.app))
+        self.host.show(PhotoScreen(self.host))
 
 
 class PhotoScreen(Screen):
@@ -143,38 +139,40 @@ class PhotoScreen(Screen):
 
     name = "photo"
 
-    def __init__(self, app: App) -> None:
-        super().__init__(app)
+    def __init__(self, host: Host) -> None:
+        super().__init__(host)
         self.error = ""
 
     def take(self) -> None:
-        jpeg = self.app.visit.snapshot_jpeg()
+        jpeg = self.host.visit.snapshot_jpeg()
         if jpeg is None:
             self.error = _(
                 "The camera did not give us a picture. Try again, or go on without a photo."
             )
             return
         self.error = ""
-        self.app.draft.photo = jpeg
-        self.app.draft.photo_image = pygame.image.load(io.BytesIO(jpeg), "photo.jpg").convert()
+        self.host.draft.photo = jpeg
+        self.host.draft.photo_image = pygame.image.load(io.BytesIO(jpeg), "photo.jpg").convert()
 
     def retake(self) -> None:
-        self.app.draft.photo = self.app.draft.photo_image = None
+        self.host.draft.photo = self.host.draft.photo_image = None
 
     def without_photo(self) -> None:
         self.retake()
         self.next()
 
     def next(self) -> None:
-        self.app.go(QuestionScreen(self.app))
+        self.host.show(QuestionScreen(self.host))
 
     def widgets(self) -> list[Widget]:
-        theme, draft = self.theme, self.app.draft
+        theme, draft = self.theme, self.host.draft
         # Without a webcam the appliance still sends a test picture; the student is told instead.
-        camera = self.app.view.camera_ok
-        frame = self.app.visit.local_frame() if camera else None
+        camera = self.host.view.camera_ok
+        frame = self.host.visit.local_frame() if camera else None
         widgets: list[Widget] = [
-            corner_button(theme, "back", _("Back"), lambda: self.app.go(SubjectScreen(self.app))),
+            corner_button(
+                theme, "back", _("Back"), lambda: self.host.show(SubjectScreen(self.host))
+            ),
             *heading(
                 theme,
                 208,
@@ -240,9 +238,9 @@ class QuestionScreen(Screen):
 
     name = "question"
 
-    def __init__(self, app: App) -> None:
-        super().__init__(app)
-        self.note = TextField(app.draft.note, limit=NOTE_MAX)  # shown wrapped; Enter asks
+    def __init__(self, host: Host) -> None:
+        super().__init__(host)
+        self.note = TextField(host.draft.note, limit=NOTE_MAX)  # shown wrapped; Enter asks
         self.focus = "note"
         self.asking: Future[None] | None = None
         self.error = ""
@@ -255,13 +253,13 @@ class QuestionScreen(Screen):
             self.ask()
 
     def ask(self) -> None:
-        draft = self.app.draft
+        draft = self.host.draft
         if draft.subject_id is None:
-            self.app.go(SubjectScreen(self.app))
+            self.host.show(SubjectScreen(self.host))
             return
         draft.note = self.note.text.strip()
         self.error = ""
-        self.asking = self.app.visit.ask(draft.subject_id, draft.language, draft.note, draft.photo)
+        self.asking = self.host.visit.ask(draft.subject_id, draft.language, draft.note, draft.photo)
 
     def update(self, dt: float) -> None:
         if self.asking is not None and self.asking.done():
@@ -269,12 +267,12 @@ class QuestionScreen(Screen):
             self.asking = None  # success: the app shows the waiting screen
 
     def back(self) -> None:
-        self.app.draft.note = self.note.text
-        self.app.go(PhotoScreen(self.app))
+        self.host.draft.note = self.note.text
+        self.host.show(PhotoScreen(self.host))
 
     def summary(self) -> str:
-        draft = self.app.draft
-        future = self.app.visit.catalog()
+        draft = self.host.draft
+        future = self.host.visit.catalog()
         if not future.done() or future.exception() is not None:
             return ""
         catalog = future.result()
@@ -289,7 +287,7 @@ class QuestionScreen(Screen):
         return " · ".join(parts)
 
     def widgets(self) -> list[Widget]:
-        theme, draft = self.theme, self.app.draft
+        theme, draft = self.theme, self.host.draft
         widgets: list[Widget] = [
             corner_button(theme, "back", _("Back"), self.back),
             *heading(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from concurrent.futures import Future
 from functools import partial
-from typing import TYPE_CHECKING
 
 import pygame
 
@@ -14,7 +13,7 @@ from kiosk_ui import i18n
 from kiosk_ui import theme as t
 from kiosk_ui.i18n import _
 from kiosk_ui.icons import face, speech
-from kiosk_ui.screen import Screen, TextField
+from kiosk_ui.screen import Host, Screen, TextField
 from kiosk_ui.screens.common import (
     corner_button,
     error_line,
@@ -24,9 +23,6 @@ from kiosk_ui.screens.common import (
     problem,
 )
 from kiosk_ui.widgets import Button, Label, TextInput, Widget
-
-if TYPE_CHECKING:
-    from kiosk_ui.app import App
 
 NICKNAME_MAX = 30  # the hub's limit (visit:start)
 
@@ -39,13 +35,13 @@ class AttractScreen(Screen):
     visit_screen = False
     idle = None
 
-    def __init__(self, app: App) -> None:
-        super().__init__(app)
+    def __init__(self, host: Host) -> None:
+        super().__init__(host)
         self.clock = 0.0
 
     def widgets(self) -> list[Widget]:
         theme = self.theme
-        online = self.app.view.connection == "connected"
+        online = self.host.view.connection == "connected"
         other = "en" if i18n.language() == "da" else "da"
         widgets: list[Widget] = [
             # Each language's name in itself: whoever needs it can read it.
@@ -53,7 +49,7 @@ class AttractScreen(Screen):
                 "lang",
                 theme.rect(1056, 24, 200, 72),
                 {"en": "English", "da": "Dansk"}[other],
-                on_tap=lambda: self.app.switch_language(other),
+                on_tap=lambda: self.host.switch_language(other),
                 style="secondary",
                 size=28,
             ),
@@ -107,14 +103,14 @@ class AttractScreen(Screen):
                 "or ask the staff for help."
             )
             widgets += notice_box(theme, "offline", theme.rect(190, 450, 900, 150), text)
-        if self.app.settings.notice:  # site staff's word, e.g. opening hours
+        if self.host.settings.notice:  # site staff's word, e.g. opening hours
             widgets += notice_box(
-                theme, "notice", theme.rect(360, 636, 600, 136), self.app.settings.notice, size=24
+                theme, "notice", theme.rect(360, 636, 600, 136), self.host.settings.notice, size=24
             )
         return widgets
 
     def start(self) -> None:
-        self.app.go(NicknameScreen(self.app))
+        self.host.show(NicknameScreen(self.host))
 
     def update(self, dt: float) -> None:
         self.clock += dt
@@ -143,12 +139,12 @@ class NicknameScreen(Screen):
     name = "nickname"
     visit_screen = False
 
-    def __init__(self, app: App) -> None:
-        super().__init__(app)
-        self.nickname = TextField(app.draft.nickname, limit=NICKNAME_MAX)
+    def __init__(self, host: Host) -> None:
+        super().__init__(host)
+        self.nickname = TextField(host.draft.nickname, limit=NICKNAME_MAX)
         self.focus = "nickname"
         self.shift = not self.nickname.text  # a name starts with a capital
-        self.catalog: Future[Catalog] = app.visit.catalog()
+        self.catalog: Future[Catalog] = host.visit.catalog()
         self.starting: Future[None] | None = None
         self.error = ""
 
@@ -171,32 +167,32 @@ class NicknameScreen(Screen):
     def ready(self) -> bool:
         return (
             bool(self.nickname.text.strip())
-            and self.app.draft.grade is not None
+            and self.host.draft.grade is not None
             and self.starting is None
         )
 
     def choose_grade(self, grade: int) -> None:
-        self.app.draft.grade = grade
+        self.host.draft.grade = grade
 
     def next(self) -> None:
-        draft = self.app.draft
+        draft = self.host.draft
         draft.nickname = self.nickname.text.strip()
         assert draft.grade is not None
         lang: Lang = "en" if i18n.language() == "en" else "da"
         self.error = ""
-        self.starting = self.app.visit.start(draft.nickname, draft.grade, lang)
+        self.starting = self.host.visit.start(draft.nickname, draft.grade, lang)
 
     def update(self, dt: float) -> None:
         if self.starting is not None and self.starting.done():
             self.error = problem(self.starting) or ""
             self.starting = None  # success: the app shows the subjects when the phase changes
         if self.catalog.done() and self.catalog.exception() is not None:
-            self.catalog = self.app.visit.catalog()  # offline for a moment: ask again
+            self.catalog = self.host.visit.catalog()  # offline for a moment: ask again
 
     def widgets(self) -> list[Widget]:
         theme = self.theme
         widgets: list[Widget] = [
-            corner_button(theme, "back", _("Back"), self.app.end_visit),
+            corner_button(theme, "back", _("Back"), self.host.end_visit),
             *heading(
                 theme,
                 208,
@@ -238,7 +234,7 @@ class NicknameScreen(Screen):
                     _("Grade %(grade)d") % {"grade": grade},
                     on_tap=partial(self.choose_grade, grade),
                     style="secondary",
-                    selected=self.app.draft.grade == grade,
+                    selected=self.host.draft.grade == grade,
                     size=28,
                 )
             )

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from functools import partial
-from typing import TYPE_CHECKING
 
 from kiosk_ui import theme as t
 from kiosk_ui.i18n import _
 from kiosk_ui.icons import face
-from kiosk_ui.screen import Screen, TextField
+from kiosk_ui.screen import Host, Screen, TextField
 from kiosk_ui.screens.common import countdown, error_line, heading, keyboard_for, problem
 from kiosk_ui.screens.overlays import report_button
 from kiosk_ui.widgets import Button, Label, TextInput, Widget
-
-if TYPE_CHECKING:
-    from kiosk_ui.app import App
 
 COMMENT_MAX = 1000
 
@@ -24,8 +20,8 @@ COMMENT_MAX = 1000
 class FeedbackScreen(Screen):
     name = "feedback"
 
-    def __init__(self, app: App) -> None:
-        super().__init__(app)
+    def __init__(self, host: Host) -> None:
+        super().__init__(host)
         self.rating: int | None = None
         self.comment = TextField(limit=COMMENT_MAX)
         self.sending: Future[None] | None = None
@@ -40,17 +36,17 @@ class FeedbackScreen(Screen):
 
     def send(self) -> None:
         if self.rating is not None and self.sending is None:
-            self.sending = self.app.visit.feedback(self.rating, self.comment.text.strip())
+            self.sending = self.host.visit.feedback(self.rating, self.comment.text.strip())
 
     def update(self, dt: float) -> None:
         if self.sending is not None and self.sending.done():
             self.error = problem(self.sending) or ""
             self.sending = None
             if not self.error:
-                self.app.go(ThanksScreen(self.app))
+                self.host.show(ThanksScreen(self.host))
 
     def ended_text(self) -> str:
-        view = self.app.view
+        view = self.host.view
         if view.room_ended_reason == "peer_gone":
             return _("The connection to %(name)s was lost, so the session has ended.") % {
                 "name": view.peer_name
@@ -68,7 +64,7 @@ class FeedbackScreen(Screen):
                 "skip",
                 theme.rect(1036, 24, 220, 80),
                 _("Skip"),
-                on_tap=lambda: self.app.go(ThanksScreen(self.app)),
+                on_tap=lambda: self.host.show(ThanksScreen(self.host)),
                 style="secondary",
                 size=28,
             ),
@@ -124,7 +120,9 @@ class FeedbackScreen(Screen):
                 )
             )
         else:
-            widgets.append(report_button(self.app, theme.rect(24, 690, 320, 80), self.was_reported))
+            widgets.append(
+                report_button(self.host, theme.rect(24, 690, 320, 80), self.was_reported)
+            )
         return widgets
 
     def was_reported(self) -> None:
@@ -139,15 +137,15 @@ class ThanksScreen(Screen):
     visit_screen = False
     idle = None
 
-    def __init__(self, app: App) -> None:
-        super().__init__(app)
-        app.wipe()
-        self.total = self.left = app.settings.thanks_s
+    def __init__(self, host: Host) -> None:
+        super().__init__(host)
+        host.wipe()
+        self.total = self.left = host.settings.thanks_s
 
     def update(self, dt: float) -> None:
         self.left -= dt
         if self.left <= 0:
-            self.app.home()
+            self.host.home()
 
     def widgets(self) -> list[Widget]:
         theme = self.theme
@@ -173,7 +171,7 @@ class ThanksScreen(Screen):
                 "done",
                 theme.rect(440, 590, 400, 110),
                 _("Done"),
-                on_tap=self.app.home,
+                on_tap=self.host.home,
                 style="primary",
                 size=36,
             ),

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import TYPE_CHECKING
 
 import pygame
 
 from kiosk_ui import theme as t
 from kiosk_ui.i18n import _
-from kiosk_ui.screen import Screen, TextField
+from kiosk_ui.screen import Host, Screen, TextField
 from kiosk_ui.screens.common import countdown, keyboard_area, keyboard_for, problem
 from kiosk_ui.widgets import Box, Button, Label, TextInput, Widget
-
-if TYPE_CHECKING:
-    from kiosk_ui.app import App
 
 REPORT_MAX = 2000
 
@@ -39,14 +35,14 @@ class IdlePrompt(Overlay):
 
     name = "idle"
 
-    def __init__(self, app: App, seconds: float) -> None:
-        super().__init__(app)
+    def __init__(self, host: Host, seconds: float) -> None:
+        super().__init__(host)
         self.total = self.left = seconds
 
     def update(self, dt: float) -> None:
         self.left -= dt
         if self.left <= 0:
-            self.app.end_visit()
+            self.host.end_visit()
 
     def widgets(self) -> list[Widget]:
         theme = self.theme
@@ -75,7 +71,7 @@ class IdlePrompt(Overlay):
                 "idle.here",
                 theme.rect(420, 560, 440, 100),
                 _("Yes, I'm here"),
-                on_tap=self.app.activity,
+                on_tap=self.host.activity,
                 style="success",
                 size=34,
             ),
@@ -92,7 +88,7 @@ class ConnectionNotice(Screen):
     modal = False
 
     def widgets(self) -> list[Widget]:
-        if self.app.view.connection == "connected" or not self.app.screen.visit_screen:
+        if self.host.view.connection == "connected" or not self.host.screen.visit_screen:
             return []
         theme = self.theme
         text = _("No connection to Lektiecafé right now. We keep trying…")
@@ -123,13 +119,13 @@ class Confirm(Overlay):
     name = "confirm"
 
     def __init__(
-        self, app: App, question: str, yes: str, no: str, on_yes: Callable[[], None]
+        self, host: Host, question: str, yes: str, no: str, on_yes: Callable[[], None]
     ) -> None:
-        super().__init__(app)
+        super().__init__(host)
         self.question, self.yes, self.no, self.on_yes = question, yes, no, on_yes
 
     def answer_yes(self) -> None:
-        self.app.close(self)
+        self.host.close(self)
         self.on_yes()
 
     def widgets(self) -> list[Widget]:
@@ -148,7 +144,7 @@ class Confirm(Overlay):
                 "confirm.no",
                 theme.rect(330, 430, 300, 100),
                 self.no,
-                on_tap=lambda: self.app.close(self),
+                on_tap=lambda: self.host.close(self),
                 style="secondary",
                 size=28,
             ),
@@ -163,13 +159,13 @@ class Confirm(Overlay):
         ]
 
 
-def report_button(app: App, rect: pygame.Rect, on_sent: Callable[[], None]) -> Button:
+def report_button(host: Host, rect: pygame.Rect, on_sent: Callable[[], None]) -> Button:
     """The button that opens the problem report; `on_sent` runs once the report is sent."""
     return Button(
         "report",
         rect,
         _("Report a problem"),
-        on_tap=lambda: app.open(ReportDialog(app, on_sent)),
+        on_tap=lambda: host.open(ReportDialog(host, on_sent)),
         style="secondary",
         size=24,
     )
@@ -180,8 +176,8 @@ class ReportDialog(Overlay):
 
     name = "report"
 
-    def __init__(self, app: App, on_sent: Callable[[], None]) -> None:
-        super().__init__(app)
+    def __init__(self, host: Host, on_sent: Callable[[], None]) -> None:
+        super().__init__(host)
         self.text = TextField(limit=REPORT_MAX)
         self.focus = "report.text"
         self.on_sent = on_sent
@@ -197,14 +193,14 @@ class ReportDialog(Overlay):
     def send(self) -> None:
         if self.text.text.strip() and self.sending is None:
             self.error = ""
-            self.sending = self.app.visit.report(self.text.text.strip())
+            self.sending = self.host.visit.report(self.text.text.strip())
 
     def update(self, dt: float) -> None:
         if self.sending is not None and self.sending.done():
             self.error = problem(self.sending) or ""
             self.sending = None
             if not self.error:
-                self.app.close(self)
+                self.host.close(self)
                 self.on_sent()
 
     def widgets(self) -> list[Widget]:
@@ -240,7 +236,7 @@ class ReportDialog(Overlay):
                 "report.cancel",
                 pygame.Rect(theme.px(48), top + theme.px(280), theme.px(300), theme.px(88)),
                 _("Cancel"),
-                on_tap=lambda: self.app.close(self),
+                on_tap=lambda: self.host.close(self),
                 style="secondary",
                 size=28,
             ),

@@ -6,20 +6,17 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pygame
 
 from appliance.visit import PairingView
 from kiosk_ui import theme as t
 from kiosk_ui.i18n import _
-from kiosk_ui.screen import Screen
+from kiosk_ui.screen import Host, Screen
 from kiosk_ui.screens.common import notice_box
 from kiosk_ui.theme import Theme
 from kiosk_ui.widgets import Box, Label, Widget
-
-if TYPE_CHECKING:
-    from kiosk_ui.app import App
 
 RETRY_S = 5.0  # after a failed or expired pairing, ask for a new code this much later
 
@@ -56,22 +53,22 @@ class PairingScreen(Screen):
     visit_screen = False
     idle = None
 
-    def __init__(self, app: App) -> None:
-        super().__init__(app)
-        self.pairing: Future[None] = app.visit.pair(app.settings.kiosk_name)
+    def __init__(self, host: Host) -> None:
+        super().__init__(host)
+        self.pairing: Future[None] = host.visit.pair(host.settings.kiosk_name)
         self.waited = 0.0  # since the last pairing attempt ended without success
 
     def update(self, dt: float) -> None:
-        if not self.pairing.done() or self.app.view.paired:
+        if not self.pairing.done() or self.host.view.paired:
             return
         self.waited += dt
         if self.waited >= RETRY_S:
-            self.pairing = self.app.visit.pair(self.app.settings.kiosk_name)
+            self.pairing = self.host.visit.pair(self.host.settings.kiosk_name)
             self.waited = 0.0
 
     def widgets(self) -> list[Widget]:
         theme = self.theme
-        view = self.app.view.pairing or PairingView(status="requesting")
+        view = self.host.view.pairing or PairingView(status="requesting")
         widgets: list[Widget] = [
             Label(
                 "title",

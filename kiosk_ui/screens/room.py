@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from concurrent.futures import Future
 from functools import partial
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import pygame
 
@@ -14,7 +14,7 @@ from appliance.visit import Stroke
 from kiosk_ui import theme as t
 from kiosk_ui.i18n import _
 from kiosk_ui.keyboard import HIDE, SHIFT
-from kiosk_ui.screen import DragPhase, Screen, TextField
+from kiosk_ui.screen import DragPhase, Host, Screen, TextField
 from kiosk_ui.screens.common import chat_items, chat_panel, keyboard_for, problem
 from kiosk_ui.screens.overlays import Confirm, report_button
 from kiosk_ui.theme import Color
@@ -29,9 +29,6 @@ from kiosk_ui.widgets import (
     Video,
     Widget,
 )
-
-if TYPE_CHECKING:
-    from kiosk_ui.app import App
 
 CHAT_MAX = 1000
 DOC_MAX = 20000
@@ -67,8 +64,8 @@ class RoomScreen(Screen):
     name = "room"
     idle = "room"
 
-    def __init__(self, app: App) -> None:
-        super().__init__(app)
+    def __init__(self, host: Host) -> None:
+        super().__init__(host)
         self.tab: Literal["board", "text"] = "board"
         self.message = TextField(limit=CHAT_MAX)
         self.pen = PENS[0][1]
@@ -96,7 +93,7 @@ class RoomScreen(Screen):
     def send(self) -> None:
         text = self.message.text.strip()
         if text:
-            self.app.visit.send_chat(text)
+            self.host.visit.send_chat(text)
             self.message.text = ""
 
     def key(self, key: str) -> None:
@@ -106,13 +103,13 @@ class RoomScreen(Screen):
         # Edit the newest text (ours if the replica has not shown it yet), then hand it over.
         field = TextField(self.doc_text(), limit=DOC_MAX, multiline=True)
         field.apply(key)
-        self.app.visit.set_text(field.text)
+        self.host.visit.set_text(field.text)
         self.doc_pending, self.doc_age = field.text, 0.0
         if len(key) == 1 and key.isalpha():
             self.shift = False
 
     def doc_text(self) -> str:
-        return self.doc_pending if self.doc_pending is not None else self.app.view.doc_text
+        return self.doc_pending if self.doc_pending is not None else self.host.view.doc_text
 
     # ---- drawing ---------------------------------------------------------------------------
 
@@ -124,7 +121,7 @@ class RoomScreen(Screen):
         if phase == "down":
             width = ERASER_WIDTH if self.erasing else PEN_WIDTH
             mode: Literal["pen", "erase"] = "erase" if self.erasing else "pen"
-            self.stroke = self.app.visit.add_stroke([x, y], self.pen, width, mode)
+            self.stroke = self.host.visit.add_stroke([x, y], self.pen, width, mode)
             self.last = (x, y)
         elif self.stroke is not None and math.dist(self.last, (x, y)) >= MIN_STEP:
             self.new_points += [x, y]
@@ -136,18 +133,18 @@ class RoomScreen(Screen):
     def flush_stroke(self) -> None:
         """Hand the points drawn since the last frame to the document in one go."""
         if self.stroke is not None and self.new_points:
-            self.app.visit.extend_stroke(self.stroke, self.new_points)
+            self.host.visit.extend_stroke(self.stroke, self.new_points)
         self.new_points = []
 
     # ---- ending and reporting --------------------------------------------------------------
 
     def ask_end(self) -> None:
-        self.app.open(
-            Confirm(self.app, _("End the session?"), _("Yes, end it"), _("No, go back"), self.end)
+        self.host.open(
+            Confirm(self.host, _("End the session?"), _("Yes, end it"), _("No, go back"), self.end)
         )
 
     def end(self) -> None:
-        self.ending = self.app.visit.end_session()
+        self.ending = self.host.visit.end_session()
 
     def reported(self) -> None:
         self.notice, self.notice_left = (
@@ -158,21 +155,21 @@ class RoomScreen(Screen):
     # ---- time ------------------------------------------------------------------------------
 
     def activity_mark(self) -> tuple[object, ...]:
-        view = self.app.view
+        view = self.host.view
         return (len(view.chat), view.doc_text, len(view.strokes), view.peer_present)
 
     def update(self, dt: float) -> None:
         self.flush_stroke()
-        connected = self.app.view.rtc_state == "connected"
-        dark = connected and self.app.visit.remote_frame() is None
+        connected = self.host.view.rtc_state == "connected"
+        dark = connected and self.host.visit.remote_frame() is None
         self.dark_s = self.dark_s + dt if dark else 0.0
         mark = self.activity_mark()
         if mark != self.seen:  # the helper is chatting, writing or drawing: the visit is alive
             self.seen = mark
-            self.app.activity()
+            self.host.activity()
         if self.doc_pending is not None:
             self.doc_age += dt
-            if self.app.view.doc_text == self.doc_pending or self.doc_age > DOC_SETTLE_S:
+            if self.host.view.doc_text == self.doc_pending or self.doc_age > DOC_SETTLE_S:
                 self.doc_pending = None
         if self.notice_left > 0:
             self.notice_left -= dt
@@ -185,7 +182,7 @@ class RoomScreen(Screen):
     # ---- the tree --------------------------------------------------------------------------
 
     def status(self) -> str:
-        view = self.app.view
+        view = self.host.view
         if self.notice:
             return self.notice
         if not view.peer_present:
@@ -199,7 +196,7 @@ class RoomScreen(Screen):
         return ""
 
     def widgets(self) -> list[Widget]:
-        theme, view = self.theme, self.app.view
+        theme, view = self.theme, self.host.view
         widgets: list[Widget] = [
             Label(
                 "peer",
@@ -215,7 +212,7 @@ class RoomScreen(Screen):
                 size=22,
                 color=t.SUCCESS if self.notice else t.MUTED,
             ),
-            report_button(self.app, theme.rect(760, 14, 260, 80), self.reported),
+            report_button(self.host, theme.rect(760, 14, 260, 80), self.reported),
             Button(
                 "end",
                 theme.rect(1036, 14, 220, 80),
@@ -241,13 +238,13 @@ class RoomScreen(Screen):
                 "video.remote",
                 remote,
                 no_picture,
-                frame=self.app.visit.remote_frame(),
+                frame=self.host.visit.remote_frame(),
             ),
             Video(
                 "video.local",
                 own,
                 "" if view.camera_ok else _("No camera"),
-                frame=self.app.visit.local_frame() if view.camera_ok else None,
+                frame=self.host.visit.local_frame() if view.camera_ok else None,
                 mirror=True,
             ),
         ]
@@ -327,7 +324,7 @@ class RoomScreen(Screen):
                 "board.clear",
                 theme.rect(1104, 184, 152, 72),
                 _("Clear"),
-                on_tap=self.app.visit.clear_board,
+                on_tap=self.host.visit.clear_board,
                 style="secondary",
                 size=20,
             ),

@@ -4,12 +4,11 @@ game; and the break room ("frikvarter"), the moderated chat of students who are 
 from __future__ import annotations
 
 from concurrent.futures import Future
-from typing import TYPE_CHECKING
 
 from kiosk_ui import theme as t
 from kiosk_ui.i18n import _
 from kiosk_ui.memory import MemoryGame
-from kiosk_ui.screen import Screen, TextField
+from kiosk_ui.screen import Host, Screen, TextField
 from kiosk_ui.screens.common import (
     chat_items,
     chat_panel,
@@ -22,17 +21,14 @@ from kiosk_ui.screens.common import (
 )
 from kiosk_ui.widgets import Box, Button, Label, Widget
 
-if TYPE_CHECKING:
-    from kiosk_ui.app import App
-
 BREAKROOM_MAX = 300  # the hub's limit
 
 
 class WaitingScreen(Screen):
     name = "waiting"
 
-    def __init__(self, app: App) -> None:
-        super().__init__(app)
+    def __init__(self, host: Host) -> None:
+        super().__init__(host)
         self.game = MemoryGame()
         self.message = TextField(limit=BREAKROOM_MAX)
         self.stopping: Future[None] | None = None
@@ -47,11 +43,11 @@ class WaitingScreen(Screen):
     def send(self) -> None:
         text = self.message.text.strip()
         if text:
-            self.app.visit.send_breakroom(text)
+            self.host.visit.send_breakroom(text)
             self.message.text = ""
 
     def stop(self) -> None:
-        self.stopping = self.app.visit.cancel()
+        self.stopping = self.host.visit.cancel()
 
     def update(self, dt: float) -> None:
         self.game.update(dt)
@@ -60,7 +56,7 @@ class WaitingScreen(Screen):
             self.stopping = None  # success: the app goes back to the subjects
 
     def status(self) -> list[Widget]:
-        theme, view = self.theme, self.app.view
+        theme, view = self.theme, self.host.view
         area = theme.rect(24, 16, 880, 104)
         if view.no_helper:
             text = _("Nobody who can help with this subject is on duty right now.")
@@ -128,7 +124,7 @@ class WaitingScreen(Screen):
             self,
             "breakroom",
             chat_area,
-            chat_items(self.app.view.breakroom, _("You")),
+            chat_items(self.host.view.breakroom, _("You")),
             self.message.text,
             self.send,
             _("Write to the others"),
