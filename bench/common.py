@@ -3,6 +3,7 @@ minted without logging in, many Socket.IO clients in one asyncio loop, and hones
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import math
@@ -14,11 +15,12 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 from urllib.request import Request, urlopen
 
@@ -27,6 +29,7 @@ import socketio
 
 from lektiecafe.launch import ROOT, HubProcess, start_hub
 
+T = TypeVar("T")
 RESULTS = ROOT / "bench" / "results"
 PG_ADMIN = "postgresql://127.0.0.1:5432/test"
 DEMO_PASSWORD = "demo-password"
@@ -138,6 +141,51 @@ def write_results(result: dict[str, Any], target: Path | None, default_name: str
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(result, indent=2, default=str) + "\n")
     return target
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def fmt_cpu(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.1f} s"
+
+
+def new_result(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The start of a benchmark's results: when, on what machine, at what load, with what
+    options (the command line's, and the hub's environment)."""
+    return {
+        "benchmark": name,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "load_average_before": os.getloadavg(),
+        "config": {
+            k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "json"
+        }
+        | {"hub_env": HUB_ENV},
+    }
+
+
+def report_header(title: str, result: dict[str, Any]) -> list[str]:
+    return [
+        title,
+        *machine_lines(result["machine"]),
+        f"  database  {result.get('database', '-')}   hub: 1 local process (gevent)",
+        load_line(result["load_average_before"], result["load_average_after"]),
+    ]
+
+
+def finish(
+    result: dict[str, Any], report: Callable[[dict[str, Any]], str], json_path: Path | None
+) -> int:
+    """Print the report and write the results (to `json_path`, or to
+    bench/results/<benchmark>-<time>.json)."""
+    result["load_average_after"] = os.getloadavg()
+    print(report(result), flush=True)
+    started = datetime.fromisoformat(result["started_at"])
+    target = write_results(result, json_path, f"{result['benchmark']}-{started:%Y%m%d-%H%M%S}.json")
+    print(f"\nresults written to {os.path.relpath(target)}", flush=True)
+    return 0
 
 
 class LoopLag:
@@ -486,6 +534,30 @@ def seeded_hub(
             raise
         finally:
             hub.stop()
+
+
+def hub_options(p: argparse.ArgumentParser) -> None:
+    """The options of a benchmark that starts its own hub on a fresh database (`on_fresh_hub`)."""
+    g = p.add_argument_group("hub")
+    g.add_argument(
+        "--database-url",
+        help="a PostgreSQL URL whose database is created fresh and dropped afterwards; "
+        "default: SQLite in a temporary data dir",
+    )
+    g.add_argument("--pg-admin-url", default=PG_ADMIN, help="where to CREATE/DROP it")
+    g.add_argument("--keep", action="store_true", help="keep the data dirs and databases")
+    g.add_argument("--json", type=Path, help="where to write the results (default bench/results/)")
+
+
+def on_fresh_hub(
+    args: argparse.Namespace, pairs: int, run: Callable[[str, list[BenchUser], int], T]
+) -> tuple[T, str]:
+    """`run(hub_url, users, hub_pid)` against a fresh hub seeded with `pairs` students and
+    `pairs` helpers (`hub_options`); what it returned, and the database's name and version."""
+    with seeded_hub(
+        args.database_url, args.pg_admin_url, pairs, pairs, SECRET_KEY, HUB_ENV, keep=args.keep
+    ) as sh:
+        return run(sh.hub.url, sh.users, sh.hub.pid), sh.database
 
 
 # ---------------------------------------------------------------------------------------------

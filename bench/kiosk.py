@@ -59,6 +59,7 @@ from bench.common import (
     progress,
     seeded_hub,
     tree_cpu_seconds,
+    verdict,
     write_results,
 )
 from lektiecafe.launch import stop_process
@@ -726,10 +727,6 @@ def chromium_call(
 # Report
 
 
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
 def _call_lines(title: str, c: dict[str, Any], side: str) -> list[str]:
     lines = [
         "",
@@ -777,7 +774,7 @@ def _kiosk_lines(c: dict[str, Any]) -> list[str]:
     ok = ui["n"] > 0 and ui["p5"] >= UI_TARGET_FPS
     return [
         f"  UI loop    p50 {ui['p50']:.1f} fps, p5 {ui['p5']:.1f}, min {ui['min']:.1f} "
-        f"({ui['n']} one-second samples)   target >= {UI_TARGET_FPS:.0f}  {_verdict(ok)}",
+        f"({ui['n']} one-second samples)   target >= {UI_TARGET_FPS:.0f}  {verdict(ok)}",
         f"  screen     updated p50 {drawn['p50']:.1f} times/s; helper's video decoded p50 "
         f"{decoded['p50']:.1f} frames/s; peak RSS (VmHWM) {k['vm_hwm_mib']:.0f} MiB",
     ]
@@ -788,7 +785,7 @@ def _latency_lines(c: dict[str, Any]) -> list[str]:
     shown = measures[-1]
     ok = shown["n"] > 0 and shown["p50_ms"] < LATENCY_TARGET_P50_MS
     lines = measure_table(
-        measures, {shown["name"]: f"p50 < {LATENCY_TARGET_P50_MS:.0f} ms  {_verdict(ok)}"}
+        measures, {shown["name"]: f"p50 < {LATENCY_TARGET_P50_MS:.0f} ms  {verdict(ok)}"}
     )
     by_10s = " / ".join(f"{ms:.0f}" for ms in c["latency"]["p50_ms_by_10s"])
     lines.append(f"  {shown['name']}: p50 in each 10 s of the window {by_10s} ms")
@@ -835,7 +832,7 @@ def report(result: dict[str, Any]) -> str:
         ratio = calls["kiosk"]["cpu_s"] / calls["chromium"]["cpu_s"]
         lines.append(
             f"\n  CPU ratio kiosk / Chromium student = {ratio:.2f}   target <= "
-            f"{CPU_TARGET_RATIO:g}  {_verdict(ratio <= CPU_TARGET_RATIO)}"
+            f"{CPU_TARGET_RATIO:g}  {verdict(ratio <= CPU_TARGET_RATIO)}"
         )
     if "kiosk_x11" in calls:
         x = calls["kiosk_x11"]

@@ -129,9 +129,8 @@ class Socket(Protocol):
 
 
 def write_frames(ws: Socket, messages: list[bytes]) -> None:
-    """Send binary messages in one system call. simple-websocket's `send` makes one per message,
-    which was a tenth of the hub's time here: the writer answers a whole batch at once, so a
-    socket often has several messages waiting."""
+    """Send binary messages in one system call, not one each as simple-websocket's `send` does:
+    the writer answers a whole batch at once (why: bench/README.md, "What the hub's code owes")."""
     if not ws.connected:
         raise ConnectionError("closed")
     ws.sock.sendall(b"".join(ws.ws.send(BytesMessage(data=m)) for m in messages))
