@@ -1,20 +1,32 @@
-"""Accounts: passwords, login with slowed-down guessing, student self-registration."""
+"""Accounts: passwords, login with slowed-down guessing, student self-registration, and every
+change to sites, partner organisations and users (the admin pages decide who may make it;
+kiosks make the accounts of their own and of their visits here)."""
 
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from hub.accounts.models import LoginFailure, Role, Site, User
-from hub.catalog.models import GRADES
+from hub.accounts.access import Identity
+from hub.accounts.models import LoginFailure, Organisation, Role, Site, User
+from hub.catalog.models import GRADES, Language, Subject
 from hub.config import HubConfig
-from hub.errors import Conflict, Invalid, RateLimited
+from hub.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
+from hub.forms import CODE_ALPHABET
+
+SITE_KINDS = ("school", "library", "youth_club")
+# Roles an admin may create; students register themselves with a site's invite code.
+CREATABLE_ROLES = (Role.ADMIN, Role.COORDINATOR, Role.SITE_STAFF, Role.HELPER)
+INVITE_LENGTH = 8
+# No password hash matches this, so accounts of kiosks and of kiosk visits cannot log in.
+NO_PASSWORD = "!"
 
 _hasher = PasswordHasher()
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,39}$")
@@ -136,3 +148,185 @@ START_PAGES = {
     Role.HELPER: "helper.station",
     Role.STUDENT: "student.ask",
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# Sites and partner organisations
+
+
+def create_site(s: Session, *, name: str, kind: str, contact: str) -> Site:
+    if kind not in SITE_KINDS:
+        raise Invalid(_("Choose school, library or youth club."), fields={"kind": "unknown"})
+    site = Site(name=name, kind=kind, contact=contact, invite_code=new_invite_code(s))
+    s.add(site)
+    s.flush()
+    return site
+
+
+def set_site_contact(s: Session, site_id: int, contact: str) -> Site:
+    site = s.get(Site, site_id)
+    if site is None:
+        raise NotFound(_("There is no such site."))
+    site.contact = contact
+    return site
+
+
+def new_invite_code(s: Session) -> str:
+    while True:
+        code = "".join(secrets.choice(CODE_ALPHABET) for _i in range(INVITE_LENGTH))
+        if s.scalar(select(Site.id).where(Site.invite_code == code)) is None:
+            return code
+
+
+def renew_invite_code(s: Session, site: Site) -> None:
+    """A fresh code; the old one stops working at once (students already registered stay)."""
+    site.invite_code = new_invite_code(s)
+
+
+def create_organisation(s: Session, *, name: str, contact: str) -> Organisation:
+    if s.scalar(select(Organisation.id).where(Organisation.name == name)) is not None:
+        raise Conflict(
+            _("An organisation with that name already exists."), fields={"name": "taken"}
+        )
+    organisation = Organisation(name=name, contact=contact)
+    s.add(organisation)
+    s.flush()
+    return organisation
+
+
+def set_organisation_contact(s: Session, organisation_id: int, contact: str) -> Organisation:
+    organisation = s.get(Organisation, organisation_id)
+    if organisation is None:
+        raise NotFound(_("There is no such organisation."))
+    organisation.contact = contact
+    return organisation
+
+
+# ---------------------------------------------------------------------------------------------
+# Users
+
+
+def create_user(
+    s: Session,
+    actor: Identity,
+    *,
+    username: str,
+    display_name: str,
+    role: Role,
+    password: str,
+    organisation_id: int | None,
+    site_id: int | None,
+    now: datetime,
+) -> User:
+    """A new account. Coordinators create helpers of their own organisation only. Helpers start
+    unapproved: someone must check their child-protection certificate first."""
+    if actor.role == Role.COORDINATOR:
+        role, organisation_id, site_id = Role.HELPER, actor.organisation_id, None
+    elif actor.role != Role.ADMIN:
+        raise Forbidden(_("Your role may not do this."))
+    if role not in CREATABLE_ROLES:
+        raise Invalid(_("Choose one of the roles in the list."), fields={"role": "unknown"})
+    if role in (Role.HELPER, Role.COORDINATOR):
+        if organisation_id is None or s.get(Organisation, organisation_id) is None:
+            raise Invalid(
+                _("Helpers and coordinators belong to a partner organisation. Choose one."),
+                fields={"organisation_id": "missing"},
+            )
+    else:
+        organisation_id = None
+    if role == Role.SITE_STAFF:
+        if site_id is None or s.get(Site, site_id) is None:
+            message = _("Site staff belong to a site. Choose one.")
+            raise Invalid(message, fields={"site_id": "missing"})
+    else:
+        site_id = None
+    username = check_new_credentials(s, username, password)
+    user = User(
+        username=username,
+        password_hash=hash_password(password),
+        role=role.value,
+        display_name=display_name,
+        organisation_id=organisation_id,
+        site_id=site_id,
+        approved=False,
+        active=True,
+        created_at=now,
+    )
+    s.add(user)
+    s.flush()
+    return user
+
+
+def set_user_approved(user: User, approved: bool) -> None:
+    """Record that a helper's child-protection certificate was checked, or withdraw that."""
+    user.approved = approved
+
+
+def set_user_active(user: User, active: bool) -> None:
+    """Deactivated accounts cannot log in."""
+    user.active = active
+
+
+def set_helper_skills(
+    s: Session,
+    helper_id: int,
+    grade_min: int,
+    grade_max: int,
+    subject_ids: list[int],
+    language_codes: list[str],
+) -> None:
+    """What a helper can help with (their profile); unknown or inactive subjects are left out."""
+    user = s.get(User, helper_id)
+    assert user is not None
+    user.grade_min, user.grade_max = grade_min, grade_max
+    user.subjects = list(
+        s.scalars(select(Subject).where(Subject.id.in_(subject_ids), Subject.active))
+    )
+    user.languages = list(s.scalars(select(Language).where(Language.code.in_(language_codes))))
+
+
+def create_kiosk_account(s: Session, name: str, site_id: int, now: datetime) -> User:
+    """The user row a paired kiosk's connections act as: no password, role `kiosk`."""
+    return _without_password(
+        s, f"kiosk-{secrets.token_hex(8)}", Role.KIOSK, name, None, site_id, now
+    )
+
+
+def create_visitor(s: Session, nickname: str, grade: int, site_id: int, now: datetime) -> User:
+    """A student at a kiosk, for one visit: a nickname and grade, no password."""
+    return _without_password(
+        s, f"visit-{secrets.token_hex(8)}", Role.STUDENT, nickname, grade, site_id, now
+    )
+
+
+def _without_password(
+    s: Session,
+    username: str,
+    role: Role,
+    display_name: str,
+    grade: int | None,
+    site_id: int,
+    now: datetime,
+) -> User:
+    user = User(
+        username=username,
+        password_hash=NO_PASSWORD,
+        role=role.value,
+        display_name=display_name,
+        grade=grade,
+        site_id=site_id,
+        created_at=now,
+    )
+    s.add(user)
+    s.flush()
+    return user
+
+
+def forget_visitor(user: User) -> None:
+    """A kiosk visit ended: its nickname and grade go; the row stays, closed, for its requests
+    and rooms until the retention period ends."""
+    user.display_name, user.grade, user.active = "", None, False
+
+
+def delete_login_failures_before(s: Session, cutoff: datetime) -> None:
+    s.execute(delete(LoginFailure).where(LoginFailure.last_at < cutoff))

@@ -5,7 +5,6 @@ re-renders the page with the error and what the user typed."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -14,15 +13,18 @@ from flask_babel import gettext as _
 from pydantic import BaseModel, Field, field_validator
 
 from hub import clock
+from hub.accounts import service as accounts
 from hub.accounts.access import Identity, caller, roles_required
 from hub.accounts.models import Role, User
 from hub.admin import service
+from hub.catalog import service as catalogue
 from hub.devices import service as devices
 from hub.errors import Conflict, Invalid
+from hub.forms import Failure, failure_of, parsed_form
 from hub.realtime.notices import deliver
 from hub.realtime.presence import disconnect_user
 from hub.state import hub_state
-from hub.validation import Payload, parse
+from hub.validation import Payload
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -109,35 +111,12 @@ def _labels() -> dict[str, str]:
     }
 
 
-def parsed_form(model: type[M]) -> M:
-    """The submitted form as `model`, or Invalid naming the fields to fix in plain words."""
-    try:
-        return parse(request.form.to_dict(), model)
-    except Invalid as exc:
-        fields: dict[str, str] = exc.details.get("fields", {})
-        labels = _labels()
-        names = ", ".join(labels.get(f, f) for f in fields)
-        message = _("Please fill in or correct: %(fields)s.", fields=names)
-        raise Invalid(message, fields=fields) from exc
+def _form(model: type[M]) -> M:
+    return parsed_form(model, _labels())
 
 
 # ---------------------------------------------------------------------------------------------
 # Showing a page, with or without a failed form
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A form that was refused: which one, why, and what the user had typed (never passwords)."""
-
-    form: str
-    message: str
-    fields: dict[str, str] = field(default_factory=dict)
-    values: dict[str, str] = field(default_factory=dict)
-
-
-def _failure(form: str, exc: Invalid | Conflict) -> Failure:
-    values = {k: v for k, v in request.form.items() if k not in ("password", "csrf_token")}
-    return Failure(form, exc.message, exc.details.get("fields", {}), values)
 
 
 def _saved(endpoint: str, **args: Any) -> ResponseReturnValue:
@@ -152,7 +131,7 @@ def _attempt(
     try:
         change()
     except (Invalid, Conflict) as exc:
-        return page(_failure(form, exc)), exc.status
+        return page(failure_of(form, exc)), exc.status
     return _saved(back)
 
 
@@ -189,7 +168,7 @@ def _index_page(failure: Failure | None) -> str:
             "admin/index.html",
             me=me,
             offline_kiosks=devices.long_offline(s, clock.now()),
-            subjects=sum(1 for x in service.subjects(s) if x.active),
+            subjects=sum(1 for x in catalogue.subjects(s) if x.active),
             sites=len(service.sites(s)),
             organisations=len(service.organisations(s)),
             users=len(users),
@@ -212,8 +191,8 @@ def _catalog_page(failure: Failure | None) -> str:
         return render_template(
             "admin/catalog.html",
             me=caller(),
-            subjects=service.subjects(s),
-            languages=service.languages(s),
+            subjects=catalogue.subjects(s),
+            languages=catalogue.languages(s),
             failure=failure,
         )
 
@@ -222,9 +201,9 @@ def _catalog_page(failure: Failure | None) -> str:
 @roles_required(ADMIN)
 def add_subject() -> ResponseReturnValue:
     def change() -> None:
-        data = parsed_form(SubjectIn)
+        data = _form(SubjectIn)
         with hub_state().db.transaction() as s:
-            service.add_subject(s, key=data.key, name_da=data.name_da, name_en=data.name_en)
+            catalogue.add_subject(s, key=data.key, name_da=data.name_da, name_en=data.name_en)
 
     return _attempt("add-subject", change, _catalog_page, "admin.catalog")
 
@@ -233,9 +212,9 @@ def add_subject() -> ResponseReturnValue:
 @roles_required(ADMIN)
 def rename_subject(subject_id: int) -> ResponseReturnValue:
     def change() -> None:
-        data = parsed_form(SubjectNamesIn)
+        data = _form(SubjectNamesIn)
         with hub_state().db.transaction() as s:
-            service.rename_subject(s, subject_id, name_da=data.name_da, name_en=data.name_en)
+            catalogue.rename_subject(s, subject_id, name_da=data.name_da, name_en=data.name_en)
 
     return _attempt(f"rename-subject-{subject_id}", change, _catalog_page, "admin.catalog")
 
@@ -244,9 +223,9 @@ def rename_subject(subject_id: int) -> ResponseReturnValue:
 @roles_required(ADMIN)
 def set_subject_active(subject_id: int) -> ResponseReturnValue:
     def change() -> None:
-        data = parsed_form(ActiveIn)
+        data = _form(ActiveIn)
         with hub_state().db.transaction() as s:
-            service.set_subject_active(s, subject_id, data.active)
+            catalogue.set_subject_active(s, subject_id, data.active)
 
     return _attempt(f"subject-{subject_id}", change, _catalog_page, "admin.catalog")
 
@@ -255,9 +234,9 @@ def set_subject_active(subject_id: int) -> ResponseReturnValue:
 @roles_required(ADMIN)
 def add_language() -> ResponseReturnValue:
     def change() -> None:
-        data = parsed_form(LanguageIn)
+        data = _form(LanguageIn)
         with hub_state().db.transaction() as s:
-            service.add_language(s, code=data.code, name_da=data.name_da, name_en=data.name_en)
+            catalogue.add_language(s, code=data.code, name_da=data.name_da, name_en=data.name_en)
 
     return _attempt("add-language", change, _catalog_page, "admin.catalog")
 
@@ -266,9 +245,9 @@ def add_language() -> ResponseReturnValue:
 @roles_required(ADMIN)
 def set_language_active(code: str) -> ResponseReturnValue:
     def change() -> None:
-        data = parsed_form(ActiveIn)
+        data = _form(ActiveIn)
         with hub_state().db.transaction() as s:
-            service.set_language_active(s, code, data.active)
+            catalogue.set_language_active(s, code, data.active)
 
     return _attempt(f"language-{code}", change, _catalog_page, "admin.catalog")
 
@@ -302,9 +281,9 @@ def _site_kinds() -> dict[str, str]:
 @roles_required(ADMIN)
 def create_site() -> ResponseReturnValue:
     def change() -> None:
-        data = parsed_form(SiteIn)
+        data = _form(SiteIn)
         with hub_state().db.transaction() as s:
-            service.create_site(s, name=data.name, kind=data.kind, contact=data.contact)
+            accounts.create_site(s, name=data.name, kind=data.kind, contact=data.contact)
 
     return _attempt("add-site", change, _sites_page, "admin.sites")
 
@@ -313,9 +292,9 @@ def create_site() -> ResponseReturnValue:
 @roles_required(ADMIN)
 def set_site_contact(site_id: int) -> ResponseReturnValue:
     def change() -> None:
-        data = parsed_form(ContactIn)
+        data = _form(ContactIn)
         with hub_state().db.transaction() as s:
-            service.set_site_contact(s, site_id, data.contact)
+            accounts.set_site_contact(s, site_id, data.contact)
 
     return _attempt(f"site-contact-{site_id}", change, _sites_page, "admin.sites")
 
@@ -359,9 +338,9 @@ def _organisations_page(failure: Failure | None) -> str:
 @roles_required(ADMIN)
 def create_organisation() -> ResponseReturnValue:
     def change() -> None:
-        data = parsed_form(OrganisationIn)
+        data = _form(OrganisationIn)
         with hub_state().db.transaction() as s:
-            service.create_organisation(s, name=data.name, contact=data.contact)
+            accounts.create_organisation(s, name=data.name, contact=data.contact)
 
     return _attempt("add-organisation", change, _organisations_page, "admin.organisations")
 
@@ -370,9 +349,9 @@ def create_organisation() -> ResponseReturnValue:
 @roles_required(ADMIN)
 def set_organisation_contact(organisation_id: int) -> ResponseReturnValue:
     def change() -> None:
-        data = parsed_form(ContactIn)
+        data = _form(ContactIn)
         with hub_state().db.transaction() as s:
-            service.set_organisation_contact(s, organisation_id, data.contact)
+            accounts.set_organisation_contact(s, organisation_id, data.contact)
 
     form = f"organisation-contact-{organisation_id}"
     return _attempt(form, change, _organisations_page, "admin.organisations")
@@ -404,7 +383,7 @@ def _users_page(failure: Failure | None) -> str:
             users=service.users(s, me, role),
             role=role,
             role_names=names,
-            role_choices=[(r.value, names[r.value]) for r in service.CREATABLE_ROLES],
+            role_choices=[(r.value, names[r.value]) for r in accounts.CREATABLE_ROLES],
             org_choices=[(o.id, o.name) for o in service.organisations(s)],
             site_choices=[(row.site.id, row.site.name) for row in service.sites(s)],
             failure=failure,
@@ -438,7 +417,7 @@ def _attempt_on_users(form: str, change: Callable[[Identity], None]) -> Response
     try:
         change(me)
     except (Invalid, Conflict) as exc:
-        return _users_or_index(me)(_failure(form, exc)), exc.status
+        return _users_or_index(me)(failure_of(form, exc)), exc.status
     return _back_to_users(me)
 
 
@@ -446,9 +425,9 @@ def _attempt_on_users(form: str, change: Callable[[Identity], None]) -> Response
 @roles_required(ADMIN, COORDINATOR)
 def create_user() -> ResponseReturnValue:
     def change(me: Identity) -> None:
-        data = parsed_form(UserIn)
+        data = _form(UserIn)
         with hub_state().db.transaction() as s:
-            service.create_user(
+            accounts.create_user(
                 s,
                 me,
                 username=data.username,
@@ -467,7 +446,7 @@ def create_user() -> ResponseReturnValue:
 @roles_required(ADMIN, COORDINATOR)
 def set_approved(user_id: int) -> ResponseReturnValue:
     def change(me: Identity) -> None:
-        data = parsed_form(ApprovedIn)
+        data = _form(ApprovedIn)
         with hub_state().db.matching_transaction() as s:
             notices = service.set_approved(s, me, user_id, data.approved, clock.now())
         deliver(notices)
@@ -480,7 +459,7 @@ def set_approved(user_id: int) -> ResponseReturnValue:
 @roles_required(ADMIN, COORDINATOR)
 def set_active(user_id: int) -> ResponseReturnValue:
     def change(me: Identity) -> None:
-        data = parsed_form(ActiveIn)
+        data = _form(ActiveIn)
         with hub_state().db.matching_transaction() as s:
             notices = service.set_active(s, me, user_id, data.active, clock.now())
         deliver(notices)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from flask_babel import gettext as _
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from hub.accounts.access import Identity
@@ -96,6 +96,44 @@ def readable(s: Session, viewer: Identity, attachment_id: str) -> Attachment:
         if offered is not None or in_room is not None:
             return attachment
     raise NotFound(_("That file was not found."))
+
+
+def attach_to_request(
+    s: Session, owner_id: int, attachment_ids: list[str], request_id: int
+) -> None:
+    """Tie a student's uploads to their new request; refused if one is not theirs or is in use."""
+    attachments = list(s.scalars(select(Attachment).where(Attachment.id.in_(attachment_ids))))
+    if len(attachments) != len(set(attachment_ids)) or any(
+        a.owner_id != owner_id or a.request_id is not None for a in attachments
+    ):
+        raise Invalid(_("An attachment was not found."), fields={"attachment_ids": "unknown"})
+    for a in attachments:
+        a.request_id = request_id
+
+
+def delete_of_request(s: Session, request_id: int, folder: Path) -> None:
+    """Delete the files of a request, e.g. when the room's retention period is over."""
+    _delete(s, folder, Attachment.request_id == request_id)
+
+
+def delete_unused_of(s: Session, owner_id: int, folder: Path) -> None:
+    """Delete the uploads of a student that no request uses (a kiosk visit ended)."""
+    _delete(s, folder, Attachment.owner_id == owner_id, Attachment.request_id.is_(None))
+
+
+def delete_unused_before(s: Session, created_before: datetime, folder: Path) -> int:
+    """Delete the uploads never attached to a request (the student gave up); how many."""
+    return _delete(
+        s, folder, Attachment.request_id.is_(None), Attachment.created_at < created_before
+    )
+
+
+def _delete(s: Session, folder: Path, *where: ColumnElement[bool]) -> int:
+    found = list(s.scalars(select(Attachment).where(*where)))
+    for attachment in found:
+        (folder / attachment.id).unlink(missing_ok=True)
+        s.delete(attachment)
+    return len(found)
 
 
 def request_of(s: Session, attachment: Attachment) -> HelpRequest | None:

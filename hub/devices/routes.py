@@ -6,28 +6,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import format_timedelta
 from flask_babel import gettext as _
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from hub import clock
 from hub.accounts.access import caller, roles_required
 from hub.accounts.models import Role
-from hub.admin.routes import Failure, parsed_form
 from hub.devices import service
 from hub.devices.models import DeviceEvent, Pairing
-from hub.errors import HubError, Invalid
+from hub.errors import HubError
 from hub.extensions import socketio
+from hub.forms import Failure, failure_of, parsed_form
 from hub.realtime.notices import Notice, deliver
 from hub.realtime.presence import disconnect_user
 from hub.state import hub_state
 from hub.validation import Payload, parse
 
 bp = Blueprint("devices", __name__)
+
+M = TypeVar("M", bound=BaseModel)
 
 STAFF = (Role.ADMIN, Role.SITE_STAFF)
 
@@ -214,16 +216,10 @@ def _setting_labels() -> dict[str, str]:
     }
 
 
-def _settings_form() -> service.PushedSettings:
-    """The submitted settings, or Invalid naming the fields to fix in plain words."""
-    try:
-        return parse(request.form.to_dict(), SettingsIn).settings()
-    except Invalid as exc:
-        fields: dict[str, str] = exc.details.get("fields", {})
-        labels = _setting_labels()
-        names = ", ".join(labels.get(f, f) for f in fields)
-        message = _("Please fill in or correct: %(fields)s.", fields=names)
-        raise Invalid(message, fields=fields) from exc
+def _form(model: type[M]) -> M:
+    """The submitted form as `model`; fields to fix are named as the page names them."""
+    labels = {"code": _("Code"), "site_id": _("Site"), "name": _("Name"), **_setting_labels()}
+    return parsed_form(model, labels)
 
 
 def _push(kiosks: list[tuple[int, service.PushedSettings]]) -> None:
@@ -236,9 +232,7 @@ def _attempt(form: str, change: Callable[[], str]) -> ResponseReturnValue:
     try:
         notice = change()
     except HubError as exc:
-        values = {k: v for k, v in request.form.items() if k != "csrf_token"}
-        failure = Failure(form, exc.message, exc.details.get("fields", {}), values)
-        return _page(failure), exc.status
+        return _page(failure_of(form, exc)), exc.status
     flash(notice, "notice")
     return redirect(url_for("devices.page"))
 
@@ -248,7 +242,7 @@ def _attempt(form: str, change: Callable[[], str]) -> ResponseReturnValue:
 def confirm() -> ResponseReturnValue:
     def change() -> str:
         state = hub_state()
-        data = parsed_form(CodeIn)
+        data = _form(CodeIn)
         with state.db.transaction() as s:
             result = service.confirm(
                 s, caller(), data.code, data.site_id, clock.now(), state.config
@@ -265,7 +259,7 @@ def confirm() -> ResponseReturnValue:
 def deny() -> ResponseReturnValue:
     def change() -> str:
         state = hub_state()
-        data = parsed_form(CodeIn)
+        data = _form(CodeIn)
         with state.db.transaction() as s:
             refused = service.deny(s, caller(), data.code, clock.now(), state.config)
         if refused is not None:
@@ -279,7 +273,7 @@ def deny() -> ResponseReturnValue:
 @roles_required(*STAFF)
 def rename(device_id: int) -> ResponseReturnValue:
     def change() -> str:
-        data = parsed_form(NameIn)
+        data = _form(NameIn)
         with hub_state().db.transaction() as s:
             service.rename(s, caller(), device_id, data.name)
         return _("Saved.")
@@ -291,7 +285,7 @@ def rename(device_id: int) -> ResponseReturnValue:
 @roles_required(*STAFF)
 def command(device_id: int) -> ResponseReturnValue:
     def change() -> str:
-        data = parsed_form(CommandIn)
+        data = _form(CommandIn)
         with hub_state().db.transaction() as s:
             sent = service.send_command(s, caller(), device_id, data.name, clock.now())
             payload = {"command_id": sent.id, "name": sent.name, "args": {}}
@@ -330,7 +324,7 @@ def _unpaired(device_id: int, users: list[int], notices: list[Notice]) -> None:
 @roles_required(*STAFF)
 def site_settings(site_id: int) -> ResponseReturnValue:
     def change() -> str:
-        values = _settings_form()
+        values = _form(SettingsIn).settings()
         with hub_state().db.transaction() as s:
             kiosks = service.save_site_settings(s, caller(), site_id, values)
         _push(kiosks)
@@ -343,7 +337,7 @@ def site_settings(site_id: int) -> ResponseReturnValue:
 @roles_required(*STAFF)
 def device_settings(device_id: int) -> ResponseReturnValue:
     def change() -> str:
-        values = _settings_form()
+        values = _form(SettingsIn).settings()
         with hub_state().db.transaction() as s:
             kiosks = service.save_device_settings(s, caller(), device_id, values)
         _push(kiosks)

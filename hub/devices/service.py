@@ -20,11 +20,11 @@ from flask_babel import gettext as _
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from hub.accounts import service as accounts
 from hub.accounts.access import Identity
 from hub.accounts.models import Role, Site, User
 from hub.accounts.mydata import delete_student
-from hub.admin.service import INVITE_ALPHABET
-from hub.attachments.models import Attachment
+from hub.attachments import service as attachments
 from hub.catalog.models import GRADES
 from hub.config import HubConfig
 from hub.devices.models import (
@@ -47,6 +47,7 @@ from hub.errors import (
     RateLimited,
     Unauthenticated,
 )
+from hub.forms import CODE_ALPHABET
 from hub.matching import service as matching
 from hub.moderation import check
 from hub.realtime.models import Connection
@@ -70,8 +71,6 @@ HOT_C = 80.0  # a Raspberry Pi starts to slow itself down here
 # A lasting problem (low disk, heat) is noted again only after this long.
 REPEAT_PROBLEM_AFTER = timedelta(hours=1)
 SETTING_FIELDS = ("lang", "idle_s", "countdown_s", "room_idle_s", "notice")
-# No password hash matches this, so accounts of kiosks and of kiosk visits cannot log in.
-NO_PASSWORD = "!"
 
 
 def _digest(secret: str) -> str:
@@ -158,7 +157,7 @@ def _site_by_code(s: Session, code: str) -> int | None:
 
 def _new_user_code(s: Session, now: datetime) -> str:
     while True:
-        code = "".join(secrets.choice(INVITE_ALPHABET) for _i in range(USER_CODE_LENGTH))
+        code = "".join(secrets.choice(CODE_ALPHABET) for _i in range(USER_CODE_LENGTH))
         if _pending(s, code, now) is None:
             return code
 
@@ -301,16 +300,7 @@ def confirm(
     site = s.get(Site, site_id) if site_id is not None else None
     if site is None:
         return Invalid(_("Choose the site the kiosk stands at."), fields={"site_id": "missing"})
-    user = User(
-        username=f"kiosk-{secrets.token_hex(8)}",
-        password_hash=NO_PASSWORD,
-        role=Role.KIOSK.value,
-        display_name=found.name,
-        site_id=site.id,
-        created_at=now,
-    )
-    s.add(user)
-    s.flush()
+    user = accounts.create_kiosk_account(s, found.name, site.id, now)
     device = Device(
         site_id=site.id, user_id=user.id, name=found.name, model=found.model, created_at=now
     )
@@ -499,7 +489,7 @@ def _revoke(
     device.token_hash = None
     user = s.get(User, device.user_id)
     assert user is not None
-    user.active = False
+    accounts.set_user_active(user, False)
     visit_user, notices = end_open_visit(s, device.id, now, config)
     return [device.user_id, *([visit_user] if visit_user is not None else [])], notices
 
@@ -749,17 +739,7 @@ def start_visit(
     if grade not in GRADES:
         raise Invalid(_("Grade must be 8, 9 or 10."), fields={"grade": "unknown"})
     check(nickname)
-    user = User(
-        username=f"visit-{secrets.token_hex(8)}",
-        password_hash=NO_PASSWORD,
-        role=Role.STUDENT.value,
-        display_name=nickname,
-        grade=grade,
-        site_id=device.site_id,
-        created_at=now,
-    )
-    s.add(user)
-    s.flush()
+    user = accounts.create_visitor(s, nickname, grade, device.site_id, now)
     visit = KioskVisit(device_id=device.id, user_id=user.id, started_at=now)
     s.add(visit)
     s.flush()
@@ -813,12 +793,8 @@ def end_visit(s: Session, visit: KioskVisit, now: datetime, attachments_dir: Pat
     room = rooms.open_room_of(s, user.id)
     if room is not None:
         notices += rooms.end_room(s, room, by=Role.STUDENT.value, reason="ended", now=now)
-    for attachment in s.scalars(
-        select(Attachment).where(Attachment.owner_id == user.id, Attachment.request_id.is_(None))
-    ):
-        (attachments_dir / attachment.id).unlink(missing_ok=True)
-        s.delete(attachment)
-    user.display_name, user.grade, user.active = "", None, False
+    attachments.delete_unused_of(s, user.id, attachments_dir)
+    accounts.forget_visitor(user)
     visit.ended_at = now
     return notices
 

@@ -7,11 +7,11 @@ from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from pydantic import Field
-from sqlalchemy import select
 
+from hub.accounts import service as accounts
 from hub.accounts.access import caller, roles_required
 from hub.accounts.models import Role, User
-from hub.catalog.models import GRADES, Language, Subject
+from hub.catalog.models import GRADES
 from hub.catalog.service import catalog
 from hub.errors import Invalid
 from hub.matching.service import duty_of
@@ -74,11 +74,7 @@ def save_profile() -> ResponseReturnValue:
     if data.grade_min > data.grade_max:
         raise Invalid(_("The lowest grade cannot be above the highest."))
     with hub_state().db.transaction() as s:
-        user = s.get(User, identity.user_id)
-        assert user is not None
-        user.grade_min, user.grade_max = data.grade_min, data.grade_max
-        user.subjects = list(
-            s.scalars(select(Subject).where(Subject.id.in_(data.subjects), Subject.active))
+        accounts.set_helper_skills(
+            s, identity.user_id, data.grade_min, data.grade_max, data.subjects, data.languages
         )
-        user.languages = list(s.scalars(select(Language).where(Language.code.in_(data.languages))))
     return redirect(url_for("helper.station", saved=1))

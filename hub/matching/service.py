@@ -5,7 +5,6 @@ commits. Nothing here keeps state in memory, so any hub process can run any of i
 
 from __future__ import annotations
 
-import secrets
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from hub.accounts.access import Identity
 from hub.accounts.models import User, helper_languages, helper_subjects
+from hub.attachments import service as attachments
 from hub.attachments.models import Attachment
 from hub.catalog.models import GRADES, Language, Subject
 from hub.config import HubConfig
@@ -32,9 +32,10 @@ from hub.matching.models import (
     OfferStatus,
     RequestStatus,
 )
+from hub.realtime.models import Connection
 from hub.realtime.notices import Notice
+from hub.rooms import service as rooms
 from hub.rooms.models import Room
-from hub.rooms.service import open_room_of, room_peer
 
 # Rows of a few columns, read by name: the passes over the queue read these rather than ORM
 # objects, which with thousands waiting cost most of a pass (bench/matching.py).
@@ -86,13 +87,7 @@ def create_request(
     s.add(request)
     s.flush()
     if attachment_ids:
-        attachments = list(s.scalars(select(Attachment).where(Attachment.id.in_(attachment_ids))))
-        if len(attachments) != len(set(attachment_ids)) or any(
-            a.owner_id != student.user_id or a.request_id is not None for a in attachments
-        ):
-            raise Invalid(_("An attachment was not found."), fields={"attachment_ids": "unknown"})
-        for a in attachments:
-            a.request_id = request.id
+        attachments.attach_to_request(s, student.user_id, attachment_ids, request.id)
     status = queue_status(s, request, config)
     request.told_position, request.told_eta_s = status["position"], status["eta_s"]
     return {"request_id": request.id, **status}
@@ -217,6 +212,24 @@ def helper_gone(s: Session, helper_id: int, now: datetime) -> None:
     _withdraw_offers(s, Offer.helper_id == helper_id, now)
 
 
+def helper_free(s: Session, helper_id: int, now: datetime) -> list[Notice]:
+    """The helper's room ended: paused (off if no longer connected) until they choose again."""
+    connected = s.scalar(select(func.count()).where(Connection.user_id == helper_id))
+    duty = DutyStatus.PAUSED if connected else DutyStatus.OFF
+    s.execute(
+        update(HelperDuty)
+        .where(HelperDuty.helper_id == helper_id, HelperDuty.status == DutyStatus.BUSY)
+        .values(status=duty, idle_since=now)
+    )
+    return [Notice(helper_id, "duty:status", {"status": duty.value})]
+
+
+@rooms.room_ended.connect
+def _free_the_helper(s: Session, room: Room, now: datetime) -> list[Notice]:
+    """Rooms tells matching, which owns the helpers' duty, that a room ended."""
+    return helper_free(s, room.helper_id, now)
+
+
 def take_off_duty(s: Session, helper_id: int, now: datetime) -> list[Notice]:
     """Off duty at once, e.g. when deactivated or no longer approved; pending offers move on."""
     s.execute(
@@ -256,20 +269,17 @@ def accept_offer(
         raise Conflict(_("The student is no longer waiting."))  # rolls back the acceptance
     request = s.get(HelpRequest, offer.request_id)
     assert request is not None
-    room = Room(
-        id=secrets.token_hex(8),
-        request_id=request.id,
-        student_id=request.student_id,
-        helper_id=helper.user_id,
-        created_at=now,
-    )
-    s.add(room)
+    room = rooms.open_room(s, request.id, request.student_id, helper.user_id, now)
     s.execute(
         update(HelperDuty)
         .where(HelperDuty.helper_id == helper.user_id)
         .values(status=DutyStatus.BUSY)
     )
-    match = {"room_id": room.id, "peer": room_peer(s, room, request.student_id), "ice_servers": ice}
+    match = {
+        "room_id": room.id,
+        "peer": rooms.room_peer(s, room, request.student_id),
+        "ice_servers": ice,
+    }
     return room, [Notice(request.student_id, "match", match)]
 
 
@@ -278,12 +288,11 @@ def decline_offer(s: Session, helper: Identity, offer_id: int, now: datetime) ->
 
 
 def _rejoin_notices(s: Session, user_id: int) -> list[Notice]:
-    room = open_room_of(s, user_id)
+    room = rooms.open_room_of(s, user_id)
     if room is None:
         return []
-    return [
-        Notice(user_id, "room:rejoined", {"room_id": room.id, "peer": room_peer(s, room, user_id)})
-    ]
+    peer = rooms.room_peer(s, room, user_id)
+    return [Notice(user_id, "room:rejoined", {"room_id": room.id, "peer": peer})]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -406,7 +415,7 @@ def _offer_notice(s: Session, offer: Offer, now: datetime) -> Notice:
         .join(User, User.id == HelpRequest.student_id)
         .where(HelpRequest.id == offer.request_id)
     ).one()
-    attachments = s.execute(
+    files = s.execute(
         select(Attachment.id, Attachment.mime).where(Attachment.request_id == request.id)
     )
     payload = {
@@ -419,7 +428,7 @@ def _offer_notice(s: Session, offer: Offer, now: datetime) -> Notice:
             "note": request.note,
             "nickname": request.display_name,
             "attachments": [
-                {"id": a.id, "mime": a.mime, "url": f"/api/attachments/{a.id}"} for a in attachments
+                {"id": a.id, "mime": a.mime, "url": f"/api/attachments/{a.id}"} for a in files
             ],
             "waited_s": int((now - request.created_at).total_seconds()),
         },

@@ -7,23 +7,26 @@ either member and a restart loses nothing that was acknowledged."""
 from __future__ import annotations
 
 import base64
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import pycrdt
+from blinker import Namespace
 from flask_babel import gettext as _
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from hub.accounts.access import Identity
 from hub.accounts.models import Role, User
+from hub.attachments import service as attachments
 from hub.attachments.models import Attachment
 from hub.catalog.models import Subject
 from hub.config import HubConfig
 from hub.errors import Conflict, Forbidden, HubError, Invalid, NotFound, RateLimited
-from hub.matching.models import DutyStatus, HelperDuty, HelpRequest
+from hub.matching.models import HelpRequest
 from hub.moderation import check
 from hub.realtime.models import Connection
 from hub.realtime.notices import Notice
@@ -31,6 +34,25 @@ from hub.rooms.models import DocSnapshot, DocUpdate, Feedback, Report, Room, Roo
 
 MAX_DOC_UPDATE_BYTES = 512 * 1024
 CHAT_HISTORY = 500
+
+
+# Sent inside the transaction that ends a room, as (session, room=, now=); each receiver returns
+# the notices to send after the commit. Matching connects to it to free the helper (it owns the
+# helpers' duty); rooms never imports matching's service, since matching imports this one.
+room_ended = Namespace().signal("room-ended")
+
+
+def open_room(s: Session, request_id: int, student_id: int, helper_id: int, now: datetime) -> Room:
+    """The room where a matched student and helper meet (matching opens it on an accepted offer)."""
+    room = Room(
+        id=secrets.token_hex(8),
+        request_id=request_id,
+        student_id=student_id,
+        helper_id=helper_id,
+        created_at=now,
+    )
+    s.add(room)
+    return room
 
 
 def room_channel(room_id: str) -> str:
@@ -121,7 +143,7 @@ def join(
     request = s.get(HelpRequest, room.request_id)
     assert request is not None
     subject = s.get(Subject, request.subject_id)
-    attachments = s.scalars(select(Attachment).where(Attachment.request_id == request.id))
+    files = s.scalars(select(Attachment).where(Attachment.request_id == request.id))
     doc_state, doc_seq = document_state(s, room.id)
     answer = {
         "room_id": room.id,
@@ -137,7 +159,7 @@ def join(
             "grade": request.grade,
             "note": request.note,
             "attachments": [
-                {"id": a.id, "mime": a.mime, "url": f"/api/attachments/{a.id}"} for a in attachments
+                {"id": a.id, "mime": a.mime, "url": f"/api/attachments/{a.id}"} for a in files
             ],
         },
         "ended": room.ended_at is not None,
@@ -354,7 +376,7 @@ def document_text(s: Session, room_id: str) -> str:
 
 
 def end_room(s: Session, room: Room, by: str | None, reason: str, now: datetime) -> list[Notice]:
-    """End the room for both; the helper is paused (or off if gone) until they choose again."""
+    """End the room for both, and tell `room_ended`'s receivers (matching frees the helper)."""
     ended = s.execute(
         update(Room)
         .where(Room.id == room.id, Room.ended_at.is_(None))
@@ -362,18 +384,14 @@ def end_room(s: Session, room: Room, by: str | None, reason: str, now: datetime)
     )
     if ended.rowcount != 1:  # type: ignore[attr-defined]
         return []
-    duty = DutyStatus.PAUSED if _is_connected(s, room.helper_id) else DutyStatus.OFF
-    s.execute(
-        update(HelperDuty)
-        .where(HelperDuty.helper_id == room.helper_id, HelperDuty.status == DutyStatus.BUSY)
-        .values(status=duty, idle_since=now)
-    )
     payload = {"room_id": room.id, "reason": reason, "by": by}
-    return [
+    notices = [
         Notice(room.student_id, "room:ended", payload),
         Notice(room.helper_id, "room:ended", payload),
-        Notice(room.helper_id, "duty:status", {"status": duty.value}),
     ]
+    for _receiver, more in room_ended.send(s, room=room, now=now):
+        notices += more
+    return notices
 
 
 def report(
@@ -438,11 +456,7 @@ def delete_expired_content(s: Session, now: datetime, config: HubConfig) -> int:
         s.execute(delete(DocUpdate).where(DocUpdate.room_id == room.id))
         s.execute(delete(DocSnapshot).where(DocSnapshot.room_id == room.id))
         s.execute(update(Feedback).where(Feedback.room_id == room.id).values(comment=""))
-        for attachment in s.scalars(
-            select(Attachment).where(Attachment.request_id == room.request_id)
-        ):
-            (config.attachments_dir / attachment.id).unlink(missing_ok=True)
-            s.delete(attachment)
+        attachments.delete_of_request(s, room.request_id, config.attachments_dir)
         room.content_deleted_at = now
     s.execute(delete(Report).where(Report.closed_at <= cutoff))
     return len(rooms)
