@@ -33,6 +33,7 @@ FAST = {
     "LEKTIECAFE_TICK_S": "0.2",
     "LEKTIECAFE_LOGIN_FREE_FAILURES": "3",
     "LEKTIECAFE_LOGIN_WAIT_S": "2",
+    "LEKTIECAFE_TEST_CLOCK": "1",  # hub/clock.py's test-only edges (Client.nothing's barrier)
 }
 
 
