@@ -39,9 +39,9 @@ def fence(package: str, name: str, user: str) -> str:
 
 
 def test_socketio_client_builds_its_engineio_client_through_engineio_client_class() -> None:
-    client = appliance_hub._OrderedClient()
-    assert isinstance(client.eio, appliance_hub._OrderedEngineIO), fence(
-        "python-socketio", "Client._engineio_client_class", "appliance/hub.py (_OrderedClient)"
+    client = appliance_hub.OrderedClient()
+    assert isinstance(client.eio, appliance_hub.OrderedEngineIO), fence(
+        "python-socketio", "Client._engineio_client_class", "appliance/hub.py (OrderedClient)"
     )
 
 
@@ -49,12 +49,12 @@ def test_engineio_hands_messages_to_trigger_event_with_run_async() -> None:
     """appliance/hub.py overrides `_trigger_event(event, *args, run_async=...)`, which
     Engine.IO calls with run_async=True for each message packet, to queue the messages in order
     on one thread instead of one thread each."""
-    user = "appliance/hub.py (_OrderedEngineIO)"
+    user = "appliance/hub.py (OrderedEngineIO)"
     parameters = inspect.signature(engineio.Client._trigger_event).parameters
     assert list(parameters)[:2] == ["self", "event"], fence(
         "python-engineio", "Client._trigger_event(event, *args, **kwargs)", user
     )
-    client = appliance_hub._OrderedEngineIO()
+    client = appliance_hub.OrderedEngineIO()
     handled: list[tuple[Any, str]] = []
     done = threading.Event()
 
