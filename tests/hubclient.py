@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import queue
 import re
 import threading
@@ -16,12 +15,21 @@ from typing import Any
 
 import pycrdt
 import requests
-import socketio
 import websocket
 
-from hub.rooms import docsync
+from appliance.hub import OrderedClient
+from lektiecafe import ysync
 
 PASSWORD = "demo-password"
+
+
+def advance_clock(base_url: str, seconds: float) -> None:
+    """Move the hub's clock on (hub.clock: the hub runs with LEKTIECAFE_TEST_CLOCK=1); its
+    matching loop's next pass sees the new time."""
+    answer = requests.post(
+        base_url + "/api/test-only/clock", json={"advance_s": seconds}, timeout=10
+    )
+    assert answer.status_code == 200, f"the hub's test clock: {answer.status_code} {answer.text}"
 
 
 class Browserless:
@@ -51,12 +59,14 @@ class Browserless:
 
 
 class Client:
-    """A Socket.IO client of one user that records every event the hub sends it."""
+    """A Socket.IO client of one user that records every event the hub sends it, in the order it
+    came: each is recorded before anything that arrived after it (an acknowledgement too), as on
+    the kiosk (appliance.hub.OrderedClient)."""
 
     def __init__(
         self, base_url: str, token: str | None = None, headers: dict[str, str] | None = None
     ) -> None:
-        self.sio = socketio.Client(reconnection=False)
+        self.sio = OrderedClient(reconnection=False)
         self.events: dict[str, queue.Queue[Any]] = defaultdict(queue.Queue)
         self.sio.on("*", self._record)
         self.base_url = base_url
@@ -146,13 +156,9 @@ class DocSocket:
         self.ws = websocket.create_connection("ws" + base_url.removeprefix("http") + doc_url)
         threading.Thread(target=self._read, daemon=True).start()
         if sync:
-            self.send(self._sync_message(pycrdt.YSyncMessageType.SYNC_STEP1, self.doc.get_state()))
+            self.send(ysync.step1_message(self.doc.get_state()))
             assert self.synced.wait(10), "no sync step 2 from the hub"
             self.answer()
-
-    @staticmethod
-    def _sync_message(kind: int, payload: bytes) -> bytes:
-        return bytes([pycrdt.YMessageType.SYNC, kind]) + pycrdt.write_message(payload)
 
     def send(self, message: bytes | str) -> None:
         if isinstance(message, str):
@@ -175,23 +181,23 @@ class DocSocket:
                 self._handle(data)
 
     def _handle(self, data: bytes) -> None:
-        if data[0] == docsync.STORED:
-            self.answers.put(pycrdt.Decoder(data[1:]).read_var_uint())
-        elif data[0] == docsync.ERROR:
-            self.answers.put(json.loads(pycrdt.read_message(data[1:])))
-        elif data[0] == pycrdt.YMessageType.SYNC:
-            kind, payload = data[1], pycrdt.read_message(data[2:])
-            if kind == pycrdt.YSyncMessageType.SYNC_STEP1:  # the hub asks what it lacks
+        message = ysync.read(data)
+        if isinstance(message, ysync.Stored):
+            self.answers.put(message.seq)
+        elif isinstance(message, ysync.Refused):
+            self.answers.put(message._asdict())
+        elif isinstance(message, ysync.Sync):
+            if message.kind == ysync.STEP1:  # the hub asks what it lacks
                 with self._lock:
-                    missing = self.doc.get_update(payload)
-                self.send(self._sync_message(pycrdt.YSyncMessageType.SYNC_STEP2, missing))
+                    missing = self.doc.get_update(message.payload)
+                self.send(ysync.step2_message(missing))
                 return
             with self._lock:
-                self.doc.apply_update(payload)
-            if kind == pycrdt.YSyncMessageType.SYNC_STEP2:
+                self.doc.apply_update(message.payload)
+            if message.kind == ysync.STEP2:
                 self.synced.set()
             else:
-                self.updates.put(payload)
+                self.updates.put(message.payload)
 
     def change(self, fn: Callable[[DocSocket], None]) -> bytes:
         """Apply a local change; the update it made."""
@@ -201,7 +207,7 @@ class DocSocket:
             return self.doc.get_update(before)
 
     def send_update(self, update: bytes) -> None:
-        self.send(self._sync_message(pycrdt.YSyncMessageType.SYNC_UPDATE, update))
+        self.send(pycrdt.create_update_message(update))
 
     def answer(self, timeout: float = 10) -> int | dict[str, Any]:
         """The hub's next STORED (its seq) or ERROR (the error)."""
