@@ -21,6 +21,7 @@ from hub.config import HubConfig
 from hub.db import Database
 from hub.matching.models import HelpRequest
 from hub.rooms.models import DocSnapshot, DocUpdate, Feedback, Report, Room, RoomMessage
+from lektiecafe import ysync
 from tests.conftest import RunningHub, both_backends, start_hub, stop
 from tests.hubclient import Client, DocSocket
 from tests.test_matching import ask, on_duty
@@ -192,6 +193,22 @@ def test_malformed_document_updates_are_refused_and_the_document_is_unharmed(hub
     mine.write(type_text("!"))
     theirs.wait_text("hej!")
     assert joined_text(helper, room) == "hej!"
+
+
+def test_the_document_messages_are_the_bytes_docs_protocol_names():
+    """docs/protocol.md's table, as hub/static/js/doc.js reads it (lib0: varUint, varString)."""
+    assert ysync.stored_message(300) == bytes([100, 0xAC, 0x02])
+    error = ysync.error_message("conflict", "Rummet er slut")
+    assert error[:2] == bytes([101, len(error) - 2])
+    assert ysync.read(error) == ysync.Refused("conflict", "Rummet er slut")
+    assert ysync.read(ysync.stored_message(300)) == ysync.Stored(300)
+    assert ysync.step1_message(b"sv") == b"\x00\x00\x02sv"
+    assert ysync.step2_message(b"up") == b"\x00\x01\x02up"
+    assert ysync.read(pycrdt.create_update_message(b"up")) == ysync.Sync(ysync.UPDATE, b"up")
+    assert ysync.read(b"\x01\x00") is None  # awareness: not used
+    for unreadable in (b"", b"\x00", b"\x09\x00", b"\x65\x02{}"):
+        with pytest.raises(ysync.Unreadable):
+            ysync.read(unreadable)
 
 
 def test_a_document_socket_needs_a_ticket_for_its_own_room(hub):
