@@ -25,7 +25,7 @@ HERE = Path(__file__).parent
 
 
 def create_app(config: HubConfig) -> Flask:
-    """The hub's Flask app on `config`'s database. Socket handlers register on import."""
+    """The hub's Flask app on `config`'s database, with every feature's routes and socket events."""
     config = config.with_secret()
     app = Flask(__name__)
     app.config.update(
@@ -79,11 +79,17 @@ def create_app(config: HubConfig) -> Flask:
         app.register_blueprint(bp)
     clock.init_app(app, config)  # the test clock's edges; they answer 404 unless test_clock
 
-    # Socket handlers register themselves on import.
-    import hub.breakroom.events
-    import hub.devices.events
-    import hub.matching.events
-    import hub.rooms.events  # noqa: F401
+    from hub.breakroom import events as breakroom_events
+    from hub.devices import events as devices_events
+    from hub.devices.service import identify as identify_kiosk
+    from hub.matching import events as matching_events
+    from hub.realtime import events as realtime_events
+    from hub.rooms import events as rooms_events
+
+    # Socket handlers, bound to this app's Socket.IO server like the blueprints above.
+    realtime_events.register(socketio, identify_kiosk)
+    for feature in (breakroom_events, devices_events, matching_events, rooms_events):
+        feature.events.register(socketio)
 
     app.before_request(_protect_forms)
     app.after_request(_security_headers)

@@ -12,7 +12,7 @@ import gevent
 from flask import Flask
 from gevent import pywsgi
 
-from hub import create_app
+from hub import create_app, housekeeping
 from hub.config import HubConfig
 from hub.db import Database
 from hub.demo import seed_catalog
@@ -36,16 +36,15 @@ def build(config: HubConfig, migrate: bool = True) -> Flask:
     state: HubState = app.extensions["lektiecafe"]
     if migrate:
         prepare_database(state.db)
-    dispatcher = Dispatcher(app, state)
+    dispatcher = Dispatcher(app, state, housekeeping.run)
     state.kick_matching = dispatcher.kick
     socketio.start_background_task(dispatcher.run_forever)
     return app
 
 
 class _NoDelayHandler(pywsgi.WSGIHandler):
-    """Sends every message at once. With Nagle's algorithm on, a second small message to a client
-    right after another (the acknowledgement after an offer) waited for the client's delayed ACK,
-    about 40 ms (bench/matching.py: duty:set ack p50 48 ms -> 6 ms)."""
+    """Sends every message at once: with Nagle's algorithm a second small message right after
+    another (the acknowledgement after an offer) waited ~40 ms for the client's delayed ACK."""
 
     def handle(self) -> None:
         self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -53,14 +52,8 @@ class _NoDelayHandler(pywsgi.WSGIHandler):
 
 
 def serve(app: Flask, host: str, port: int) -> None:
-    # Start-up objects never die: keep them out of collections. Nearly everything a young
-    # collection finds is garbage in cycles (every Socket.IO event leaves ~100 objects in cycles:
-    # Flask's per-event request context, werkzeug's route matcher), and freeing it costs about
-    # 1.3 ms per 1,000 objects, all at once: at 50,000 a young collection stalled the hub for
-    # 60-120 ms every 7 s (bench/room.py chat: p99 120-170 ms), at the default 700 the middle
-    # generation filled up and full collections of ~500k objects cost ~300 ms (bench/matching.py:
-    # matching-pass p99 508 ms). At 5,000 each young collection is 5-10 ms and the older ones
-    # come seldom (chat p99 11-14 ms).
+    # Start-up objects never die: keep them out of collections. Young collections every 5,000
+    # objects keep each pause to a few ms (bench/README.md, "What the hub's code owes").
     gc.freeze()
     gc.set_threshold(5_000, 50, 100)
     log.info("Lektiecafé hub listening on http://%s:%d", host, port)

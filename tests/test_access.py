@@ -7,9 +7,11 @@ import time
 import pytest
 import requests
 import socketio
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from hub import create_app
+from hub.accounts.access import make_token
+from hub.accounts.models import User
 from hub.config import HubConfig
 from tests.hubclient import Client
 from tests.kiosks import paired_kiosk
@@ -81,6 +83,29 @@ def test_the_list_of_events_under_test_is_complete():
     assert {name: {r.value for r in roles} for name, roles in registered_events().items()} == {
         name: allowed for name, (allowed, _payload) in EVENTS.items()
     }
+
+
+def test_two_apps_in_one_process_each_serve_the_socket_events_once(database_url, tmp_path):
+    """Features bind their socket events when the factory calls them, to that app's server: a
+    second app gets every event too, and nothing twice."""
+    from hub.extensions import socketio
+    from hub.realtime.events import registered_events
+
+    apps = [
+        create_app(HubConfig(data_dir=tmp_path / name, database_url=database_url))
+        for name in ("first", "second")
+    ]
+    assert {*registered_events(), "connect", "disconnect"} <= set(socketio.server.handlers["/"])
+    app = apps[-1]
+    with app.app_context():
+        with app.extensions["lektiecafe"].db.transaction() as s:
+            student_id = s.scalar(select(User.id).where(User.username == "student1"))
+        token = make_token(student_id)
+    client = socketio.test_client(app, auth={"token": token})
+    assert client.is_connected()
+    answer = client.emit("help:request", {"subject": 1, "grade": 9}, callback=True)
+    assert answer["ok"] is True and answer["position"] == 1
+    client.disconnect()
 
 
 @pytest.mark.parametrize(

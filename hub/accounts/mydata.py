@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from blinker import Namespace
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -14,6 +15,10 @@ from hub.breakroom.models import BreakroomMessage
 from hub.catalog.models import Subject
 from hub.matching.models import HelpRequest
 from hub.rooms.models import RoomMessage
+
+# Sent with the user id once a student's deletion has committed. Realtime, which builds on
+# accounts, connects to it to close the student's connections.
+account_deleted = Namespace().signal("account-deleted")
 
 
 def collect(s: Session, user_id: int) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from hub.accounts.access import (
 )
 from hub.accounts.models import Role
 from hub.errors import HubError, Unauthenticated
-from hub.realtime.presence import disconnect_user
 from hub.state import hub_state
 from hub.validation import Payload, parse
 
@@ -170,7 +169,7 @@ def delete_me() -> ResponseReturnValue:
     with state.db.transaction() as s:
         mydata.delete_student(s, identity.user_id, state.config.attachments_dir)
     session.clear()
-    disconnect_user(state.db, identity.user_id)
+    mydata.account_deleted.send(identity.user_id)
     return render_template("deleted.html")
 
 

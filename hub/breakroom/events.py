@@ -13,9 +13,11 @@ from hub.accounts.access import Identity
 from hub.accounts.models import Role
 from hub.breakroom import service
 from hub.extensions import socketio
-from hub.realtime.events import handler, user_connected
+from hub.realtime.events import SocketEvents, user_connected
 from hub.state import hub_state
 from hub.validation import Payload
+
+events = SocketEvents()  # bound by the app factory (hub.create_app)
 
 ROOM = "breakroom"
 MODERATORS = (Role.HELPER, Role.ADMIN, Role.COORDINATOR)
@@ -34,7 +36,7 @@ class Empty(Payload):
     pass
 
 
-@handler("breakroom:send", roles=[Role.STUDENT], payload=SendIn)
+@events.handler("breakroom:send", roles=[Role.STUDENT], payload=SendIn)
 def breakroom_send(student: Identity, data: SendIn) -> dict[str, Any]:
     state = hub_state()
     with state.db.transaction() as s:
@@ -46,20 +48,20 @@ def breakroom_send(student: Identity, data: SendIn) -> dict[str, Any]:
     return {"msg_id": message["msg_id"], "ts": message["ts"]}
 
 
-@handler("breakroom:history", roles=[Role.STUDENT, *MODERATORS], payload=Empty)
+@events.handler("breakroom:history", roles=[Role.STUDENT, *MODERATORS], payload=Empty)
 def breakroom_history(_caller: Identity, _data: Empty) -> dict[str, Any]:
     with hub_state().db.transaction() as s:
         return {"messages": service.history(s, clock.now())}
 
 
-@handler("breakroom:remove", roles=MODERATORS, payload=MessageRef)
+@events.handler("breakroom:remove", roles=MODERATORS, payload=MessageRef)
 def breakroom_remove(moderator: Identity, data: MessageRef) -> None:
     with hub_state().db.transaction() as s:
         service.remove(s, moderator, data.msg_id, clock.now())
     socketio.emit("breakroom:removed", {"msg_id": data.msg_id}, to=ROOM)
 
 
-@user_connected.connect
+@events.receives(user_connected)
 def _join_breakroom(identity: Identity) -> None:
     if identity.role in (Role.STUDENT, *MODERATORS):
         join_room(ROOM)

@@ -16,12 +16,14 @@ from hub import clock
 from hub.accounts.access import Identity, make_token
 from hub.accounts.models import Role
 from hub.devices import service
-from hub.realtime.events import act_as, handler, user_connected
+from hub.realtime.events import SocketEvents, act_as, user_connected
 from hub.realtime.notices import deliver
 from hub.realtime.presence import disconnect_user
 from hub.rooms.ice import ice_servers, ice_transport_policy
 from hub.state import hub_state
 from hub.validation import Payload
+
+events = SocketEvents()  # bound by the app factory (hub.create_app)
 
 
 class HeartbeatIn(Payload):
@@ -54,20 +56,20 @@ class Empty(Payload):
     pass
 
 
-@handler("device:heartbeat", roles=[Role.KIOSK], payload=HeartbeatIn)
+@events.handler("device:heartbeat", roles=[Role.KIOSK], payload=HeartbeatIn)
 def device_heartbeat(kiosk: Identity, data: HeartbeatIn) -> dict[str, Any]:
     with hub_state().db.transaction() as s:
         settings = service.record_heartbeat(s, kiosk, **data.model_dump(), now=clock.now())
     return {"settings": settings.payload()}
 
 
-@handler("device:command_done", roles=[Role.KIOSK], payload=CommandDoneIn)
+@events.handler("device:command_done", roles=[Role.KIOSK], payload=CommandDoneIn)
 def device_command_done(kiosk: Identity, data: CommandDoneIn) -> None:
     with hub_state().db.transaction() as s:
         service.command_done(s, kiosk, data.command_id, data.ok, data.detail, clock.now())
 
 
-@handler("device:ice", roles=[Role.KIOSK], payload=Empty)
+@events.handler("device:ice", roles=[Role.KIOSK], payload=Empty)
 def device_ice(_kiosk: Identity, _data: Empty) -> dict[str, Any]:
     """Fresh ICE servers outside a room: what `provision check` probes TURN with."""
     config = hub_state().config
@@ -77,7 +79,7 @@ def device_ice(_kiosk: Identity, _data: Empty) -> dict[str, Any]:
     }
 
 
-@handler("visit:start", roles=[Role.KIOSK], payload=VisitIn)
+@events.handler("visit:start", roles=[Role.KIOSK], payload=VisitIn)
 def visit_start(kiosk: Identity, data: VisitIn) -> dict[str, Any]:
     with hub_state().db.transaction() as s:
         visit, student = service.start_visit(s, kiosk, data.nickname, data.grade, clock.now())
@@ -85,7 +87,7 @@ def visit_start(kiosk: Identity, data: VisitIn) -> dict[str, Any]:
     return {"visit_id": visit.id, "visit_token": make_token(student.user_id)}
 
 
-@handler("visit:resume", roles=[Role.KIOSK], payload=VisitRef)
+@events.handler("visit:resume", roles=[Role.KIOSK], payload=VisitRef)
 def visit_resume(kiosk: Identity, data: VisitRef) -> dict[str, Any]:
     with hub_state().db.transaction() as s:
         visit, student = service.resume_visit(s, kiosk, data.visit_id)
@@ -94,7 +96,7 @@ def visit_resume(kiosk: Identity, data: VisitRef) -> dict[str, Any]:
     return {"visit_id": visit.id, "visit_token": make_token(student.user_id)}
 
 
-@handler("visit:end", roles=[Role.KIOSK], payload=Empty)
+@events.handler("visit:end", roles=[Role.KIOSK], payload=Empty)
 def visit_end(kiosk: Identity, _data: Empty) -> dict[str, Any]:
     state = hub_state()
     with state.db.matching_transaction() as s:
@@ -119,7 +121,7 @@ def _act_on_this_connection(identity: Identity) -> None:
     act_as(identity)
 
 
-@user_connected.connect
+@events.receives(user_connected)
 def _join_device_room(identity: Identity) -> None:
     if identity.device_id is not None:
         join_room(service.device_room(identity.device_id))

@@ -9,12 +9,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from datetime import datetime
 
 import gevent
 from flask import Flask
+from sqlalchemy.orm import Session
 
-from hub import clock, housekeeping
+from hub import clock
 from hub.accounts.access import load_identity
+from hub.config import HubConfig
 from hub.extensions import socketio
 from hub.matching import service
 from hub.realtime import presence
@@ -43,10 +47,16 @@ PLACES_SLICE_S = 0.002
 PLACES_MAX_DEFER_S = 0.05
 
 
+# Deletes what is no longer needed (hub.housekeeping.run, passed in by the server: it reaches into
+# features that build on matching).
+Housekeeping = Callable[[Session, HubConfig, datetime], None]
+
+
 class Dispatcher:
-    def __init__(self, app: Flask, state: HubState) -> None:
+    def __init__(self, app: Flask, state: HubState, housekeeping: Housekeeping) -> None:
         self.app = app
         self.state = state
+        self.housekeeping = housekeeping
         self._wake = threading.Event()
         self._last_heartbeat = 0.0
         self._last_housekeeping = 0.0
@@ -83,7 +93,7 @@ class Dispatcher:
         if now.timestamp() - self._last_housekeeping >= HOUSEKEEPING_EVERY_S:
             self._last_housekeeping = now.timestamp()
             with self.state.db.transaction() as s:
-                housekeeping.run(s, self.state.config, now)
+                self.housekeeping(s, self.state.config, now)
         with self.state.db.matching_transaction() as s:
             notices = rooms.end_abandoned(s, now, self.state.config)
             notices += service.dispatch(s, now, self.state.config)

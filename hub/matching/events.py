@@ -11,12 +11,14 @@ from hub.accounts.access import Identity
 from hub.accounts.models import Role
 from hub.matching import service
 from hub.matching.models import DutyStatus
-from hub.realtime.events import handler, user_connected, user_gone
+from hub.realtime.events import SocketEvents, user_connected, user_gone
 from hub.realtime.notices import deliver
 from hub.rooms.ice import ice_servers
 from hub.rooms.service import room_peer
 from hub.state import hub_state
 from hub.validation import Payload
+
+events = SocketEvents()  # bound by the app factory (hub.create_app)
 
 
 class HelpRequestIn(Payload):
@@ -39,7 +41,7 @@ class OfferRef(Payload):
     offer_id: int
 
 
-@handler("help:request", roles=[Role.STUDENT], payload=HelpRequestIn)
+@events.handler("help:request", roles=[Role.STUDENT], payload=HelpRequestIn)
 def help_request(student: Identity, data: HelpRequestIn) -> dict[str, Any]:
     state = hub_state()
     with state.db.matching_transaction() as s:
@@ -58,7 +60,7 @@ def help_request(student: Identity, data: HelpRequestIn) -> dict[str, Any]:
     return answer
 
 
-@handler("help:cancel", roles=[Role.STUDENT], payload=RequestRef)
+@events.handler("help:cancel", roles=[Role.STUDENT], payload=RequestRef)
 def help_cancel(student: Identity, data: RequestRef) -> None:
     state = hub_state()
     with state.db.matching_transaction() as s:
@@ -67,7 +69,7 @@ def help_cancel(student: Identity, data: RequestRef) -> None:
     state.kick_matching()
 
 
-@handler("duty:set", roles=[Role.HELPER], payload=DutyIn)
+@events.handler("duty:set", roles=[Role.HELPER], payload=DutyIn)
 def duty_set(helper: Identity, data: DutyIn) -> dict[str, Any]:
     """Offers are made here rather than in the dispatcher, so a helper going on duty has their
     offer without waiting for the dispatcher's turn (and one withdrawn from a helper going off
@@ -82,7 +84,7 @@ def duty_set(helper: Identity, data: DutyIn) -> dict[str, Any]:
     return {"status": data.status}
 
 
-@handler("offer:accept", roles=[Role.HELPER], payload=OfferRef)
+@events.handler("offer:accept", roles=[Role.HELPER], payload=OfferRef)
 def offer_accept(helper: Identity, data: OfferRef) -> dict[str, Any]:
     state = hub_state()
     ice = ice_servers(state.config)
@@ -94,7 +96,7 @@ def offer_accept(helper: Identity, data: OfferRef) -> dict[str, Any]:
     return {"room_id": room.id, "peer": peer, "ice_servers": ice}
 
 
-@handler("offer:decline", roles=[Role.HELPER], payload=OfferRef)
+@events.handler("offer:decline", roles=[Role.HELPER], payload=OfferRef)
 def offer_decline(helper: Identity, data: OfferRef) -> None:
     state = hub_state()
     with state.db.matching_transaction() as s:
@@ -102,7 +104,7 @@ def offer_decline(helper: Identity, data: OfferRef) -> None:
     state.kick_matching()
 
 
-@user_connected.connect
+@events.receives(user_connected)
 def _on_connected(identity: Identity) -> None:
     state = hub_state()
     with state.db.matching_transaction() as s:
@@ -115,7 +117,7 @@ def _on_connected(identity: Identity) -> None:
     deliver(notices)
 
 
-@user_gone.connect
+@events.receives(user_gone)
 def _on_gone(identity: Identity) -> None:
     state = hub_state()
     with state.db.matching_transaction() as s:

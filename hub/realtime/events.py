@@ -1,17 +1,20 @@
-"""Connection handling and the `handler` decorator every socket event goes through."""
+"""Connection handling, and `SocketEvents`: each feature's socket events, every one of which goes
+through the same role check, payload parsing and answer shape."""
 
 from __future__ import annotations
 
 import functools
 import logging
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any, TypeVar
 
-from blinker import Namespace
+from blinker import NamedSignal, Namespace
 from flask import g, request, session
 from flask_babel import gettext as _
-from flask_socketio import join_room
+from flask_socketio import SocketIO, join_room
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from hub import clock
 from hub.accounts.access import (
@@ -22,9 +25,8 @@ from hub.accounts.access import (
     user_id_from_token,
 )
 from hub.accounts.models import Role
-from hub.devices import service as devices
+from hub.accounts.mydata import account_deleted
 from hub.errors import HubError
-from hub.extensions import socketio
 from hub.realtime import presence
 from hub.realtime.notices import user_room
 from hub.state import hub_state
@@ -38,57 +40,94 @@ user_connected = signals.signal("user-connected")
 user_gone = signals.signal("user-gone")
 
 M = TypeVar("M", bound=BaseModel)
-_registered: dict[str, frozenset[Role]] = {}
+Handler = Callable[..., Any]
+# How a kiosk connecting with its device token is known (hub.devices.service.identify; the factory
+# passes it in, since devices builds on realtime and realtime does not import devices).
+KioskIdentifier = Callable[[Session, str, datetime], Identity | None]
+
+
+class SocketEvents:
+    """One feature's socket events, like a blueprint: `handler` and `receives` only record them
+    where they are defined; `register`, which the app factory calls, binds them to Socket.IO and
+    connects the receivers. Binding again (a second app in one process) replaces, never adds."""
+
+    def __init__(self) -> None:
+        self.roles: dict[str, frozenset[Role]] = {}  # every client event and the roles it admits
+        self._handlers: list[tuple[str, Handler]] = []
+        self._receivers: list[tuple[NamedSignal, Handler]] = []
+        _every_feature.append(self)
+
+    def handler(
+        self, event: str, roles: Iterable[Role], payload: type[M]
+    ) -> Callable[[Callable[[Identity, M], dict[str, Any] | None]], Handler]:
+        """A client event: check the role, parse the payload, answer in one shape."""
+        allowed = frozenset(roles)
+
+        def decorate(fn: Callable[[Identity, M], dict[str, Any] | None]) -> Handler:
+            @functools.wraps(fn)
+            def run(data: Any = None, *_extra: Any) -> dict[str, Any]:
+                try:
+                    identity = require(allowed)
+                    result = fn(identity, parse(data, payload))
+                except HubError as exc:
+                    return {"ok": False, "error": exc.as_dict()}
+                except Exception:
+                    log.exception("socket event %s failed", event)
+                    return {
+                        "ok": False,
+                        "error": {
+                            "code": "internal",
+                            "message": _("Something went wrong on our side. Please try again."),
+                        },
+                    }
+                return {"ok": True, **(result or {})}
+
+            self.roles[event] = allowed
+            self._handlers.append((event, run))
+            return run
+
+        return decorate
+
+    def receives(self, signal: NamedSignal) -> Callable[[Handler], Handler]:
+        """A receiver of `signal` (e.g. `user_connected`), connected by `register`."""
+
+        def decorate(fn: Handler) -> Handler:
+            self._receivers.append((signal, fn))
+            return fn
+
+        return decorate
+
+    def register(self, socketio: SocketIO) -> None:
+        for event, run in self._handlers:
+            socketio.on_event(event, run)
+        for signal, fn in self._receivers:
+            signal.connect(fn)
+
+
+_every_feature: list[SocketEvents] = []
 
 
 def registered_events() -> dict[str, frozenset[Role]]:
-    """Every client event and the roles it admits (the refusal tests walk this)."""
-    return dict(_registered)
+    """Every client event of the features imported so far and the roles it admits (the refusal
+    tests walk this)."""
+    return {event: roles for feature in _every_feature for event, roles in feature.roles.items()}
 
 
-def handler(
-    event: str, roles: Iterable[Role], payload: type[M]
-) -> Callable[[Callable[[Identity, M], dict[str, Any] | None]], Callable[..., dict[str, Any]]]:
-    """Register a socket event: check the role, parse the payload, answer in one shape."""
-    allowed = frozenset(roles)
+def register(socketio: SocketIO, identify_kiosk: KioskIdentifier) -> None:
+    """Bind connecting and disconnecting: every connection is someone's, or refused."""
 
-    def decorate(
-        fn: Callable[[Identity, M], dict[str, Any] | None],
-    ) -> Callable[..., dict[str, Any]]:
-        @functools.wraps(fn)
-        def run(data: Any = None, *_extra: Any) -> dict[str, Any]:
-            try:
-                identity = require(allowed)
-                result = fn(identity, parse(data, payload))
-            except HubError as exc:
-                return {"ok": False, "error": exc.as_dict()}
-            except Exception:
-                log.exception("socket event %s failed", event)
-                return {
-                    "ok": False,
-                    "error": {
-                        "code": "internal",
-                        "message": _("Something went wrong on our side. Please try again."),
-                    },
-                }
-            return {"ok": True, **(result or {})}
+    def on_connect(auth: Any = None) -> bool:
+        identity = _identify(auth if isinstance(auth, dict) else {}, identify_kiosk)
+        if identity is None:
+            return False  # the client sees a connect_error
+        if isinstance(auth, dict) and auth.get("lang") in ("da", "en"):
+            session["lang"] = auth["lang"]
+        act_as(identity)
+        return True
 
-        _registered[event] = allowed
-        socketio.on_event(event, run)
-        return run
-
-    return decorate
-
-
-@socketio.on("connect")
-def on_connect(auth: Any = None) -> bool:
-    identity = _identify(auth if isinstance(auth, dict) else {})
-    if identity is None:
-        return False  # the client sees a connect_error
-    if isinstance(auth, dict) and auth.get("lang") in ("da", "en"):
-        session["lang"] = auth["lang"]
-    act_as(identity)
-    return True
+    socketio.on_event("connect", on_connect)
+    socketio.on_event("disconnect", _on_disconnect)
+    account_deleted.connect(_close_connections)
 
 
 def act_as(identity: Identity) -> None:
@@ -103,8 +142,7 @@ def act_as(identity: Identity) -> None:
     user_connected.send(identity)
 
 
-@socketio.on("disconnect")
-def on_disconnect(*_args: Any) -> None:
+def _on_disconnect(*_args: Any) -> None:
     identity = current_identity()
     last = presence.disconnected(hub_state().db, _sid())
     if identity is not None and last:
@@ -116,7 +154,12 @@ def _sid() -> str:
     return str(request.sid)  # type: ignore[attr-defined]
 
 
-def _identify(auth: dict[str, Any]) -> Identity | None:
+def _close_connections(user_id: int) -> None:
+    """A student deleted their account: close their connections, on any hub process."""
+    presence.disconnect_user(hub_state().db, user_id)
+
+
+def _identify(auth: dict[str, Any], identify_kiosk: KioskIdentifier) -> Identity | None:
     token = auth.get("token")
     if isinstance(token, str):
         uid = user_id_from_token(token)
@@ -124,7 +167,7 @@ def _identify(auth: dict[str, Any]) -> Identity | None:
     device_token = auth.get("device_token")
     if isinstance(device_token, str):
         with hub_state().db.transaction() as s:
-            return devices.identify(s, device_token, clock.now())
+            return identify_kiosk(s, device_token, clock.now())
     if "identity" in session:
         return load_identity(Identity.from_session(session["identity"]).user_id)
     return None

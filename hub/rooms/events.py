@@ -20,12 +20,14 @@ from hub.accounts.models import Role
 from hub.errors import Invalid
 from hub.extensions import socketio
 from hub.moderation import Blocked
-from hub.realtime.events import handler, user_gone
+from hub.realtime.events import SocketEvents, user_gone
 from hub.realtime.notices import deliver
 from hub.rooms import docsync, service
 from hub.rooms.ice import ice_servers, ice_transport_policy
 from hub.state import hub_state
 from hub.validation import Payload
+
+events = SocketEvents()  # bound by the app factory (hub.create_app)
 
 MEMBERS = (Role.STUDENT, Role.HELPER)
 
@@ -95,7 +97,7 @@ def _checked_signal(data: SignalIn) -> dict[str, Any] | None:
         ) from exc
 
 
-@handler("room:join", roles=MEMBERS, payload=RoomRef)
+@events.handler("room:join", roles=MEMBERS, payload=RoomRef)
 def room_join(member: Identity, data: RoomRef) -> dict[str, Any]:
     state = hub_state()
     with state.db.transaction() as s:
@@ -112,7 +114,7 @@ def room_join(member: Identity, data: RoomRef) -> dict[str, Any]:
     }
 
 
-@handler("rtc:signal", roles=MEMBERS, payload=SignalIn)
+@events.handler("rtc:signal", roles=MEMBERS, payload=SignalIn)
 def rtc_signal(member: Identity, data: SignalIn) -> None:
     signal = _checked_signal(data)
     with hub_state().db.transaction() as s:
@@ -126,7 +128,7 @@ def rtc_signal(member: Identity, data: SignalIn) -> None:
     )
 
 
-@handler("chat:send", roles=MEMBERS, payload=ChatIn)
+@events.handler("chat:send", roles=MEMBERS, payload=ChatIn)
 def chat_send(member: Identity, data: ChatIn) -> dict[str, Any]:
     state = hub_state()
     try:
@@ -152,7 +154,7 @@ def chat_send(member: Identity, data: ChatIn) -> dict[str, Any]:
     return {"msg_id": message["msg_id"], "ts": message["ts"]}
 
 
-@handler("room:end", roles=MEMBERS, payload=EndIn)
+@events.handler("room:end", roles=MEMBERS, payload=EndIn)
 def room_end(member: Identity, data: EndIn) -> None:
     state = hub_state()
     with state.db.matching_transaction() as s:
@@ -164,7 +166,7 @@ def room_end(member: Identity, data: EndIn) -> None:
     state.kick_matching()
 
 
-@handler("room:report", roles=MEMBERS, payload=ReportIn)
+@events.handler("room:report", roles=MEMBERS, payload=ReportIn)
 def room_report(member: Identity, data: ReportIn) -> dict[str, Any]:
     with hub_state().db.transaction() as s:
         room = service.member_room(s, member, data.room_id)
@@ -173,14 +175,14 @@ def room_report(member: Identity, data: ReportIn) -> dict[str, Any]:
     return {"report_id": report_id}
 
 
-@handler("feedback:submit", roles=MEMBERS, payload=FeedbackIn)
+@events.handler("feedback:submit", roles=MEMBERS, payload=FeedbackIn)
 def feedback_submit(member: Identity, data: FeedbackIn) -> None:
     with hub_state().db.transaction() as s:
         room = service.member_room(s, member, data.room_id)
         service.give_feedback(s, member, room, data.rating, data.comment, clock.now())
 
 
-@user_gone.connect
+@events.receives(user_gone)
 def _on_gone(identity: Identity) -> None:
     if identity.role not in MEMBERS:
         return
