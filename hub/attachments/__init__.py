@@ -1,0 +1,1 @@
+"""Files a student attaches to a request. Owns the table attachments."""

@@ -1,0 +1,1 @@
+"""The break room chat of waiting students. Owns the table breakroom_messages."""

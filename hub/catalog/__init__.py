@@ -1,0 +1,2 @@
+"""What students can ask about: subjects, grades and languages. Owns the tables subjects and
+languages."""
