@@ -79,17 +79,21 @@ def create_app(config: HubConfig) -> Flask:
         app.register_blueprint(bp)
     clock.init_app(app, config)  # the test clock's edges; they answer 404 unless test_clock
 
+    from hub.accounts.mydata import student_deleting
     from hub.breakroom import events as breakroom_events
     from hub.devices import events as devices_events
     from hub.devices.service import identify as identify_kiosk
     from hub.matching import events as matching_events
     from hub.realtime import events as realtime_events
     from hub.rooms import events as rooms_events
+    from hub.stats.service import archive_student
 
     # Socket handlers, bound to this app's Socket.IO server like the blueprints above.
     realtime_events.register(socketio, identify_kiosk)
     for feature in (breakroom_events, devices_events, matching_events, rooms_events):
         feature.events.register(socketio)
+    # A deleted student's requests stay in the statistics, anonymous.
+    student_deleting.connect(archive_student)
 
     app.before_request(_protect_forms)
     app.after_request(_security_headers)

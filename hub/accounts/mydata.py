@@ -16,9 +16,13 @@ from hub.catalog.models import Subject
 from hub.matching.models import HelpRequest
 from hub.rooms.models import RoomMessage
 
+signals = Namespace()
+# Sent as (session, user_id=) inside the transaction that deletes a student, before the cascade:
+# statistics (hub.stats), which builds on accounts, keeps the student's requests as anonymous rows.
+student_deleting = signals.signal("student-deleting")
 # Sent with the user id once a student's deletion has committed. Realtime, which builds on
 # accounts, connects to it to close the student's connections.
-account_deleted = Namespace().signal("account-deleted")
+account_deleted = signals.signal("account-deleted")
 
 
 def collect(s: Session, user_id: int) -> dict[str, Any]:
@@ -57,4 +61,5 @@ def delete_student(s: Session, user_id: int, attachments_dir: Path) -> None:
         (attachments_dir / attachment.id).unlink(missing_ok=True)
     user = s.get(User, user_id)
     if user is not None:
+        student_deleting.send(s, user_id=user_id)
         s.delete(user)
