@@ -38,6 +38,7 @@ def build(config: HubConfig, migrate: bool = True) -> Flask:
         prepare_database(state.db)
     dispatcher = Dispatcher(app, state, housekeeping.run)
     state.kick_matching = dispatcher.kick
+    state.settle_matching = dispatcher.settle
     socketio.start_background_task(dispatcher.run_forever)
     return app
 

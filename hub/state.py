@@ -21,6 +21,8 @@ class HubState:
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     # Wakes the matching loop (see hub.matching.dispatcher); a no-op until the server starts it.
     kick_matching: Callable[[], None] = lambda: None
+    # Waits until a matching pass after the call has finished (Dispatcher.settle; tests only).
+    settle_matching: Callable[[float], bool] = lambda _timeout_s: True
     # To the other hub processes, Socket.IO's emits included (hub.bus); from `message_queue`.
     bus: Bus = field(init=False)
 

@@ -58,12 +58,26 @@ class Dispatcher:
         self.state = state
         self.housekeeping = housekeeping
         self._wake = threading.Event()
+        # Passes started and the number of the last one finished, for `settle`.
+        self._passes = threading.Condition()
+        self._started = 0
+        self._finished = 0
         self._last_heartbeat = 0.0
         self._last_housekeeping = 0.0
         self.places = QueuePlaces(app, state)
 
     def kick(self) -> None:
         self._wake.set()
+
+    def settle(self, timeout_s: float) -> bool:
+        """Kick the loop and wait until a pass that started after this call has delivered its
+        notices (tests prove "no offer" with it: hub.clock's test-only:settle); False if none
+        did within `timeout_s`."""
+        with self._passes:
+            target = self._started + 1
+        self.kick()
+        with self._passes:
+            return self._passes.wait_for(lambda: self._finished >= target, timeout_s)
 
     def run_forever(self) -> None:
         socketio.start_background_task(self.places.run_forever)
@@ -81,6 +95,9 @@ class Dispatcher:
 
     def run_once(self) -> float:
         """One pass; returns how long to sleep before the next unless kicked."""
+        with self._passes:
+            self._started += 1
+            number = self._started
         now = clock.now()
         if now.timestamp() - self._last_heartbeat >= HEARTBEAT_EVERY_S:
             self._last_heartbeat = now.timestamp()
@@ -99,6 +116,9 @@ class Dispatcher:
             notices += service.dispatch(s, now, self.state.config)
             deadline = service.next_deadline(s)
         deliver(notices)
+        with self._passes:
+            self._finished = number
+            self._passes.notify_all()
         self.places.kick()
         sleep = self.state.config.tick_s
         if deadline is not None:
