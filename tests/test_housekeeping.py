@@ -1,7 +1,9 @@
-"""What is no longer needed is deleted: old break-room messages, uploads never used."""
+"""What is no longer needed is deleted: old break-room messages, uploads never used; by the
+running hub too, as its clock moves on."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -12,6 +14,8 @@ from hub.attachments.models import Attachment
 from hub.breakroom.models import BreakroomMessage
 from hub.config import HubConfig
 from hub.db import Database
+from tests.hubclient import advance_clock
+from tests.test_attachments import png_with_secrets, upload
 
 
 def test_old_break_room_messages_and_unused_uploads_are_deleted(database_url, tmp_path):
@@ -49,3 +53,16 @@ def test_old_break_room_messages_and_unused_uploads_are_deleted(database_url, tm
         assert s.scalar(select(func.count()).select_from(User)) > 0
     assert sorted(p.name for p in folder.iterdir()) == ["newfile"]
     db.dispose()
+
+
+def test_the_running_hub_deletes_an_upload_never_used_once_it_is_a_day_old(hub):
+    answer = upload(hub, "student1", png_with_secrets())
+    assert answer.status_code == 201, answer.text
+    stored = hub.data_dir / "attachments" / answer.json()["attachment_id"]
+    assert stored.exists()
+    a_day_later = housekeeping.UNUSED_ATTACHMENT_AGE + timedelta(minutes=1)
+    advance_clock(hub.url, a_day_later.total_seconds())
+    deadline = time.monotonic() + 10
+    while stored.exists():
+        assert time.monotonic() < deadline, "the hub's housekeeping kept an unused upload"
+        time.sleep(0.05)
