@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from dataclasses import astuple, replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -17,14 +18,17 @@ from sqlalchemy import select
 
 from hub import clock
 from hub.accounts.models import User
+from hub.config import HubConfig
 from hub.matching.models import HelpRequest, RequestStatus
 from hub.rooms.models import Room
 from hub.stats import service
+from hub.stats.models import ArchivedRequest
 from hub.stats.service import TIMEZONE, Fact, Names, Period
 from tests.conftest import RunningHub
-from tests.hubclient import Client
+from tests.hubclient import Client, advance_clock
+from tests.kiosks import paired_kiosk
 from tests.test_admin import Staff, texts
-from tests.test_matching import ask, on_duty
+from tests.test_matching import ask, on_duty, subject_id
 
 DAY = service.local_day(clock.now()) - timedelta(days=7)
 NEXT_DAY = DAY + timedelta(days=1)
@@ -233,6 +237,60 @@ def test_known_sessions_are_counted_exactly_with_small_cells_suppressed_by_perio
     assert staff.get("/admin/stats", params={**PERIOD, "site": str(SYD)}).status_code == 403
     r = staff.get("/admin/stats/export.csv", params={**PERIOD, "site": str(SYD)})
     assert r.status_code == 403
+
+
+@pytest.mark.demo(students=2, helpers=1)
+def test_sessions_stay_counted_without_the_link_when_a_kiosk_visit_expires_or_a_student_leaves(
+    hub,
+):
+    started = clock.now()
+    helper = hub.client("helper1")
+    kiosk = paired_kiosk(hub)
+    on_duty(helper)
+    kiosk.ok("visit:start", {"nickname": "Ali", "grade": 10})
+    kiosk.ok("help:request", {"subject": subject_id(hub, "math"), "grade": 10})
+    offer = helper.wait_for("offer")
+    helper.ok("offer:accept", {"offer_id": offer["offer_id"]})
+    kiosk.wait_for("match")
+    kiosk.ok("visit:end", {})
+    helper.wait_for("room:ended")
+    session(hub, helper, "student1", grade_of(1), rating=4)
+    today = service.local_day(clock.now()).isoformat()
+    period = {"from": today, "to": today}
+
+    def figures() -> list[tuple[object, ...]]:
+        """Every fact the dashboard counts, without the student's key."""
+        with hub.db.transaction() as s:
+            found = service.facts(s, started - timedelta(days=1), started + timedelta(days=1), None)
+        return sorted(astuple(replace(f, student_key="")) for f in found)
+
+    admin = Staff(hub.url, "admin")
+    before, csv_before = figures(), exported(admin, **period)
+    assert sorted(f[4] for f in before) == ["home", "kiosk"]  # channels
+    assert csv_before[("sessions_by_channel", "kiosk")] == "<5"
+
+    # The student deletes their account on the My data page.
+    web = Staff(hub.url, "student1")
+    r = web.post("/me/delete", confirm="yes")
+    assert r.status_code == 200
+    # A month on, the hub's housekeeping deletes the kiosk visit's account, requests and room.
+    advance_clock(hub.url, (HubConfig().retention_days + 1) * 24 * 3600)
+    deadline = time.monotonic() + 15
+    while visit_accounts(hub):
+        assert time.monotonic() < deadline, "housekeeping did not delete the old visit"
+        time.sleep(0.2)
+
+    with hub.db.transaction() as s:
+        assert s.scalar(select(HelpRequest.id)) is None  # the raw rows are gone
+        kept = s.scalars(select(ArchivedRequest)).all()
+        assert len({k.student_key for k in kept}) == 2  # two students, neither an account
+    assert figures() == before
+    assert exported(admin, **period) == csv_before
+
+
+def visit_accounts(hub: RunningHub) -> list[int]:
+    with hub.db.transaction() as s:
+        return list(s.scalars(select(User.id).where(User.username.like("visit-%"))))
 
 
 # ---------------------------------------------------------------------------------------------
