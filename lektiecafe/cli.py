@@ -254,7 +254,8 @@ def _provision(args: argparse.Namespace) -> int:
 def _run_kiosk(args: argparse.Namespace) -> int:
     # Only here: the hub never imports pygame, and the kiosk never imports Flask.
     from appliance.visit import Options
-    from kiosk_ui.app import Settings, run
+    from kiosk_ui.app import run
+    from kiosk_ui.settings import Settings
 
     options = Options(hub_url=args.hub, fake_camera=args.fake_camera, lang=args.lang)
     if args.data_dir:
