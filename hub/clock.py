@@ -7,8 +7,9 @@ student's grace period, housekeeping's ages) without sleeping. Only with `test_c
 - `POST /api/test-only/clock` {"advance_s": seconds} moves this process's clock on and wakes the
   matching loop, whose next pass sees the new time. The clock keeps running from there and never
   goes back. Each hub process has its own: tests advance a single hub.
-- the socket event `test-only:settle` is acknowledged after everything the hub had sent the
-  connection before it (tests/hubclient.py `Client.nothing` proves an absence with it)."""
+- the socket event `test-only:settle` is acknowledged once a matching pass that started after it
+  has delivered its notices, so after everything the hub had sent the connection by then, from
+  its handlers or its matching loop (tests/hubclient.py `Client.nothing` proves an absence so)."""
 
 from __future__ import annotations
 
@@ -58,10 +59,15 @@ def advance_clock() -> ResponseReturnValue:
     return {"ok": True, "now": moved_to.isoformat()}
 
 
+SETTLE_TIMEOUT_S = 5.0
+
+
 def settle(_data: Any = None) -> dict[str, Any]:
-    """The acknowledgement goes out after what was queued for this connection before it."""
-    if not hub_state().config.test_clock:
+    state = hub_state()
+    if not state.config.test_clock:
         return {"ok": False, "error": NotFound("test-only:settle").as_dict()}
+    if not state.settle_matching(SETTLE_TIMEOUT_S):
+        return {"ok": False, "error": {"code": "timeout", "message": "no matching pass finished"}}
     return {"ok": True}
 
 
