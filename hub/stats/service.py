@@ -492,7 +492,9 @@ def dashboard(
 
     by_site = names.sites if site_id is None else {}
     subjects_asked = {f.subject_id for f in facts}
-    subjects = {k: v for k, v in sorted(names.subjects.items(), key=lambda kv: kv[1])}
+    subjects = {
+        k: v for k, v in sorted(names.subjects.items(), key=lambda kv: kv[1]) if k in subjects_asked
+    }
     grades = {g: _("Grade %(grade)d", grade=g) for g in GRADES}
     channels = {HOME: _("From home"), KIOSK: _("At a kiosk")}
     outcomes = {
@@ -504,24 +506,26 @@ def dashboard(
 
     breakdowns = [
         over_time,
-        _breakdown("sessions_by_site", _("Sessions per site"), _grouped(sessions, _site, by_site)),
+        _breakdown(
+            "sessions_by_site",
+            _("Sessions per site"),
+            _grouped(sessions, lambda f: f.site_id, by_site),
+        ),
         _breakdown(
             "students_by_site",
             _("Students who asked, per site"),
-            _grouped(facts, _site, by_site),
+            _grouped(facts, lambda f: f.site_id, by_site),
             measure=students,
         ),
         _breakdown(
             "sessions_by_subject",
             _("Sessions per subject"),
-            _grouped(
-                sessions,
-                lambda f: f.subject_id,
-                {k: v for k, v in subjects.items() if k in subjects_asked},
-            ),
+            _grouped(sessions, lambda f: f.subject_id, subjects),
         ),
         _breakdown(
-            "sessions_by_grade", _("Sessions per grade"), _grouped(sessions, _grade, grades)
+            "sessions_by_grade",
+            _("Sessions per grade"),
+            _grouped(sessions, lambda f: f.grade, grades),
         ),
         _breakdown(
             "sessions_by_channel",
@@ -563,14 +567,6 @@ def dashboard(
     ]
     breakdowns = [b for b in breakdowns if b.rows]
     return Dashboard(period, site_id, by, summary, breakdowns)
-
-
-def _site(f: Fact) -> int | None:
-    return f.site_id
-
-
-def _grade(f: Fact) -> int:
-    return f.grade
 
 
 def compute(s: Session, period: Period, site_id: int | None, by: str, locale: str) -> Dashboard:
