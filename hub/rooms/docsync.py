@@ -40,7 +40,6 @@ from lektiecafe import ysync
 
 log = logging.getLogger(__name__)
 
-STORED, ERROR = ysync.STORED, ysync.ERROR  # for tests/hubclient.py until it imports ysync
 # Messages waiting for a slow client; past this the client is cut off (it resyncs on reconnect).
 OUTBOX_MAX = 5000
 SEND_AT_ONCE = 256  # messages written in one system call at most
