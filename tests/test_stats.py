@@ -131,7 +131,8 @@ def exported(staff: Staff, **params: str) -> dict[tuple[str, str], str]:
     r = staff.get("/admin/stats/export.csv", params=params)
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/csv")
     assert "attachment" in r.headers["Content-Disposition"]
-    lines = list(csv.reader(io.StringIO(r.text)))
+    assert r.content.startswith("\ufeff".encode())  # so that Excel reads æøå right
+    lines = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert lines[0] == ["table", "key", "label", "value"]
     return {(table, key): value for table, key, _label, value in lines[1:]}
 
@@ -291,6 +292,15 @@ def test_sessions_stay_counted_without_the_link_when_a_kiosk_visit_expires_or_a_
 def visit_accounts(hub: RunningHub) -> list[int]:
     with hub.db.transaction() as s:
         return list(s.scalars(select(User.id).where(User.username.like("visit-%"))))
+
+
+@pytest.mark.demo(students=1, helpers=1)
+def test_a_name_typed_like_a_formula_reaches_the_spreadsheet_as_text(hub):
+    admin = Staff(hub.url, "admin")
+    admin.post("/admin/sites", name="=HYPERLINK(1)", kind="school", contact="")
+    exported_text = admin.get("/admin/stats/export.csv").content.decode("utf-8-sig")
+    labels = [line[2] for line in csv.reader(io.StringIO(exported_text))]
+    assert "'=HYPERLINK(1)" in labels and "=HYPERLINK(1)" not in labels
 
 
 # ---------------------------------------------------------------------------------------------

@@ -54,14 +54,19 @@ def export() -> ResponseReturnValue:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["table", "key", "label", "value"])
-    writer.writerows(board.csv_rows())
+    writer.writerows([_inert(cell) for cell in row] for row in board.csv_rows())
     site = f"-site{board.site_id}" if board.site_id is not None else ""
     name = f"statistics-{board.period.first}-{board.period.last}{site}.csv"
     return Response(
-        out.getvalue(),
+        "\ufeff" + out.getvalue(),  # the byte-order mark makes Excel read it as UTF-8 (æ, ø, å)
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+def _inert(cell: str) -> str:
+    """A cell a spreadsheet shows as text, never runs as a formula (names are typed by people)."""
+    return "'" + cell if cell.startswith(("=", "+", "-", "@", "\t", "\r")) else cell
 
 
 def _dashboard(s: Session, me: Identity) -> service.Dashboard:
