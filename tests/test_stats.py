@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from dataclasses import astuple, replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from hub import clock
@@ -28,6 +30,7 @@ from tests.conftest import RunningHub
 from tests.hubclient import Client, advance_clock
 from tests.kiosks import paired_kiosk
 from tests.test_admin import Staff, texts
+from tests.test_browser import browser, log_in  # noqa: F401 (a fixture)
 from tests.test_matching import ask, on_duty, subject_id
 
 DAY = service.local_day(clock.now()) - timedelta(days=7)
@@ -381,3 +384,29 @@ def test_one_small_cell_hides_the_next_smallest_so_the_total_does_not_give_it_aw
     gave_up = next(m for m in board.summary if m.name == "gave_up")
     assert gave_up.figure.csv() == "<5"
     assert next(m for m in board.summary if m.name == "requests").figure.csv() == "20"
+
+
+# ---------------------------------------------------------------------------------------------
+# In a browser, without JavaScript
+
+
+@pytest.mark.browser
+@pytest.mark.demo(students=1, helpers=1)
+def test_an_admin_reads_the_dashboard_and_filters_it_by_site_without_javascript(
+    hub,
+    browser,  # noqa: F811 (the fixture imported above)
+):
+    page = log_in(browser, hub, "admin", java_script_enabled=False)
+    page.get_by_role("link", name="Statistik").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Statistik")
+    # Charts are images with a name and a description a screen reader reads out.
+    chart = page.get_by_role("img", name=re.compile("^Sessioner pr. sted"))
+    expect(chart).to_be_visible()
+    expect(page.locator("#sessions_by_site-desc")).to_contain_text("Demo-skole Nord: 0")
+
+    page.get_by_label("Sted", exact=True).select_option(label="Demo-skole Nord")
+    page.get_by_role("button", name="Vis").click()
+    expect(page.get_by_test_id("stats-scope")).to_contain_text("Tal for Demo-skole Nord")
+    assert f"site={NORD}" in page.url
+    assert f"site={NORD}" in (page.get_by_test_id("stats-csv").get_attribute("href") or "")
+    expect(page.get_by_role("img", name=re.compile("^Sessioner pr. sted"))).to_have_count(0)
