@@ -3,8 +3,10 @@ page, its charts and the CSV export all show, with the same small cells suppress
 
 Every figure is computed from a group of help requests. It is shown only if the group holds no
 student or at least `MIN_STUDENTS` of them; otherwise it reads "<5". Where the rows of a table add
-up to a total shown elsewhere and exactly one row is suppressed, the next smallest row is hidden
-too, so the suppressed one cannot be worked out by subtraction (complementary suppression).
+up to a total shown elsewhere, further rows are hidden, smallest first, until the hidden ones
+together hold at least `MIN_STUDENTS` students, so no small figure can be worked out by
+subtraction (complementary suppression; `protect`). The summary's number of requests is hidden
+when, with the sessions shown, it would give away a small number of given-up or left requests.
 
 Requests of students whose account has gone (a kiosk visit past the retention period, a student
 who deleted their account) are kept as anonymous `ArchivedRequest` rows (`archive_student`), so
@@ -247,6 +249,7 @@ class Row:
     key: str  # stable, for the CSV (a date, a grade, a site's name)
     label: str
     figure: Figure
+    students: int  # behind the figure; not shown
 
 
 @dataclass(frozen=True)
@@ -285,17 +288,19 @@ class Dashboard:
 
 
 def protect(rows: list[Row]) -> list[Row]:
-    """Complementary suppression: with exactly one small cell, also hide the smallest other
-    non-zero one, so the rows' total does not give the small one away."""
-    small = [r for r in rows if r.figure.hidden == Hidden.SMALL]
-    if len(small) != 1:
-        return rows
-    others = [r for r in rows if r.figure.hidden is None and r.figure.value]
-    if not others:
-        return rows
-    partner = min(others, key=lambda r: r.figure.drawn)
-    hidden = replace(partner, figure=replace(partner.figure, hidden=Hidden.COMPLEMENT))
-    return [hidden if r is partner else r for r in rows]
+    """Complementary suppression, for rows that add up to a total shown elsewhere: while the
+    hidden rows together hold fewer than MIN_STUDENTS students, also hide the smallest visible
+    non-zero row, so the total minus the visible rows gives no small figure away."""
+    hidden = [r for r in rows if r.figure.hidden == Hidden.SMALL]
+    while hidden and sum(r.students for r in hidden) < MIN_STUDENTS:
+        visible = [r for r in rows if r.figure.hidden is None and r.figure.value]
+        if not visible:
+            break
+        partner = min(visible, key=lambda r: r.figure.drawn)
+        replaced = replace(partner, figure=replace(partner.figure, hidden=Hidden.COMPLEMENT))
+        rows = [replaced if r is partner else r for r in rows]
+        hidden.append(replaced)
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,11 +358,14 @@ def _breakdown(
     groups: Iterable[Group],
     measure: Callable[[list[Fact]], float] = len,
     unit: Unit = Unit.COUNT,
+    adds_up: bool = True,
 ) -> Breakdown:
+    """`adds_up`: the rows add up to a total shown elsewhere, so `protect` them."""
     rows = [
-        Row(key, label, Figure.of(measure(fs), students(fs), unit)) for key, label, fs in groups
+        Row(key, label, Figure.of(measure(fs), students(fs), unit), students(fs))
+        for key, label, fs in groups
     ]
-    return Breakdown(name, title, unit, protect(rows))
+    return Breakdown(name, title, unit, protect(rows) if adds_up else rows)
 
 
 def _grouped(facts: list[Fact], key: Callable[[Fact], Any], labels: dict[Any, str]) -> list[Group]:
@@ -413,7 +421,7 @@ def dashboard(
     # Distinct students of the main groups, counted once.
     asked, helped, timed = students(facts), students(sessions), students(ended)
     summary = [
-        Measure("requests", _("Requests for help"), Figure.of(len(facts), asked)),
+        Measure("requests", _("Requests for help"), _requests_total(facts, gave_up, left, asked)),
         Measure("sessions", _("Sessions with a helper"), Figure.of(len(sessions), helped)),
         Measure("students", _("Students who asked"), Figure.of(asked, asked)),
         Measure(
@@ -536,6 +544,7 @@ def dashboard(
             "requests_by_outcome",
             _("How requests ended"),
             _grouped(facts, lambda f: f.outcome, outcomes),
+            adds_up=False,  # its total, the requests, is protected in the summary instead
         ),
         _breakdown(
             "sessions_by_wait",
@@ -567,6 +576,16 @@ def dashboard(
     ]
     breakdowns = [b for b in breakdowns if b.rows]
     return Dashboard(period, site_id, by, summary, breakdowns)
+
+
+def _requests_total(facts: list[Fact], gave_up: list[Fact], left: list[Fact], asked: int) -> Figure:
+    """All requests: the sessions plus those given up or left. The sessions are the headline,
+    so where the given-up and left ones are small it is this total that is hidden instead."""
+    total = Figure.of(len(facts), asked)
+    small = [g for g in (gave_up, left) if 0 < students(g) < MIN_STUDENTS]
+    if total.hidden is None and small and sum(students(g) for g in small) < MIN_STUDENTS:
+        return replace(total, hidden=Hidden.COMPLEMENT)
+    return total
 
 
 def compute(s: Session, period: Period, site_id: int | None, by: str, locale: str) -> Dashboard:
