@@ -361,10 +361,10 @@ def _breakdown(
     adds_up: bool = True,
 ) -> Breakdown:
     """`adds_up`: the rows add up to a total shown elsewhere, so `protect` them."""
-    rows = [
-        Row(key, label, Figure.of(measure(fs), students(fs), unit), students(fs))
-        for key, label, fs in groups
-    ]
+    rows = []
+    for key, label, group in groups:
+        behind = students(group)
+        rows.append(Row(key, label, Figure.of(measure(group), behind, unit), behind))
     return Breakdown(name, title, unit, protect(rows) if adds_up else rows)
 
 
