@@ -112,11 +112,11 @@ class Client:
             if where(data):
                 return data
 
-    def nothing(self, event: str, within: float | None = None) -> None:
+    def nothing(self, event: str) -> None:
         """Assert that the hub has not sent `event`, whether its handlers or its matching loop
         would have: the hub acknowledges `test-only:settle` (hub.clock) after what it had sent
         this connection, and the events are recorded in order, so a slow hub cannot make this
-        pass. `within` is what it waited before; it is ignored."""
+        pass."""
         settled = self.call("test-only:settle")
         assert settled == {"ok": True}, f"test-only:settle (LEKTIECAFE_TEST_CLOCK=1?): {settled}"
         unexpected = self.drain(event)
