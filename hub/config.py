@@ -10,6 +10,7 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class HubConfig:
     chat_window_s: float = 10.0  # ... within this many seconds
     doc_compact_every: int = 1000  # document updates between snapshots
     retention_days: int = 30  # chat, documents and attachments of ended rooms
+    # The café's local time: opening hours and shifts are wall-clock times here (IANA name).
+    timezone: str = "Europe/Copenhagen"
     # Tests only: the clock can be moved forward over HTTP (hub.clock); never on in production.
     test_clock: bool = False
 
@@ -54,6 +57,11 @@ class HubConfig:
             raise ValueError("ice_transport_policy must be 'all' or 'relay'")
         if self.ice_transport_policy == "relay" and not (self.turn_urls and self.turn_secret):
             raise ValueError("ice_transport_policy 'relay' needs turn_urls and turn_secret")
+        ZoneInfo(self.timezone)  # an unknown time zone stops the hub here, not at its first shift
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @property
     def resolved_database_url(self) -> str:
