@@ -46,6 +46,8 @@ class HubConfig:
     chat_window_s: float = 10.0  # ... within this many seconds
     doc_compact_every: int = 1000  # document updates between snapshots
     retention_days: int = 30  # chat, documents and attachments of ended rooms
+    # Shifts: helpers may drop or swap a shift until this many hours before it starts
+    shift_change_cutoff_h: float = 24.0
     # The café's local time: opening hours and shifts are wall-clock times here (IANA name).
     timezone: str = "Europe/Copenhagen"
     # Tests only: the clock can be moved forward over HTTP (hub.clock); never on in production.
