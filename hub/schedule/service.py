@@ -1,0 +1,202 @@
+"""When the café is open, and the shifts its opening hours make.
+
+A shift is one opening block on one open day: Monday 15:00–18:00 local time is a shift every
+Monday that is not a closed day. Shifts are computed, never stored; a shift is known by its key,
+its start in UTC. With no opening hours at all the café is always open (and has no shifts), except
+on closed days.
+
+The café's time zone comes from the config (`timezone`); every function takes `zone` for callers
+outside a request or the hub's loops, and otherwise reads the running hub's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
+from zoneinfo import ZoneInfo
+
+from flask_babel import gettext as _
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from hub.errors import Invalid
+from hub.schedule.models import WEEKDAYS, ClosedDay, OpeningHours
+from hub.state import hub_state
+
+# How far ahead next_opening looks: past a year of closed days the café is as good as closed.
+HORIZON = timedelta(days=366)
+
+
+@dataclass(frozen=True)
+class Shift:
+    starts_at: datetime  # aware, UTC
+    ends_at: datetime
+
+    @property
+    def key(self) -> str:
+        return self.starts_at.astimezone(UTC).isoformat()
+
+
+def cafe_zone() -> ZoneInfo:
+    return hub_state().config.zone
+
+
+def shifts_between(
+    s: Session, start: datetime, end: datetime, zone: ZoneInfo | None = None
+) -> list[Shift]:
+    """The shifts that overlap [start, end), in order."""
+    zone = zone or cafe_zone()
+    blocks = _blocks_by_weekday(s)
+    if not blocks:
+        return []
+    first, last = start.astimezone(zone).date(), end.astimezone(zone).date()
+    closed = _closed_days(s, first, last)
+    shifts = []
+    day = first
+    while day <= last:
+        if day not in closed:
+            for opens, closes in blocks.get(day.weekday(), ()):
+                shift = Shift(_utc(day, opens, zone), _utc(day, closes, zone))
+                if shift.ends_at > start and shift.starts_at < end:
+                    shifts.append(shift)
+        day += timedelta(days=1)
+    return shifts
+
+
+def shift_at(s: Session, key: str, zone: ZoneInfo | None = None) -> Shift | None:
+    """The shift starting at `key` (a Shift.key), if the opening hours make one there."""
+    try:
+        starts_at = datetime.fromisoformat(key)
+    except ValueError:
+        return None
+    if starts_at.tzinfo is None:
+        return None
+    starts_at = starts_at.astimezone(UTC)
+    for shift in shifts_between(s, starts_at, starts_at + timedelta(seconds=1), zone):
+        if shift.starts_at == starts_at:
+            return shift
+    return None
+
+
+def is_open(s: Session, now: datetime, zone: ZoneInfo | None = None) -> bool:
+    zone = zone or cafe_zone()
+    if not _has_opening_hours(s):
+        return not _is_closed_day(s, now.astimezone(zone).date())
+    return bool(shifts_between(s, now, now + timedelta(microseconds=1), zone))
+
+
+def next_opening(s: Session, now: datetime, zone: ZoneInfo | None = None) -> datetime | None:
+    """When the café next opens after `now` (UTC): the start of the next shift, or with no opening
+    hours the next midnight that is not a closed day. None if it does not open within a year."""
+    zone = zone or cafe_zone()
+    if not _has_opening_hours(s):
+        today = now.astimezone(zone).date()
+        closed = _closed_days(s, today, today + HORIZON)
+        day = today + timedelta(days=1)
+        while day in closed:
+            day += timedelta(days=1)
+        return _utc(day, time(0), zone) if day <= today + HORIZON else None
+    # Week by week, so a normal week costs one short pass, and a long holiday a few.
+    start = now
+    while start < now + HORIZON:
+        for shift in shifts_between(s, start, start + timedelta(days=7), zone):
+            if shift.starts_at > now:
+                return shift.starts_at
+        start += timedelta(days=7)
+    return None
+
+
+def _utc(day: date, at: time, zone: ZoneInfo) -> datetime:
+    """A local wall-clock time on `day` in UTC. A time that a DST change skips or repeats is
+    taken as before the change (fold 0), as zoneinfo does."""
+    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and setting the opening hours
+
+
+@dataclass(frozen=True)
+class Block:
+    """One opening block as an admin enters it."""
+
+    weekday: int
+    opens: time
+    closes: time
+
+
+def opening_hours(s: Session) -> list[Block]:
+    """Every opening block, by weekday and time."""
+    return [
+        Block(row.weekday, row.opens, row.closes)
+        for row in s.scalars(
+            select(OpeningHours).order_by(OpeningHours.weekday, OpeningHours.opens)
+        )
+    ]
+
+
+def set_opening_hours(s: Session, blocks: Iterable[Block]) -> None:
+    """Replace the whole week's opening hours. Refuses a block that ends before it starts or that
+    overlaps another on the same day (Invalid, with the weekday in `fields`)."""
+    by_day: dict[int, list[Block]] = {}
+    for block in blocks:
+        if block.weekday not in WEEKDAYS:
+            raise Invalid(_("That weekday does not exist."), fields={"weekday": "unknown"})
+        if block.closes <= block.opens:
+            raise Invalid(
+                _("A block of opening hours must end after it starts."),
+                fields={f"day{block.weekday}": "ends_before_start"},
+            )
+        by_day.setdefault(block.weekday, []).append(block)
+    for weekday, day_blocks in by_day.items():
+        day_blocks.sort(key=lambda b: b.opens)
+        for earlier, later in pairwise(day_blocks):
+            if later.opens < earlier.closes:
+                raise Invalid(
+                    _("Blocks of opening hours on the same day must not overlap."),
+                    fields={f"day{weekday}": "overlap"},
+                )
+    s.execute(delete(OpeningHours))
+    s.add_all(
+        OpeningHours(weekday=b.weekday, opens=b.opens, closes=b.closes)
+        for day_blocks in by_day.values()
+        for b in day_blocks
+    )
+
+
+def closed_days_from(s: Session, first: date) -> Sequence[ClosedDay]:
+    """The closed days on or after `first`, in order."""
+    return s.scalars(select(ClosedDay).where(ClosedDay.day >= first).order_by(ClosedDay.day)).all()
+
+
+def add_closed_day(s: Session, day: date, reason: str) -> None:
+    """Close the café on `day` (again: the reason is replaced)."""
+    closed = s.get(ClosedDay, day)
+    if closed is None:
+        s.add(ClosedDay(day=day, reason=reason))
+    else:
+        closed.reason = reason
+
+
+def remove_closed_day(s: Session, day: date) -> None:
+    s.execute(delete(ClosedDay).where(ClosedDay.day == day))
+
+
+def _has_opening_hours(s: Session) -> bool:
+    return s.scalar(select(OpeningHours.id).limit(1)) is not None
+
+
+def _blocks_by_weekday(s: Session) -> dict[int, list[tuple[time, time]]]:
+    blocks: dict[int, list[tuple[time, time]]] = {}
+    for block in opening_hours(s):
+        blocks.setdefault(block.weekday, []).append((block.opens, block.closes))
+    return blocks
+
+
+def _closed_days(s: Session, first: date, last: date) -> set[date]:
+    return set(s.scalars(select(ClosedDay.day).where(ClosedDay.day.between(first, last))))
+
+
+def _is_closed_day(s: Session, day: date) -> bool:
+    return s.get(ClosedDay, day) is not None
