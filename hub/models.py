@@ -9,6 +9,7 @@ from hub.devices import models as devices
 from hub.matching import models as matching
 from hub.realtime import models as realtime
 from hub.rooms import models as rooms
+from hub.schedule import models as schedule
 from hub.stats import models as stats
 
 metadata = Base.metadata
@@ -22,5 +23,6 @@ __all__ = [
     "metadata",
     "realtime",
     "rooms",
+    "schedule",
     "stats",
 ]
