@@ -6,6 +6,7 @@ from hub.breakroom import models as breakroom
 from hub.catalog import models as catalog
 from hub.db import Base
 from hub.devices import models as devices
+from hub.helpdesk import models as helpdesk
 from hub.matching import models as matching
 from hub.realtime import models as realtime
 from hub.rooms import models as rooms
@@ -19,6 +20,7 @@ __all__ = [
     "breakroom",
     "catalog",
     "devices",
+    "helpdesk",
     "matching",
     "metadata",
     "realtime",
