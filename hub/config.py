@@ -46,6 +46,7 @@ class HubConfig:
     chat_window_s: float = 10.0  # ... within this many seconds
     doc_compact_every: int = 1000  # document updates between snapshots
     retention_days: int = 30  # chat, documents and attachments of ended rooms
+    ticket_retention_days: int = 180  # helpdesk tickets, counted from when they were closed
     # A helper's child-protection certificate must be checked again this long after a check.
     certificate_valid_days: int = 2 * 365
     # Shifts: helpers may drop or swap a shift until this many hours before it starts
