@@ -40,6 +40,9 @@ CHAT_HISTORY = 500
 # the notices to send after the commit. Matching connects to it to free the helper (it owns the
 # helpers' duty); rooms never imports matching's service, since matching imports this one.
 room_ended = Namespace().signal("room-ended")
+# Sent (with the session, the new report and the room's helper) when a report is filed; the
+# helpdesk, above rooms, makes it a ticket.
+report_filed = Namespace().signal("report-filed")
 
 
 def open_room(s: Session, request_id: int, student_id: int, helper_id: int, now: datetime) -> Room:
@@ -403,6 +406,7 @@ def report(
     s.flush()
     helper = s.get(User, room.helper_id)
     assert helper is not None
+    report_filed.send(s, report=row, helper=helper)
     readers = s.scalars(
         select(User.id).where(
             User.active,
