@@ -59,6 +59,7 @@ def create_app(config: HubConfig) -> Flask:
     from hub.attachments.routes import bp as attachments_bp
     from hub.catalog.routes import bp as catalog_bp
     from hub.devices.routes import bp as devices_bp
+    from hub.helpdesk.routes import bp as helpdesk_bp
     from hub.matching.routes import helper_bp, student_bp
     from hub.rooms.docsocket import bp as room_doc_bp
     from hub.rooms.routes import bp as reports_bp
@@ -70,6 +71,7 @@ def create_app(config: HubConfig) -> Flask:
         attachments_bp,
         catalog_bp,
         devices_bp,
+        helpdesk_bp,
         helper_bp,
         student_bp,
         reports_bp,
@@ -83,17 +85,28 @@ def create_app(config: HubConfig) -> Flask:
     from hub.breakroom import events as breakroom_events
     from hub.devices import events as devices_events
     from hub.devices.service import identify as identify_kiosk
+    from hub.helpdesk import events as helpdesk_events
+    from hub.helpdesk.service import open_report_ticket
     from hub.matching import events as matching_events
     from hub.realtime import events as realtime_events
     from hub.rooms import events as rooms_events
+    from hub.rooms.service import report_filed
     from hub.stats.service import archive_student
 
     # Socket handlers, bound to this app's Socket.IO server like the blueprints above.
     realtime_events.register(socketio, identify_kiosk)
-    for feature in (breakroom_events, devices_events, matching_events, rooms_events):
+    for feature in (
+        breakroom_events,
+        devices_events,
+        helpdesk_events,
+        matching_events,
+        rooms_events,
+    ):
         feature.events.register(socketio)
     # A deleted student's requests stay in the statistics, anonymous.
     student_deleting.connect(archive_student)
+    # A report from a room is also a helpdesk ticket.
+    report_filed.connect(open_report_ticket)
 
     app.before_request(_protect_forms)
     app.after_request(_security_headers)
