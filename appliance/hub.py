@@ -106,7 +106,7 @@ class OrderedEngineIO(engineio.Client):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._messages: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self._messages: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
         threading.Thread(target=self._hand_over, name="hub-messages", daemon=True).start()
 
     def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
@@ -115,15 +115,22 @@ class OrderedEngineIO(engineio.Client):
             return None
         return super()._trigger_event(event, *args, **kwargs)
 
+    def end_hand_over(self) -> None:
+        """The client is done for good: its hand-over thread ends after what is queued."""
+        self._messages.put(None)
+
     def _hand_over(self) -> None:
-        while True:
-            args = self._messages.get()
+        while (args := self._messages.get()) is not None:
             super()._trigger_event("message", *args, run_async=False)
 
 
 class OrderedClient(socketio.Client):
     def _engineio_client_class(self) -> type[engineio.Client]:
         return OrderedEngineIO
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.eio.end_hand_over()
 
 
 class HubConnection:

@@ -135,7 +135,7 @@ class Client:
             ws = self.sio.eio.ws
             if ws is not None:
                 ws.close = functools.partial(ws.close, timeout=0.1)
-            self.sio.disconnect()
+        self.sio.shutdown()
 
 
 class DocSocket:
