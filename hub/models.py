@@ -11,6 +11,7 @@ from hub.matching import models as matching
 from hub.realtime import models as realtime
 from hub.rooms import models as rooms
 from hub.schedule import models as schedule
+from hub.shifts import models as shifts
 from hub.stats import models as stats
 
 metadata = Base.metadata
@@ -26,5 +27,6 @@ __all__ = [
     "realtime",
     "rooms",
     "schedule",
+    "shifts",
     "stats",
 ]
