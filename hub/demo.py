@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from hub.accounts.models import Organisation, Role, Site, User
 from hub.accounts.service import hash_password
 from hub.catalog.models import Language, Subject
+from hub.config import HubConfig
 
 DEMO_PASSWORD = "demo-password"
 
@@ -69,7 +70,12 @@ def seed_demo(s: Session, *, students: int, helpers: int, now: datetime) -> Demo
     sites = [
         Site(name=n, kind=k, invite_code=c, contact="kontakt@example.org") for n, k, c in DEMO_SITES
     ]
-    org = Organisation(name="Demo-frivillige", contact="frivillig@example.org")
+    org = Organisation(
+        name="Demo-frivillige",
+        contact="frivillig@example.org",
+        offers="Lektiehjælp i alle fag, klasse 8-10",
+        approved=True,
+    )
     s.add_all([*sites, org])
     s.flush()
     subjects = list(s.scalars(select(Subject)))
@@ -93,7 +99,13 @@ def seed_demo(s: Session, *, students: int, helpers: int, now: datetime) -> Demo
     user("coordinator1", Role.COORDINATOR, "Koordinator 1", organisation_id=org.id)
     user("staff1", Role.SITE_STAFF, "Personale 1", site_id=sites[0].id)
     for i in range(1, helpers + 1):
-        h = user(f"helper{i}", Role.HELPER, f"Hjælper {i}", organisation_id=org.id, approved=True)
+        h = user(
+            f"helper{i}",
+            Role.HELPER,
+            f"Hjælper {i}",
+            organisation_id=org.id,
+            **_vetted(now, expiring_soon=i == helpers > 1),
+        )
         h.subjects = subjects
         h.languages = languages
         logins.append(("helper", f"helper{i}"))
@@ -108,3 +120,20 @@ def seed_demo(s: Session, *, students: int, helpers: int, now: datetime) -> Demo
         logins.append(("student", f"student{i}"))
     s.flush()
     return DemoLogins(logins, [(site.name, site.invite_code) for site in sites])
+
+
+def _vetted(now: datetime, expiring_soon: bool) -> dict[str, object]:
+    """An approved helper's vetting: checked 100 days ago, or (to show the warning) so long ago
+    that the check runs out in 29 days, inside the 30 days of warning."""
+    valid = timedelta(days=HubConfig.certificate_valid_days)
+    expires_on = (
+        (now + timedelta(days=29)).date()
+        if expiring_soon
+        else (now - timedelta(days=100) + valid).date()
+    )
+    return {
+        "approved": True,
+        "introduction_done": True,
+        "certificate_checked_on": expires_on - valid,
+        "certificate_expires_on": expires_on,
+    }

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, String, Table
+from sqlalchemy import Column, ForeignKey, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hub.catalog.models import Language, Subject
@@ -35,13 +35,17 @@ class Site(Base):
 
 
 class Organisation(Base):
-    """A partner organisation that recruits helpers (e.g. Red Cross Youth)."""
+    """A partner organisation that recruits helpers (e.g. Red Cross Youth). Its profile (what it
+    offers, its one named contact person) is visible to new helpers only once an admin has
+    approved it (screening)."""
 
     __tablename__ = "organisations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
-    contact: Mapped[str] = mapped_column(String(200), default="")
+    contact: Mapped[str] = mapped_column(String(200), default="")  # the named contact person
+    offers: Mapped[str] = mapped_column(Text, default="")
+    approved: Mapped[bool] = mapped_column(default=False)
 
 
 helper_subjects = Table(
@@ -74,8 +78,13 @@ class User(Base):
     organisation_id: Mapped[int | None] = mapped_column(
         ForeignKey("organisations.id"), default=None
     )
-    # Helpers: a coordinator has checked the child-protection certificate.
+    # Helpers: a coordinator has checked the child-protection certificate and the introduction
+    # is done (hub.accounts.service.may_help adds that the certificate has not expired).
     approved: Mapped[bool] = mapped_column(default=False)
+    certificate_checked_on: Mapped[date | None] = mapped_column(default=None)
+    # The check's date plus the validity period in force when it was checked.
+    certificate_expires_on: Mapped[date | None] = mapped_column(default=None)
+    introduction_done: Mapped[bool] = mapped_column(default=False)
     grade_min: Mapped[int] = mapped_column(default=8)
     grade_max: Mapped[int] = mapped_column(default=10)
     active: Mapped[bool] = mapped_column(default=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -20,7 +22,7 @@ from hub.accounts.access import (
     make_token,
     roles_required,
 )
-from hub.accounts.models import Role
+from hub.accounts.models import Role, User
 from hub.errors import HubError, Unauthenticated
 from hub.state import hub_state
 from hub.validation import Payload, parse
@@ -124,6 +126,81 @@ def register() -> ResponseReturnValue:
             login_session(identity)
             return redirect(start_page(identity))
     return render_template("register.html", error=error, fields=fields, form=request.form), status
+
+
+class HelperSignUpIn(Payload):
+    organisation_id: int
+    username: str = Field(min_length=1, max_length=40)
+    display_name: str = Field(min_length=1, max_length=60)
+    password: str = Field(min_length=1, max_length=200)
+
+
+@bp.route("/register/helper", methods=["GET", "POST"])
+def register_helper() -> ResponseReturnValue:
+    """Volunteers sign up with one of the approved partner organisations."""
+    error: str | None = None
+    fields: dict[str, Any] = {}
+    status = 200
+    state = hub_state()
+    if request.method == "POST":
+        try:
+            data = parse(request.form.to_dict(), HelperSignUpIn)
+            with state.db.transaction() as s:
+                user = service.register_helper(
+                    s,
+                    organisation_id=data.organisation_id,
+                    username=data.username,
+                    display_name=data.display_name,
+                    password=data.password,
+                    now=clock.now(),
+                )
+                identity = Identity.of(user)
+        except HubError as exc:
+            error, status, fields = exc.message, exc.status, exc.details.get("fields", {})
+        else:
+            login_session(identity)
+            return redirect(url_for("accounts.welcome"))
+    with state.db.transaction() as s:
+        organisations = service.visible_organisations(s)
+        return render_template(
+            "register.html",
+            helper=True,
+            organisations=organisations,
+            error=error,
+            fields=fields,
+            form=request.form,
+        ), status
+
+
+@bp.route("/welcome")
+@roles_required(Role.HELPER)
+def welcome() -> ResponseReturnValue:
+    """For new helpers: the rules, how the helper station works, and who their contact is."""
+    with hub_state().db.transaction() as s:
+        user = s.get(User, caller().user_id)
+        assert user is not None
+        return render_template("welcome.html", me=user, standing=helper_standing(user))
+
+
+@dataclass(frozen=True)
+class HelperStanding:
+    """Where a helper's vetting stands, for the helper station and the welcome page."""
+
+    may_help: bool
+    refusal: str | None
+    expires_on: date | None
+    expiring_soon: bool
+
+
+@bp.app_template_global()
+def helper_standing(user: User) -> HelperStanding:
+    now = clock.now()
+    return HelperStanding(
+        service.may_help(user, now),
+        service.duty_refusal(user, now),
+        user.certificate_expires_on,
+        service.certificate_expiring_soon(user, now),
+    )
 
 
 @bp.route("/lang/<code>", methods=["POST"])

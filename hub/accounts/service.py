@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
@@ -183,23 +183,43 @@ def renew_invite_code(s: Session, site: Site) -> None:
     site.invite_code = new_invite_code(s)
 
 
-def create_organisation(s: Session, *, name: str, contact: str) -> Organisation:
+def create_organisation(s: Session, *, name: str, contact: str, offers: str = "") -> Organisation:
+    """A new partner organisation, hidden from new helpers until an admin approves its profile."""
     if s.scalar(select(Organisation.id).where(Organisation.name == name)) is not None:
         raise Conflict(
             _("An organisation with that name already exists."), fields={"name": "taken"}
         )
-    organisation = Organisation(name=name, contact=contact)
+    organisation = Organisation(name=name, contact=contact, offers=offers, approved=False)
     s.add(organisation)
     s.flush()
     return organisation
 
 
-def set_organisation_contact(s: Session, organisation_id: int, contact: str) -> Organisation:
-    organisation = s.get(Organisation, organisation_id)
-    if organisation is None:
-        raise NotFound(_("There is no such organisation."))
-    organisation.contact = contact
-    return organisation
+def set_organisation_profile(
+    organisation: Organisation, actor: Identity, *, contact: str, offers: str
+) -> None:
+    """What the organisation offers and its contact person. A coordinator's change must be
+    screened again, so it hides the organisation from new helpers until an admin approves it."""
+    changed = (organisation.contact, organisation.offers) != (contact, offers)
+    organisation.contact, organisation.offers = contact, offers
+    if changed and actor.role != Role.ADMIN:
+        organisation.approved = False
+
+
+def set_organisation_approved(organisation: Organisation, approved: bool) -> None:
+    """An admin has screened the profile: new helpers can see it and sign up with it."""
+    if approved and not organisation.contact.strip():
+        raise Invalid(
+            _("Name the organisation's contact person before approving it."),
+            fields={"contact": "missing"},
+        )
+    organisation.approved = approved
+
+
+def visible_organisations(s: Session) -> list[Organisation]:
+    """The approved organisations, the ones a new helper can choose."""
+    query = select(Organisation).where(Organisation.approved).order_by(Organisation.name)
+    return list(s.scalars(query))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,9 +277,157 @@ def create_user(
     return user
 
 
-def set_user_approved(user: User, approved: bool) -> None:
-    """Record that a helper's child-protection certificate was checked, or withdraw that."""
-    user.approved = approved
+def register_helper(
+    s: Session,
+    *,
+    organisation_id: int,
+    username: str,
+    display_name: str,
+    password: str,
+    now: datetime,
+) -> User:
+    """A volunteer signs up with an approved organisation; they cannot go on duty until its
+    coordinator has approved them."""
+    organisation = s.get(Organisation, organisation_id)
+    if organisation is None or not organisation.approved:
+        raise Invalid(
+            _("Choose one of the organisations in the list."),
+            fields={"organisation_id": "unknown"},
+        )
+    if not display_name.strip():
+        raise Invalid(_("Please give your name."), fields={"display_name": "missing"})
+    username = check_new_credentials(s, username, password)
+    user = User(
+        username=username,
+        password_hash=hash_password(password),
+        role=Role.HELPER.value,
+        display_name=display_name.strip()[:60],
+        organisation_id=organisation.id,
+        created_at=now,
+    )
+    s.add(user)
+    s.flush()
+    return user
+
+
+# ---------------------------------------------------------------------------------------------
+# Vetting: who may help
+
+
+# Helpers and their coordinators are told this long before a certificate runs out.
+WARN_BEFORE_EXPIRY = timedelta(days=30)
+
+
+def approve_helper(
+    user: User,
+    *,
+    certificate_checked_on: date | None,
+    introduction_done: bool,
+    now: datetime,
+    valid_days: int,
+) -> None:
+    """A coordinator has checked the child-protection certificate on a date and given the
+    introduction; also used to record a new check of an approved helper."""
+    today = now.date()
+    if certificate_checked_on is None or certificate_checked_on > today:
+        raise Invalid(
+            _("Give the date you checked the child-protection certificate (not in the future)."),
+            fields={"certificate_checked_on": "missing"},
+        )
+    expires_on = certificate_checked_on + timedelta(days=valid_days)
+    if expires_on <= today:
+        raise Invalid(
+            _("A check on that date has already expired. Check the certificate again."),
+            fields={"certificate_checked_on": "expired"},
+        )
+    if not introduction_done:
+        raise Invalid(
+            _("Give the helper the introduction before approving them."),
+            fields={"introduction_done": "missing"},
+        )
+    user.approved, user.introduction_done = True, True
+    user.certificate_checked_on, user.certificate_expires_on = certificate_checked_on, expires_on
+
+
+def withdraw_approval(user: User) -> None:
+    user.approved = False
+
+
+def duty_refusal(user: User, now: datetime) -> str | None:
+    """Why this helper may not go on duty now, in words for them; None if they may."""
+    return _refusal(
+        user.role,
+        user.active,
+        user.approved,
+        user.introduction_done,
+        user.certificate_expires_on,
+        now,
+    )
+
+
+def _refusal(
+    role: str,
+    active: bool,
+    approved: bool,
+    introduction_done: bool,
+    expires_on: date | None,
+    now: datetime,
+) -> str | None:
+    if role != Role.HELPER.value or not active:
+        return _("Your role may not do this.")
+    if not approved or not introduction_done or expires_on is None:
+        return _("A coordinator must approve you before you can go on duty.")
+    if expires_on <= now.date():
+        return _(
+            "Your child-protection certificate check has expired. Ask your coordinator to "
+            "check it again before you go on duty."
+        )
+    return None
+
+
+def may_help(user: User, now: datetime) -> bool:
+    """Approved (certificate checked, introduction done) and the check still current: the one
+    rule for going on duty and for signing up for shifts."""
+    return duty_refusal(user, now) is None
+
+
+def check_may_go_on_duty(s: Session, helper_id: int, now: datetime) -> None:
+    """Refuse (Forbidden, with the reason) a helper who may not go on duty. Reads a few columns,
+    not the User, which would also load its site, organisation and skills."""
+    row = s.execute(
+        select(
+            User.role,
+            User.active,
+            User.approved,
+            User.introduction_done,
+            User.certificate_expires_on,
+        ).where(User.id == helper_id)
+    ).one_or_none()
+    refusal = _("Your role may not do this.") if row is None else _refusal(*row, now)
+    if refusal is not None:
+        raise Forbidden(refusal)
+
+
+def certificate_expiring_soon(user: User, now: datetime) -> bool:
+    """Approved, still current, but running out within WARN_BEFORE_EXPIRY."""
+    expires_on = user.certificate_expires_on
+    return (
+        user.approved
+        and expires_on is not None
+        and now.date() < expires_on <= (now + WARN_BEFORE_EXPIRY).date()
+    )
+
+
+def helpers_with_expired_certificates(s: Session, now: datetime) -> list[int]:
+    return list(
+        s.scalars(
+            select(User.id).where(
+                User.role == Role.HELPER.value,
+                User.approved,
+                User.certificate_expires_on <= now.date(),
+            )
+        )
+    )
 
 
 def set_user_active(user: User, active: bool) -> None:

@@ -5,6 +5,7 @@ re-renders the page with the error and what the user typed."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any, TypeVar
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -62,6 +63,15 @@ class ActiveIn(Payload):
 
 class ApprovedIn(Payload):
     approved: bool
+    # Needed to approve: the date the child-protection certificate was checked, and the
+    # introduction given.
+    certificate_checked_on: date | None = None
+    introduction_done: bool = False
+
+    @field_validator("certificate_checked_on", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
 
 
 class SiteIn(Payload):
@@ -77,6 +87,12 @@ class ContactIn(Payload):
 class OrganisationIn(Payload):
     name: str = Field(min_length=1, max_length=120)
     contact: str = Field(default="", max_length=200)
+    offers: str = Field(default="", max_length=2000)
+
+
+class ProfileIn(Payload):
+    contact: str = Field(default="", max_length=200)
+    offers: str = Field(default="", max_length=2000)
 
 
 class UserIn(Payload):
@@ -108,6 +124,9 @@ def _labels() -> dict[str, str]:
         "password": _("Password"),
         "organisation_id": _("Organisation"),
         "site_id": _("Site"),
+        "offers": _("What the organisation offers"),
+        "certificate_checked_on": _("Certificate checked on"),
+        "introduction_done": _("Introduction done"),
     }
 
 
@@ -155,7 +174,9 @@ def _index_page(failure: Failure | None) -> str:
                 "admin/coordinator.html",
                 me=me,
                 organisation=organisation,
-                helpers=service.users(s, me),
+                helpers=service.helper_rows(s, me, clock.now()),
+                today=clock.now().date().isoformat(),
+                config_valid_days=hub_state().config.certificate_valid_days,
                 failure=failure,
             )
         if me.role == SITE_STAFF:
@@ -340,20 +361,41 @@ def create_organisation() -> ResponseReturnValue:
     def change() -> None:
         data = _form(OrganisationIn)
         with hub_state().db.transaction() as s:
-            accounts.create_organisation(s, name=data.name, contact=data.contact)
+            accounts.create_organisation(
+                s, name=data.name, contact=data.contact, offers=data.offers
+            )
 
     return _attempt("add-organisation", change, _organisations_page, "admin.organisations")
 
 
-@bp.route("/organisations/<int:organisation_id>/contact", methods=["POST"])
-@roles_required(ADMIN)
-def set_organisation_contact(organisation_id: int) -> ResponseReturnValue:
-    def change() -> None:
-        data = _form(ContactIn)
-        with hub_state().db.transaction() as s:
-            accounts.set_organisation_contact(s, organisation_id, data.contact)
+@bp.route("/organisations/<int:organisation_id>/profile", methods=["POST"])
+@roles_required(ADMIN, COORDINATOR)
+def set_organisation_profile(organisation_id: int) -> ResponseReturnValue:
+    """Admins edit any profile; a coordinator their own, which an admin then screens again."""
+    me = caller()
 
-    form = f"organisation-contact-{organisation_id}"
+    def change() -> None:
+        data = _form(ProfileIn)
+        with hub_state().db.transaction() as s:
+            service.set_organisation_profile(
+                s, me, organisation_id, contact=data.contact, offers=data.offers
+            )
+
+    form = f"organisation-profile-{organisation_id}"
+    if me.role == ADMIN:
+        return _attempt(form, change, _organisations_page, "admin.organisations")
+    return _attempt(form, change, _index_page, "admin.index")
+
+
+@bp.route("/organisations/<int:organisation_id>/approval", methods=["POST"])
+@roles_required(ADMIN)
+def set_organisation_approved(organisation_id: int) -> ResponseReturnValue:
+    def change() -> None:
+        data = _form(ApprovedIn)
+        with hub_state().db.transaction() as s:
+            service.set_organisation_approved(s, caller(), organisation_id, data.approved)
+
+    form = f"organisation-approval-{organisation_id}"
     return _attempt(form, change, _organisations_page, "admin.organisations")
 
 
@@ -386,6 +428,7 @@ def _users_page(failure: Failure | None) -> str:
             role_choices=[(r.value, names[r.value]) for r in accounts.CREATABLE_ROLES],
             org_choices=[(o.id, o.name) for o in service.organisations(s)],
             site_choices=[(row.site.id, row.site.name) for row in service.sites(s)],
+            today=clock.now().date().isoformat(),
             failure=failure,
         )
 
@@ -447,8 +490,16 @@ def create_user() -> ResponseReturnValue:
 def set_approved(user_id: int) -> ResponseReturnValue:
     def change(me: Identity) -> None:
         data = _form(ApprovedIn)
-        with hub_state().db.matching_transaction() as s:
-            notices = service.set_approved(s, me, user_id, data.approved, clock.now())
+        approval = (
+            service.Approval(data.certificate_checked_on, data.introduction_done)
+            if data.approved
+            else None
+        )
+        state = hub_state()
+        with state.db.matching_transaction() as s:
+            notices = service.set_approved(
+                s, me, user_id, approval, clock.now(), state.config.certificate_valid_days
+            )
         deliver(notices)
         hub_state().kick_matching()
 

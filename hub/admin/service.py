@@ -7,7 +7,7 @@ coordinator cannot even learn that another organisation's helper exists)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from flask_babel import gettext as _
@@ -90,6 +90,25 @@ def organisation_for(s: Session, actor: Identity, organisation_id: int) -> Organ
     return organisation
 
 
+def set_organisation_profile(
+    s: Session, actor: Identity, organisation_id: int, *, contact: str, offers: str
+) -> Organisation:
+    """Admins edit any profile, coordinators their own organisation's (to be screened again)."""
+    organisation = organisation_for(s, actor, organisation_id)
+    accounts.set_organisation_profile(organisation, actor, contact=contact, offers=offers)
+    return organisation
+
+
+def set_organisation_approved(
+    s: Session, actor: Identity, organisation_id: int, approved: bool
+) -> Organisation:
+    if actor.role != Role.ADMIN:
+        raise Forbidden(_("Your role may not do this."))
+    organisation = organisation_for(s, actor, organisation_id)
+    accounts.set_organisation_approved(organisation, approved)
+    return organisation
+
+
 # ---------------------------------------------------------------------------------------------
 # Users
 
@@ -110,14 +129,59 @@ def users(s: Session, actor: Identity, role: Role | None = None) -> list[User]:
 
 
 def set_approved(
-    s: Session, actor: Identity, user_id: int, approved: bool, now: datetime
+    s: Session,
+    actor: Identity,
+    user_id: int,
+    approval: Approval | None,
+    now: datetime,
+    valid_days: int,
 ) -> list[Notice]:
-    """Record that a helper's child-protection certificate was checked, or withdraw that."""
+    """Approve a helper (or record a new check of their certificate), or with None withdraw the
+    approval, which takes them off duty."""
     helper = _user_in_scope(s, actor, user_id)
     if helper.role != Role.HELPER.value:
         raise Invalid(_("Only helpers need approval."))
-    accounts.set_user_approved(helper, approved)
-    return [] if approved else take_off_duty(s, helper.id, now)
+    if approval is None:
+        accounts.withdraw_approval(helper)
+        return take_off_duty(s, helper.id, now)
+    accounts.approve_helper(
+        helper,
+        certificate_checked_on=approval.certificate_checked_on,
+        introduction_done=approval.introduction_done,
+        now=now,
+        valid_days=valid_days,
+    )
+    return []
+
+
+@dataclass(frozen=True)
+class Approval:
+    certificate_checked_on: date | None
+    introduction_done: bool
+
+
+@dataclass(frozen=True)
+class HelperRow:
+    """A helper as their coordinator sees them: the account and where their vetting stands."""
+
+    user: User
+    may_help: bool
+    expiring_soon: bool
+    expired: bool
+
+
+def helper_rows(s: Session, actor: Identity, now: datetime) -> list[HelperRow]:
+    return [
+        HelperRow(
+            user,
+            accounts.may_help(user, now),
+            accounts.certificate_expiring_soon(user, now),
+            user.approved
+            and user.certificate_expires_on is not None
+            and user.certificate_expires_on <= now.date(),
+        )
+        for user in users(s, actor, Role.HELPER)
+    ]
 
 
 def set_active(

@@ -16,13 +16,14 @@ from flask_babel import gettext as _
 from sqlalchemy import Row, func, select, update
 from sqlalchemy.orm import Session
 
+from hub.accounts import service as accounts
 from hub.accounts.access import Identity
 from hub.accounts.models import User, helper_languages, helper_subjects
 from hub.attachments import service as attachments
 from hub.attachments.models import Attachment
 from hub.catalog.models import GRADES, Language, Subject
 from hub.config import HubConfig
-from hub.errors import Conflict, Forbidden, Invalid, NotFound
+from hub.errors import Conflict, Invalid, NotFound
 from hub.matching import policy
 from hub.matching.models import (
     DutyStatus,
@@ -36,6 +37,7 @@ from hub.realtime.models import Connection
 from hub.realtime.notices import Notice
 from hub.rooms import service as rooms
 from hub.rooms.models import Room
+from hub.schedule import service as schedule
 
 # Rows of a few columns, read by name: the passes over the queue read these rather than ORM
 # objects, which with thousands waiting cost most of a pass (bench/matching.py).
@@ -67,6 +69,7 @@ def create_request(
 ) -> dict[str, Any]:
     if open_request_of(s, student.user_id) is not None:
         raise Conflict(_("You are already waiting for a helper."))
+    schedule.refuse_if_closed(s, now, config.zone)  # nobody would serve the queue
     subject = s.get(Subject, subject_id)
     if subject is None or not subject.active:
         raise Invalid(_("That subject does not exist."), fields={"subject": "unknown"})
@@ -88,13 +91,16 @@ def create_request(
     s.flush()
     if attachment_ids:
         attachments.attach_to_request(s, student.user_id, attachment_ids, request.id)
-    status = queue_status(s, request, config)
+    status = queue_status(s, request, config, now)
     request.told_position, request.told_eta_s = status["position"], status["eta_s"]
     return {"request_id": request.id, **status}
 
 
-def queue_status(s: Session, request: HelpRequest, config: HubConfig) -> dict[str, Any]:
-    """The student's place and estimated wait, as told in the ack and in `queue:update`."""
+def queue_status(
+    s: Session, request: HelpRequest, config: HubConfig, now: datetime
+) -> dict[str, Any]:
+    """The student's place and estimated wait, as told in the ack and in `queue:update`; when
+    nobody on duty can help, `next_shift`: when the next shift starts (ISO, UTC), else None."""
     position = 1 + (
         s.scalar(
             select(func.count()).where(
@@ -107,7 +113,12 @@ def queue_status(s: Session, request: HelpRequest, config: HubConfig) -> dict[st
         or 0
     )
     eta = help_at_hand(s, config).wait_s(position, request)
-    return {"position": position, "eta_s": eta, "next_shift": None}
+    shift = schedule.next_shift(s, now, config.zone) if eta is None else None
+    return {
+        "position": position,
+        "eta_s": eta,
+        "next_shift": shift.starts_at.isoformat() if shift else None,
+    }
 
 
 def cancel_request(s: Session, student: Identity, request_id: int, now: datetime) -> list[Notice]:
@@ -166,12 +177,12 @@ def student_gone(s: Session, student_id: int, now: datetime) -> None:
     )
 
 
-def student_back(s: Session, student_id: int, config: HubConfig) -> list[Notice]:
+def student_back(s: Session, student_id: int, config: HubConfig, now: datetime) -> list[Notice]:
     """The state a reconnecting student gets back: its waiting request's place, or its room."""
     request = open_request_of(s, student_id)
     if request is not None:
         request.offline_since = None
-        status = queue_status(s, request, config)
+        status = queue_status(s, request, config, now)
         request.told_position, request.told_eta_s = status["position"], status["eta_s"]
         return [Notice(student_id, "queue:update", {"request_id": request.id, **status})]
     return _rejoin_notices(s, student_id)
@@ -182,9 +193,8 @@ def student_back(s: Session, student_id: int, config: HubConfig) -> list[Notice]
 
 
 def set_duty(s: Session, helper: Identity, status: DutyStatus, now: datetime) -> list[Notice]:
-    # One column, not the User: loading a User also loads its site, organisation and skills.
-    if not s.scalar(select(User.approved).where(User.id == helper.user_id)):
-        raise Forbidden(_("A coordinator must approve you before you can go on duty."))
+    if status != DutyStatus.OFF:  # going off is always allowed
+        accounts.check_may_go_on_duty(s, helper.user_id, now)
     duty = s.get(HelperDuty, helper.user_id)
     if duty is None:
         duty = HelperDuty(helper_id=helper.user_id, status=DutyStatus.OFF, idle_since=now)
@@ -230,13 +240,19 @@ def _free_the_helper(s: Session, room: Room, now: datetime) -> list[Notice]:
     return helper_free(s, room.helper_id, now)
 
 
-def take_off_duty(s: Session, helper_id: int, now: datetime) -> list[Notice]:
-    """Off duty at once, e.g. when deactivated or no longer approved; pending offers move on."""
+def take_off_duty(
+    s: Session, helper_id: int, now: datetime, message: str | None = None
+) -> list[Notice]:
+    """Off duty at once, e.g. when deactivated or no longer approved; pending offers move on.
+    `message` tells the helper why (the helper station shows it)."""
     s.execute(
         update(HelperDuty).where(HelperDuty.helper_id == helper_id).values(status=DutyStatus.OFF)
     )
     withdrawn = _withdraw_offers(s, Offer.helper_id == helper_id, now)
-    return [Notice(helper_id, "duty:status", {"status": DutyStatus.OFF.value}), *withdrawn]
+    status: dict[str, Any] = {"status": DutyStatus.OFF.value}
+    if message is not None:
+        status["message"] = message
+    return [Notice(helper_id, "duty:status", status), *withdrawn]
 
 
 def helper_back(s: Session, helper_id: int) -> list[Notice]:
