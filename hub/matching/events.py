@@ -109,7 +109,7 @@ def _on_connected(identity: Identity) -> None:
     state = hub_state()
     with state.db.matching_transaction() as s:
         if identity.role == Role.STUDENT:
-            notices = service.student_back(s, identity.user_id, state.config)
+            notices = service.student_back(s, identity.user_id, state.config, clock.now())
         elif identity.role == Role.HELPER:
             notices = service.helper_back(s, identity.user_id)
         else:

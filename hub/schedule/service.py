@@ -14,13 +14,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from hub.errors import Invalid
+from hub.errors import HubError, Invalid
 from hub.schedule.models import WEEKDAYS, ClosedDay, OpeningHours
 from hub.state import hub_state
 
@@ -97,14 +100,68 @@ def next_opening(s: Session, now: datetime, zone: ZoneInfo | None = None) -> dat
         while day in closed:
             day += timedelta(days=1)
         return _utc(day, time(0), zone) if day <= today + HORIZON else None
-    # Week by week, so a normal week costs one short pass, and a long holiday a few.
+    shift = next_shift(s, now, zone)
+    return shift.starts_at if shift else None
+
+
+def next_shift(s: Session, now: datetime, zone: ZoneInfo | None = None) -> Shift | None:
+    """The first shift that starts after `now`; None with no opening hours, or none within a
+    year."""
+    zone = zone or cafe_zone()
+    if not _has_opening_hours(s):
+        return None
+    # Week by week: a normal week costs one short pass, a long holiday a few.
     start = now
     while start < now + HORIZON:
         for shift in shifts_between(s, start, start + timedelta(days=7), zone):
             if shift.starts_at > now:
-                return shift.starts_at
+                return shift
         start += timedelta(days=7)
     return None
+
+
+class Closed(HubError):
+    """Refused because the café is closed now; `details.opens_at` says when it opens (ISO, UTC),
+    null if it does not open within a year."""
+
+    code = "closed"
+    status = 409
+
+
+def refuse_if_closed(s: Session, now: datetime, zone: ZoneInfo | None = None) -> None:
+    """Raise Closed, saying when the café opens next, if it is closed at `now`."""
+    status = opening_status(s, now, zone)
+    if not status["open"]:
+        raise Closed(status["message"], opens_at=status["opens_at"])
+
+
+def closed_message(opens_at: datetime | None, now: datetime, zone: ZoneInfo) -> str:
+    """ "The café is closed now. We open again on Monday at 15:00." in the caller's language."""
+    if opens_at is None:
+        return _("The homework café is closed now.")
+    local, today = opens_at.astimezone(zone), now.astimezone(zone).date()
+    at = f"{local:%H:%M}"
+    if local.date() == today:
+        return _("The homework café is closed now. We open again today at %(time)s.", time=at)
+    # A weekday name is enough within a week; further ahead the date too.
+    shape = "EEEE" if local.date() - today < timedelta(days=7) else "EEEE d MMMM"
+    day = format_date(local.date(), shape, locale=str(get_locale() or "da"))
+    return _(
+        "The homework café is closed now. We open again on %(day)s at %(time)s.", day=day, time=at
+    )
+
+
+def opening_status(s: Session, now: datetime, zone: ZoneInfo | None = None) -> dict[str, Any]:
+    """Whether the café is open at `now`, and if not when it opens and what to tell a student."""
+    zone = zone or cafe_zone()
+    if is_open(s, now, zone):
+        return {"open": True, "opens_at": None, "message": ""}
+    opens_at = next_opening(s, now, zone)
+    return {
+        "open": False,
+        "opens_at": opens_at.isoformat() if opens_at else None,
+        "message": closed_message(opens_at, now, zone),
+    }
 
 
 def _utc(day: date, at: time, zone: ZoneInfo) -> datetime:
