@@ -28,7 +28,8 @@ phase and is what the idle timeout calls.
 Inside, the facade hands each call to the part that owns it (one module each): `pairing`,
 `connection` (the hub connection and the routing of its events), `asking` (start, request, queue),
 `room` (the call and the room's life), `chat` (chat and break-room lines), `document` (the shared
-document), `outbox` (what must reach the hub even after a restart); `context` is what they share,
+document), `outbox` (what must reach the hub even after a restart), `helpdesk` (a problem
+with the kiosk, sent through the outbox); `context` is what they share,
 `values` what crosses to the UI. The facade itself keeps what spans the parts: opening and closing
 the device, finishing a visit, and resuming it after a reconnect."""
 
@@ -51,6 +52,7 @@ from appliance.visit.chat import Chat
 from appliance.visit.connection import HubLink
 from appliance.visit.context import Context, VisitData
 from appliance.visit.document import Document
+from appliance.visit.helpdesk import Helpdesk, Problem
 from appliance.visit.outbox import Outbox
 from appliance.visit.pairing import KioskPairing
 from appliance.visit.room import Room
@@ -79,6 +81,7 @@ __all__ = [
     "Options",
     "PairingView",
     "Phase",
+    "Problem",
     "Stroke",
     "Subject",
     "Visit",
@@ -124,6 +127,7 @@ class Visit:
         )
         self._pairing = KioskPairing(ctx, connect=self._link.connect)
         self._outbox = Outbox(ctx, self._link)
+        self._helpdesk = Helpdesk(ctx, self._outbox)
         self._chat = Chat(ctx, self._link)
         self._document = Document(ctx, self._link)
         self._room = Room(ctx, self._link, self._media, self._chat, self._document)
@@ -253,6 +257,12 @@ class Visit:
         """Report a problem with the room; kept in the outbox until the hub has it. Resolves
         once delivered or safely queued for later."""
         return self._ctx.run(self._outbox.send, "room:report", {"text": text})
+
+    def ask_helpdesk(self, problem: Problem, text: str = "") -> Future[None]:
+        """Tell the hub's helpdesk about a problem with the kiosk (camera, sound, other), in or
+        out of a visit; kept in the outbox until the hub has it. Resolves once delivered or
+        safely queued for later."""
+        return self._ctx.run(self._helpdesk.send, problem, text, quiet=True)
 
     def feedback(self, rating: int, comment: str = "") -> Future[None]:
         """Rating 1–5 and an optional comment after the room; kept in the outbox until sent."""
