@@ -6,20 +6,28 @@ closed tickets deleted after the retention period."""
 from __future__ import annotations
 
 import re
+import signal
 import time
 from datetime import timedelta
 
+import pygame
 from sqlalchemy import select
 
+from appliance.visit import Visit
 from hub import clock
 from hub.accounts.models import Organisation, Role, Site, User
 from hub.accounts.service import hash_password
 from hub.config import HubConfig
 from hub.helpdesk.models import Ticket, TicketReply
-from tests.conftest import both_backends
+from kiosk_ui.app import App
+from kiosk_ui.screens.help import HelpOverlay
+from kiosk_ui.settings import Settings
+from kiosk_ui.theme import DESIGN_H, DESIGN_W
+from tests.conftest import both_backends, start_hub
 from tests.hubclient import PASSWORD, Browserless, advance_clock
-from tests.kiosks import paired_kiosk
+from tests.kiosks import pair_into, paired_kiosk
 from tests.test_admin import Staff, rows, texts
+from tests.test_appliance import kiosk_options, wait_until
 from tests.test_reports import reported_room
 
 
@@ -267,3 +275,59 @@ def test_closed_tickets_are_deleted_after_the_retention_period(hub):
                 break
         assert time.monotonic() < deadline, "the hub's housekeeping kept a closed ticket"
         time.sleep(0.05)
+
+
+def test_a_student_at_the_kiosk_taps_problem_and_the_staff_get_a_ticket(hub, tmp_path, monkeypatch):
+    """The help overlay in this process (SDL's dummy driver) on a paired kiosk's real Visit; a
+    ticket sent while the hub is down waits in the outbox and arrives when it is back."""
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    data_dir = tmp_path / "kiosk"
+    device_id = pair_into(hub, data_dir)["device_id"]
+    visit = Visit(kiosk_options(hub, data_dir))
+    visit.open()
+    pygame.display.init()
+    pygame.font.init()
+    try:
+        wait_until(lambda: visit.snapshot().connection == "connected", what="connected")
+        app = App(visit, Settings(), pygame.display.set_mode((DESIGN_W, DESIGN_H)))
+        overlay = HelpOverlay(app)
+        app.open(overlay)
+
+        def tap(widget_id: str) -> None:
+            [widget] = [w for w in overlay.refresh() if w.id == widget_id]
+            assert widget.enabled and widget.on_tap is not None, widget_id
+            widget.on_tap()
+
+        assert not next(w for w in overlay.refresh() if w.id == "help.send").enabled
+        tap("help.camera")
+        for key in "sort billede":
+            overlay.key(key)
+        tap("help.send")
+        wait_until(lambda: overlay.update(0.1) or overlay.sent, what="sent")
+        assert [w.id for w in overlay.refresh()] == ["help.box", "help.thanks", "help.close"]
+        tap("help.close")
+        assert app.overlays == []
+        ticket = only_ticket(hub)
+        assert (ticket.category, ticket.text, ticket.device_id) == (
+            "camera",
+            "sort billede",
+            device_id,
+        )
+
+        hub.process.send_signal(signal.SIGKILL)
+        hub.process.wait()
+        wait_until(lambda: visit.snapshot().connection != "connected", what="the drop noticed")
+        visit.ask_helpdesk("sound", "ingen lyd").result(10)  # queued: nothing to wait for
+        assert "ingen lyd" in (data_dir / "kiosk.json").read_text()
+        port = int(hub.url.rsplit(":", 1)[1])
+        hub.process, _url, _log = start_hub(hub.db.url, hub.data_dir, port=port)
+
+        def delivered() -> bool:
+            with hub.db.transaction() as s:
+                return s.scalar(select(Ticket).where(Ticket.category == "sound")) is not None
+
+        wait_until(delivered, timeout=30, what="the queued ticket delivered")
+        wait_until(lambda: "ingen lyd" not in (data_dir / "kiosk.json").read_text())
+    finally:
+        visit.close()
+        pygame.quit()
