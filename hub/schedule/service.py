@@ -10,6 +10,7 @@ outside a request or the hub's loops, and otherwise reads the running hub's."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -145,7 +146,7 @@ def closed_message(opens_at: datetime | None, now: datetime, zone: ZoneInfo) -> 
         return _("The homework café is closed now. We open again today at %(time)s.", time=at)
     # A weekday name is enough within a week; further ahead the date too.
     shape = "EEEE" if local.date() - today < timedelta(days=7) else "EEEE d MMMM"
-    day = format_date(local.date(), shape, locale=str(get_locale() or "da"))
+    day = format_date(local.date(), shape, locale=_locale())
     return _(
         "The homework café is closed now. We open again on %(day)s at %(time)s.", day=day, time=at
     )
@@ -182,6 +183,10 @@ class Block:
     opens: time
     closes: time
 
+    @property
+    def text(self) -> str:
+        return f"{self.opens:%H:%M}–{self.closes:%H:%M}"
+
 
 def opening_hours(s: Session) -> list[Block]:
     """Every opening block, by weekday and time."""
@@ -194,15 +199,19 @@ def opening_hours(s: Session) -> list[Block]:
 
 
 def set_opening_hours(s: Session, blocks: Iterable[Block]) -> None:
-    """Replace the whole week's opening hours. Refuses a block that ends before it starts or that
-    overlaps another on the same day (Invalid, with the weekday in `fields`)."""
+    """Replace the whole week's opening hours. Refuses a block that does not end after it starts,
+    or that overlaps another on the same day (Invalid; `fields` names the day, e.g. "day0")."""
     by_day: dict[int, list[Block]] = {}
     for block in blocks:
         if block.weekday not in WEEKDAYS:
             raise Invalid(_("That weekday does not exist."), fields={"weekday": "unknown"})
         if block.closes <= block.opens:
             raise Invalid(
-                _("A block of opening hours must end after it starts."),
+                _(
+                    "%(day)s: %(block)s must end after it starts.",
+                    day=weekday_name(block.weekday),
+                    block=block.text,
+                ),
                 fields={f"day{block.weekday}": "ends_before_start"},
             )
         by_day.setdefault(block.weekday, []).append(block)
@@ -211,7 +220,12 @@ def set_opening_hours(s: Session, blocks: Iterable[Block]) -> None:
         for earlier, later in pairwise(day_blocks):
             if later.opens < earlier.closes:
                 raise Invalid(
-                    _("Blocks of opening hours on the same day must not overlap."),
+                    _(
+                        "%(day)s: %(first)s and %(second)s overlap.",
+                        day=weekday_name(weekday),
+                        first=earlier.text,
+                        second=later.text,
+                    ),
                     fields={f"day{weekday}": "overlap"},
                 )
     s.execute(delete(OpeningHours))
@@ -220,6 +234,41 @@ def set_opening_hours(s: Session, blocks: Iterable[Block]) -> None:
         for day_blocks in by_day.values()
         for b in day_blocks
     )
+
+
+# "15:00-18:00" or "15.00–18.00"; blocks of one day separated by commas.
+_BLOCK = re.compile(r"^(\d{1,2})[:.](\d{2})\s*[-–]\s*(\d{1,2})[:.](\d{2})$")
+
+
+def parse_day(weekday: int, text: str) -> list[Block]:
+    """One day's opening hours as written in the admin form, e.g. "15:00-18:00, 19:00-21:00";
+    blank is closed that weekday."""
+    blocks = []
+    for part in (p.strip() for p in re.split(r"[,;]", text)):
+        if not part:
+            continue
+        found = _BLOCK.match(part)
+        try:
+            if found is None:
+                raise ValueError(part)
+            h1, m1, h2, m2 = (int(x) for x in found.groups())
+            blocks.append(Block(weekday, time(h1, m1), time(h2, m2)))
+        except ValueError:
+            raise Invalid(
+                _(
+                    "%(day)s: write each block as from–to in 24-hour time, "
+                    "e.g. 15:00–18:00, 19:00–21:00.",
+                    day=weekday_name(weekday),
+                ),
+                fields={f"day{weekday}": "unreadable"},
+            ) from None
+    return blocks
+
+
+def weekday_name(weekday: int) -> str:
+    """ "Monday" for 0, in the caller's language, capitalised (it starts a sentence)."""
+    name = format_date(date(2024, 1, 1) + timedelta(days=weekday), "EEEE", locale=_locale())
+    return name[:1].upper() + name[1:]
 
 
 def closed_days_from(s: Session, first: date) -> Sequence[ClosedDay]:
@@ -238,6 +287,10 @@ def add_closed_day(s: Session, day: date, reason: str) -> None:
 
 def remove_closed_day(s: Session, day: date) -> None:
     s.execute(delete(ClosedDay).where(ClosedDay.day == day))
+
+
+def _locale() -> str:
+    return str(get_locale() or "da")
 
 
 def _has_opening_hours(s: Session) -> bool:
