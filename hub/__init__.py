@@ -63,6 +63,7 @@ def create_app(config: HubConfig) -> Flask:
     from hub.matching.routes import helper_bp, student_bp
     from hub.rooms.docsocket import bp as room_doc_bp
     from hub.rooms.routes import bp as reports_bp
+    from hub.schedule.routes import bp as schedule_bp
     from hub.shifts.routes import bp as shifts_bp
     from hub.stats.routes import bp as stats_bp
 
@@ -77,6 +78,7 @@ def create_app(config: HubConfig) -> Flask:
         student_bp,
         reports_bp,
         room_doc_bp,
+        schedule_bp,
         shifts_bp,
         stats_bp,
     ):
