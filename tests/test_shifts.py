@@ -20,6 +20,7 @@ from hub.matching.models import HelpRequest
 from hub.schedule.models import OpeningHours
 from hub.schedule.service import Shift, shifts_between
 from hub.shifts.models import ShiftSignup, SwapProposal
+from hub.shifts.service import next_covered_shift
 from tests.conftest import both_backends
 from tests.hubclient import PASSWORD, Browserless, advance_clock
 
@@ -361,3 +362,28 @@ def test_a_helpers_calendar_feed_lists_their_shifts_at_a_secret_address(hub, shi
     helper.post("/shifts/feed/renew")
     assert requests.get(url, timeout=10).status_code == 404
     assert requests.get(hub.url + "/shifts/feed/guess.ics", timeout=10).status_code == 404
+
+
+def test_the_next_covered_shift_is_the_first_with_a_helper_for_that_subject_grade_language(
+    hub, shifts
+):
+    with hub.db.transaction() as s:
+        math = s.scalar(select(Subject.id).where(Subject.key == "math"))
+        helper2 = s.scalar(select(User).where(User.username == "helper2"))
+        assert math is not None and helper2 is not None
+        helper2.languages = [lang for lang in helper2.languages if lang.code == "da"]
+        helper2.grade_max = 9
+    Staff(hub.url, "helper1").post("/shifts/signup", key=shifts[2].key)
+    Staff(hub.url, "helper2").post("/shifts/signup", key=shifts[1].key)
+    now = datetime.now(UTC) + timedelta(days=1)
+    with hub.db.transaction() as s:
+
+        def next_for(grade: int, language: str | None) -> datetime | None:
+            shift = next_covered_shift(s, math, grade, language, now, ZONE)
+            return shift.starts_at if shift else None
+
+        assert next_for(9, "da") == shifts[1].starts_at
+        assert next_for(9, None) == shifts[1].starts_at
+        assert next_for(10, "da") == shifts[2].starts_at  # helper 2 teaches up to grade 9
+        assert next_for(9, "ar") == shifts[2].starts_at  # only helper 1 speaks Arabic
+        assert next_for(9, "so") is None

@@ -306,7 +306,7 @@ def helpers_on(s: Session, keys: Iterable[str]) -> dict[str, list[User]]:
         .where(ShiftSignup.shift_key.in_(keys), User.active, User.approved)
         .order_by(User.display_name)
     )
-    for key, user in rows.tuples():
+    for key, user in rows:
         on[key].append(user)
     return on
 
@@ -376,13 +376,19 @@ def _can_help(helper: User, subject_id: int, grade: int, language_code: str | No
 
 
 def next_covered_shift(
-    s: Session, subject_id: int, grade: int, language_code: str | None, now: datetime
+    s: Session,
+    subject_id: int,
+    grade: int,
+    language_code: str | None,
+    now: datetime,
+    zone: ZoneInfo | None = None,
 ) -> Shift | None:
     """The first shift starting after `now` (within PLAN_DAYS) with a helper signed up who can
-    help with this subject, grade and (if given) language; for the wait estimate's "next at"."""
+    help with this subject, grade and (if given) language; for the wait estimate's "next at".
+    `zone`: the café's, as in hub.schedule (default: the running hub's)."""
     shifts = [
         shift
-        for shift in shifts_between(s, now, now + timedelta(days=PLAN_DAYS))
+        for shift in shifts_between(s, now, now + timedelta(days=PLAN_DAYS), zone)
         if shift.starts_at > now
     ]
     on = helpers_on(s, (shift.key for shift in shifts))
