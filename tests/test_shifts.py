@@ -167,6 +167,8 @@ def test_helper_signs_up_and_may_drop_only_until_the_cutoff(hub, shifts):
         "You can no longer drop this shift — it starts in less than 24 hours."
     ]
     assert signed_up(hub, first.key) == {"helper1"}
+    locked = texts(late.text, "shift-locked")
+    assert locked == ["Starts within 24 hours: ask your coordinator if you cannot come."]
     # Inside the cut-off a helper may still sign up: it only adds cover.
     helper2 = Staff(hub.url, "helper2", lang="da")
     assert helper2.post("/shifts/signup", key=first.key).status_code == 200

@@ -207,7 +207,6 @@ def answer_swap(
     offered = _signup(s, swap.from_helper_id, swap.offered_key)
     wanted = _signup(s, helper_id, swap.wanted_key) if swap.wanted_key else None
     if offered is None or (swap.wanted_key and wanted is None):
-        swap.status = SwapStatus.WITHDRAWN
         raise Conflict(_("This swap has already been answered or withdrawn."), reason="answered")
     for signup in (offered, wanted):
         if signup is not None:
