@@ -12,7 +12,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from hub import create_app
+from hub import clock, create_app
 from hub.accounts.models import Organisation, Site, User
 from hub.catalog.models import Subject
 from hub.config import HubConfig
@@ -259,7 +259,7 @@ def test_admin_edits_a_site_contact_and_creates_an_organisation(hub):
     assert org["contact"] == "urk@example.org"
     assert org["helpers"] == "0"
     org_id = ids(hub, Organisation, name="Ungdommens Røde Kors")
-    page = admin.post(f"/admin/organisations/{org_id}/contact", contact="Ny kontakt")
+    page = admin.post(f"/admin/organisations/{org_id}/profile", contact="Ny kontakt")
     org = row(page.text, "organisation", name="Ungdommens Røde Kors")
     assert org["contact"] == "Ny kontakt"
     demo = row(page.text, "organisation", name="Demo-frivillige")
@@ -330,7 +330,12 @@ def test_helper_created_by_admin_goes_on_duty_only_after_their_coordinator_appro
     assert row(page.text, "user", username="nyhjaelper")["approved"] == "No"
     assert "Child-protection certificate checked — approve" in page.text
     helper_id = ids(hub, User, username="nyhjaelper")
-    page = coordinator.post(f"/admin/users/{helper_id}/approval", approved="1")
+    page = coordinator.post(
+        f"/admin/users/{helper_id}/approval",
+        approved="1",
+        certificate_checked_on=clock.now().date().isoformat(),
+        introduction_done="1",
+    )
     assert page.url.endswith("/admin")
     assert row(page.text, "user", username="nyhjaelper")["approved"] == "Yes"
 
