@@ -18,6 +18,7 @@ from hub import clock
 from hub.accounts.models import Organisation, Role, Site, User
 from hub.accounts.service import hash_password
 from hub.config import HubConfig
+from hub.helpdesk import service
 from hub.helpdesk.models import Ticket, TicketReply
 from kiosk_ui.app import App
 from kiosk_ui.screens.help import HelpOverlay
@@ -139,7 +140,7 @@ def test_someone_who_could_not_log_in_follows_the_answer_with_a_code_shown_once(
             data={"csrf_token": visitor.csrf("/help/follow"), "code": code},
         )
 
-    answer = follow(codes[0].lower().replace("-", " "))
+    answer = follow(codes[0].lower().replace("-", " "))  # typed as it comes
     assert answer.status_code == 200
     assert rows(answer.text, "reply") == [
         {"from": "Admin", "text": "Spørg din lærer om en ny kode"}
@@ -236,6 +237,7 @@ def test_room_reports_are_tickets_for_the_helpers_coordinators_and_admins_only(h
     assert row["link"] == "Report from a session"
     page = coordinator.get(f"/help/tickets/{ticket.id}").text
     assert re.search(r'href="/admin/reports/\d+" data-testid="ticket-report"', page)
+    assert texts(page, "ticket-report-state") == ["The report is open."]
     coordinator.post(f"/help/tickets/{ticket.id}/reply", text="Jeg tager mig af det")
     assert [
         r["status"] for r in rows(Staff(hub.url, "admin").get("/help/desk").text, "ticket")
@@ -248,8 +250,12 @@ def test_room_reports_are_tickets_for_the_helpers_coordinators_and_admins_only(h
     # the reporter (helper1) does not read the coordinators' handling of a report here
     assert Staff(hub.url, "helper1").get(f"/help/tickets/{ticket.id}").status_code == 404
     assert rows(Staff(hub.url, "helper1").get("/help/mine").text, "ticket") == []
-    # and the reports page works as before
-    assert len(rows(coordinator.get("/admin/reports").text, "report")) == 1
+    # and the reports page works as before; closing the report there shows on the ticket
+    [report] = rows(coordinator.get("/admin/reports").text, "report")
+    assert report["status"] == "Open"
+    coordinator.post(f"/admin/reports/{ticket.report_id}/close", resolution="Talt med eleven")
+    page = coordinator.get(f"/help/tickets/{ticket.id}").text
+    assert texts(page, "ticket-report-state") == ["The report is closed."]
 
 
 def test_closed_tickets_are_deleted_after_the_retention_period(hub):
@@ -331,3 +337,22 @@ def test_a_student_at_the_kiosk_taps_problem_and_the_staff_get_a_ticket(hub, tmp
     finally:
         visit.close()
         pygame.quit()
+
+
+def test_tickets_without_an_account_are_limited_so_a_script_cannot_fill_the_database(hub):
+    visitor = Browserless(hub.url, lang="en")
+    token = visitor.csrf("/help/new")
+
+    def send():
+        return visitor.http.post(
+            hub.url + "/help/new", data={"csrf_token": token, "category": "login", "page": "/"}
+        )
+
+    for _i in range(service.ANONYMOUS_LIMIT):
+        assert send().status_code == 200
+    refused = send()
+    assert refused.status_code == 429
+    assert "try again in a while" in texts(refused.text, "form-error")[0]
+    assert Staff(hub.url, "student1").post("/help/new", category="other").status_code == 200
+    advance_clock(hub.url, service.ANONYMOUS_WINDOW.total_seconds())
+    assert send().status_code == 200

@@ -15,13 +15,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask_babel import gettext as _
-from sqlalchemy import ColumnElement, delete, false, or_, select, true
+from sqlalchemy import ColumnElement, delete, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from hub.accounts.access import Identity
 from hub.accounts.models import Role, Site, User
 from hub.devices.models import Device
-from hub.errors import Conflict, Forbidden, Invalid, NotFound
+from hub.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
 from hub.forms import CODE_ALPHABET
 from hub.helpdesk.models import Ticket, TicketKind, TicketReply, TicketStatus
 from hub.rooms.models import Report
@@ -30,6 +30,10 @@ from hub.rooms.models import Report
 PAGE_CATEGORIES = ("login", "camera", "sound", "other")
 KIOSK_CATEGORIES = ("camera", "sound", "other")
 FOLLOW_CODE_LENGTH = 12
+# Tickets without an account (the login page's) per ANONYMOUS_WINDOW across the hub: more are
+# refused for a while, so a script cannot fill the database.
+ANONYMOUS_LIMIT = 30
+ANONYMOUS_WINDOW = timedelta(minutes=10)
 
 
 def _digest(code: str) -> str:
@@ -79,6 +83,7 @@ def open_ticket(
         created_at=now,
     )
     if reporter is None:
+        _limit_anonymous(s, now)
         code = "".join(secrets.choice(CODE_ALPHABET) for _i in range(FOLLOW_CODE_LENGTH))
         ticket.follow_code_hash = _digest(code)
     else:
@@ -86,6 +91,18 @@ def open_ticket(
     s.add(ticket)
     s.flush()
     return ticket, code
+
+
+def _limit_anonymous(s: Session, now: datetime) -> None:
+    recent = s.scalar(
+        select(func.count(Ticket.id)).where(
+            Ticket.follow_code_hash.is_not(None), Ticket.created_at > now - ANONYMOUS_WINDOW
+        )
+    )
+    if (recent or 0) >= ANONYMOUS_LIMIT:
+        raise RateLimited(
+            _("Too many messages were sent without logging in. Please try again in a while.")
+        )
 
 
 def open_kiosk_ticket(
@@ -171,6 +188,7 @@ class TicketView:
     assignee: str
     worker: bool  # the reader may change status, assign and reply as staff
     assignable: list[User]
+    report_closed: bool | None  # a report's own state (closed on its page), None for problems
 
 
 def _ticket(s: Session, reader: Identity, ticket_id: int, worker: bool) -> Ticket:
@@ -192,6 +210,7 @@ def _view(s: Session, ticket: Ticket, worker: bool) -> TicketView:
     )
     device = s.get(Device, ticket.device_id) if ticket.device_id is not None else None
     site = s.get(Site, ticket.site_id) if ticket.site_id is not None else None
+    report = s.get(Report, ticket.report_id) if ticket.report_id is not None else None
     return TicketView(
         ticket=ticket,
         replies=[(r, _name(s, r.author_id)) for r in replies],
@@ -201,6 +220,7 @@ def _view(s: Session, ticket: Ticket, worker: bool) -> TicketView:
         assignee=_name(s, ticket.assignee_id),
         worker=worker,
         assignable=_assignable(s, ticket) if worker else [],
+        report_closed=report.closed_at is not None if report is not None else None,
     )
 
 
