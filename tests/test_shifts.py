@@ -313,6 +313,12 @@ def test_coverage_counts_helpers_per_subject_grade_and_language_and_names_the_ga
         for a, text in tagged(page.text, "demand-cell")
     }
     assert demand == {(0, 16): "0.5", (1, 15): "0.25"}
+    cover = {(int(a["data-day"]), int(a["data-hour"])) for a, _t in tagged(page.text, "cover-cell")}
+    assert cover == {(covered.starts_at.astimezone(ZONE).weekday(), hour) for hour in (15, 16, 17)}
+
+    danish = Staff(hub.url, "coordinator1", lang="da").get("/shifts/coverage")
+    [gaps] = texts(danish.text.split(f'data-key="{covered.key}"', 1)[1], "coverage-gaps")[:1]
+    assert gaps.startswith("Huller (9): Persisk, Kurdisk")
 
 
 def test_a_coordinator_assigns_helpers_of_their_own_organisation_only(hub, shifts):
