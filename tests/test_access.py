@@ -38,6 +38,7 @@ EVENTS = {
     ),
     "device:command_done": ({"kiosk"}, {"command_id": 1, "ok": True}),
     "device:ice": ({"kiosk"}, {}),
+    "helpdesk:ticket": ({"kiosk"}, {"problem": "other", "ref": "access-test-1"}),
     "visit:resume": ({"kiosk"}, {"visit_id": 1}),
     # A started visit makes the kiosk's connection a student too: end it right after.
     "visit:start": ({"kiosk"}, {"nickname": "Ali", "grade": 9}),
@@ -76,6 +77,7 @@ def test_the_list_of_events_under_test_is_complete():
     """A new event must be added to EVENTS, so its refusals are tested too."""
     import hub.breakroom.events
     import hub.devices.events
+    import hub.helpdesk.events
     import hub.matching.events
     import hub.rooms.events  # noqa: F401
     from hub.realtime.events import registered_events
