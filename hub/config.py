@@ -53,6 +53,11 @@ class HubConfig:
     shift_change_cutoff_h: float = 24.0
     # The café's local time: opening hours and shifts are wall-clock times here (IANA name).
     timezone: str = "Europe/Copenhagen"
+    # Operations (docs/operations.md, "Health, metrics and logs")
+    log_format: str = "text"  # or "json": one JSON object per line, for a log collector
+    metrics_token: str = ""  # /metrics answers anyone with "Authorization: Bearer <this>"
+    # ... and, without the token, direct (not proxied) requests from these addresses/networks
+    metrics_allow: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
     # Tests only: the clock can be moved forward over HTTP (hub.clock); never on in production.
     test_clock: bool = False
 
