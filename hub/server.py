@@ -12,7 +12,7 @@ import gevent
 from flask import Flask
 from gevent import pywsgi
 
-from hub import create_app, housekeeping
+from hub import create_app, housekeeping, logs
 from hub.config import HubConfig
 from hub.db import Database
 from hub.demo import seed_catalog
@@ -32,6 +32,7 @@ def prepare_database(db: Database) -> None:
 
 
 def build(config: HubConfig, migrate: bool = True) -> Flask:
+    logs.configure(config.log_format)
     app = create_app(config)
     state: HubState = app.extensions["lektiecafe"]
     if migrate:

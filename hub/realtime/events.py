@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ from flask_socketio import SocketIO, join_room
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from hub import clock
+from hub import clock, metrics
 from hub.accounts.access import (
     Identity,
     current_identity,
@@ -66,13 +67,22 @@ class SocketEvents:
         def decorate(fn: Callable[[Identity, M], dict[str, Any] | None]) -> Handler:
             @functools.wraps(fn)
             def run(data: Any = None, *_extra: Any) -> dict[str, Any]:
+                started = time.perf_counter()
+                answer = answer_of(data)
+                error = answer.get("error")
+                metrics.socket_event_answered(
+                    event, time.perf_counter() - started, error["code"] if error else None
+                )
+                return answer
+
+            def answer_of(data: Any) -> dict[str, Any]:
                 try:
                     identity = require(allowed)
                     result = fn(identity, parse(data, payload))
                 except HubError as exc:
                     return {"ok": False, "error": exc.as_dict()}
                 except Exception:
-                    log.exception("socket event %s failed", event)
+                    log.exception("socket event %s failed", event, extra={"event": event})
                     return {
                         "ok": False,
                         "error": {
