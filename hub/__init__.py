@@ -119,10 +119,9 @@ def create_app(config: HubConfig) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     app.context_processor(lambda: {"locale": select_locale(), "locales": LOCALES})
 
-    @app.route("/healthz")
-    def healthz() -> ResponseReturnValue:
-        return {"ok": True}
+    from hub import operations
 
+    operations.init_app(app)  # /healthz, /readyz, /metrics and what the metrics count
     return app
 
 
