@@ -134,6 +134,7 @@ def _vetted(now: datetime, expiring_soon: bool) -> dict[str, object]:
     return {
         "approved": True,
         "introduction_done": True,
+        "welcome_seen": True,
         "certificate_checked_on": expires_on - valid,
         "certificate_expires_on": expires_on,
     }

@@ -217,7 +217,15 @@ def test_a_helper_signs_up_and_goes_on_duty_once_the_certificate_and_introductio
     stored = db_one(hub, User, username="frivillig")
     assert stored.introduction_done is True
     assert duty(hub, "frivillig")["ok"] is True
+
+    # Once approved, the welcome page is shown: at login and on the station, until read.
+    assert texts(helper.get("/helper").text, "welcome-due")
+    login = Browserless(hub.url, lang="en").login("frivillig")
+    assert login.headers["Location"].endswith("/welcome")
     assert texts(helper.get("/welcome").text, "welcome-approved")
+    assert texts(helper.get("/helper").text, "welcome-due") == []
+    login = Browserless(hub.url, lang="en").login("frivillig")
+    assert login.headers["Location"].endswith("/helper")
 
 
 def test_an_expired_check_takes_the_helper_off_duty_and_refuses_duty_until_checked_again(hub):
@@ -229,12 +237,13 @@ def test_an_expired_check_takes_the_helper_off_duty_and_refuses_duty_until_check
 
     told = helper.wait_for("duty:status", where=lambda m: "message" in m)
     assert told["status"] == "off"
-    assert "child-protection certificate check has expired" in told["message"]
+    # The loop speaks the hub's default language, Danish.
+    assert "børneattest er udløbet" in told["message"]
     helper_id = ids(hub, User, username="helper1")
     assert db_one(hub, HelperDuty, helper_id=helper_id).status == "off"
     refused = helper.call("duty:set", {"status": "available"})
     assert refused["ok"] is False and refused["error"]["code"] == "forbidden"
-    assert "certificate check has expired" in refused["error"]["message"]
+    assert "børneattest er udløbet" in refused["error"]["message"]  # the socket speaks Danish
     assert helper.call("duty:set", {"status": "off"})["ok"] is True  # going off is always fine
 
     station = Staff(hub.url, "helper1").get("/helper").text
@@ -334,7 +343,7 @@ def test_the_migration_keeps_approved_helpers_able_to_go_on_duty(backend, tmp_pa
             old = helpers["gammel"]
             assert old.certificate_checked_on == date(2026, 1, 15)
             assert old.certificate_expires_on == date(2026, 1, 15) + timedelta(days=2 * 365)
-            assert old.introduction_done is True
+            assert old.introduction_done is True and old.welcome_seen is True
             new = helpers["ny"]
             assert (new.certificate_checked_on, new.introduction_done) == (None, False)
         db.dispose()

@@ -85,6 +85,8 @@ class User(Base):
     # The check's date plus the validity period in force when it was checked.
     certificate_expires_on: Mapped[date | None] = mapped_column(default=None)
     introduction_done: Mapped[bool] = mapped_column(default=False)
+    # Has read the welcome page since being approved (until then login leads there).
+    welcome_seen: Mapped[bool] = mapped_column(default=False)
     grade_min: Mapped[int] = mapped_column(default=8)
     grade_max: Mapped[int] = mapped_column(default=10)
     active: Mapped[bool] = mapped_column(default=True)

@@ -54,6 +54,12 @@ def _authenticate(data: LoginIn) -> Identity:
 
 
 def start_page(identity: Identity) -> str:
+    """Where a login leads: the role's start page, or for a newly approved helper the welcome."""
+    if identity.role == Role.HELPER:
+        with hub_state().db.transaction() as s:
+            user = s.get(User, identity.user_id)
+            if user is not None and service.welcome_due(user):
+                return url_for("accounts.welcome")
     return url_for(service.START_PAGES[identity.role])
 
 
@@ -179,6 +185,7 @@ def welcome() -> ResponseReturnValue:
     with hub_state().db.transaction() as s:
         user = s.get(User, caller().user_id)
         assert user is not None
+        service.welcome_read(user, clock.now())
         return render_template("welcome.html", me=user, standing=helper_standing(user))
 
 

@@ -353,6 +353,18 @@ def withdraw_approval(user: User) -> None:
     user.approved = False
 
 
+def welcome_due(user: User) -> bool:
+    """Approved but has not read the welcome page since: login and the station lead there."""
+    return user.role == Role.HELPER.value and user.approved and not user.welcome_seen
+
+
+def welcome_read(user: User, now: datetime) -> None:
+    """The helper opened the welcome page; it counts once they may help (before approval the
+    page is only a preview and is shown again after it)."""
+    if may_help(user, now):
+        user.welcome_seen = True
+
+
 def duty_refusal(user: User, now: datetime) -> str | None:
     """Why this helper may not go on duty now, in words for them; None if they may."""
     return _refusal(

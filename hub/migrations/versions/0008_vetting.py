@@ -7,8 +7,9 @@ Create Date: 2026-12-03 08:50:00.000000
 Organisations that exist were made by admins, so they count as screened (approved). Helpers
 already approved had their certificate checked under the old rule, which kept no date: they get
 their account's creation date as the check date (a check cannot have come before the account, so
-this never makes a certificate look newer than it is) and the introduction as done, so they can
-go on duty as before; the oldest are warned first and checked again within two years.
+this never makes a certificate look newer than it is), the introduction as done and the welcome
+page as read, so they can go on duty as before; the oldest are warned first and checked again
+within two years.
 """
 
 from collections.abc import Sequence
@@ -39,6 +40,9 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("introduction_done", sa.Boolean(), nullable=False, server_default=sa.false())
         )
+        batch_op.add_column(
+            sa.Column("welcome_seen", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
     connection = op.get_bind()
     organisations = sa.table("organisations", sa.column("approved", sa.Boolean()))
@@ -52,6 +56,7 @@ def upgrade() -> None:
         sa.column("certificate_checked_on", sa.Date()),
         sa.column("certificate_expires_on", sa.Date()),
         sa.column("introduction_done", sa.Boolean()),
+        sa.column("welcome_seen", sa.Boolean()),
     )
     approved_helpers = sa.select(users.c.id, users.c.created_at).where(
         users.c.role == "helper", users.c.approved.is_(True)
@@ -65,12 +70,14 @@ def upgrade() -> None:
                 certificate_checked_on=checked_on,
                 certificate_expires_on=checked_on + CERTIFICATE_VALID,
                 introduction_done=True,
+                welcome_seen=True,  # they are already helping; no need to send them there
             )
         )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_column("welcome_seen")
         batch_op.drop_column("introduction_done")
         batch_op.drop_column("certificate_expires_on")
         batch_op.drop_column("certificate_checked_on")
