@@ -2,8 +2,8 @@
 object per line (`log_format = "json"`, for a log collector in production).
 
 Nothing the hub logs names a person: no usernames, nicknames, chat, notes or client addresses.
-Log calls pass ids and event names only; `event` and `duration_ms` given as `extra` become
-fields of the JSON object."""
+Log calls pass ids and event names only; `event` given as `extra` becomes a
+field of the JSON object."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # LogRecord attributes that become JSON fields when a log call gives them as `extra`.
-EXTRA_FIELDS = ("event", "duration_ms")
+EXTRA_FIELDS = ("event",)
 
 
 class JsonFormatter(logging.Formatter):
