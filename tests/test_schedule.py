@@ -228,6 +228,20 @@ def test_the_ack_names_the_next_shift_when_nobody_on_duty_can_help(hub):
     assert update["next_shift"] == utc_iso(monday, 19)
 
 
+def test_the_next_shift_is_one_a_helper_who_can_help_signed_up_for(hub):
+    pilot_hours(hub)
+    monday = next_weekday(hub, 0)
+    move_to(hub, local(monday, 16))
+    set_profile(hub, "helper2", ["math"], grades=(8, 9))
+    tuesday_evening = utc_iso(monday + timedelta(days=1), 19)
+    signed = Staff(hub.url, "helper2").post("/shifts/signup", key=tuesday_evening)
+    assert signed.status_code == 200, signed.text
+
+    assert ask(student(hub, "student1"), hub, "math", grade=9)["next_shift"] == tuesday_evening
+    # Nobody signed up for grade 10: the next shift at all.
+    assert ask(student(hub, "student2"), hub, "math", grade=10)["next_shift"] == utc_iso(monday, 19)
+
+
 # ---------------------------------------------------------------------------------------------
 # The admin page
 

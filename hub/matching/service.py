@@ -38,6 +38,7 @@ from hub.realtime.notices import Notice
 from hub.rooms import service as rooms
 from hub.rooms.models import Room
 from hub.schedule import service as schedule
+from hub.shifts import service as shifts
 
 # Rows of a few columns, read by name: the passes over the queue read these rather than ORM
 # objects, which with thousands waiting cost most of a pass (bench/matching.py).
@@ -100,7 +101,8 @@ def queue_status(
     s: Session, request: HelpRequest, config: HubConfig, now: datetime
 ) -> dict[str, Any]:
     """The student's place and estimated wait, as told in the ack and in `queue:update`; when
-    nobody on duty can help, `next_shift`: when the next shift starts (ISO, UTC), else None."""
+    nobody on duty can help, `next_shift`: when the next shift that can help starts (ISO, UTC),
+    else None."""
     position = 1 + (
         s.scalar(
             select(func.count()).where(
@@ -113,12 +115,22 @@ def queue_status(
         or 0
     )
     eta = help_at_hand(s, config).wait_s(position, request)
-    shift = schedule.next_shift(s, now, config.zone) if eta is None else None
+    shift = _next_shift_for(s, request, now, config) if eta is None else None
     return {
         "position": position,
         "eta_s": eta,
         "next_shift": shift.starts_at.isoformat() if shift else None,
     }
+
+
+def _next_shift_for(
+    s: Session, request: HelpRequest, now: datetime, config: HubConfig
+) -> schedule.Shift | None:
+    """The next shift a helper who can take `request` signed up for; without one, the next shift
+    at all (helpers may come on duty without signing up)."""
+    return shifts.next_covered_shift(
+        s, request.subject_id, request.grade, request.language_code, now, config.zone
+    ) or schedule.next_shift(s, now, config.zone)
 
 
 def cancel_request(s: Session, student: Identity, request_id: int, now: datetime) -> list[Notice]:
