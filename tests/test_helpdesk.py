@@ -296,8 +296,11 @@ def test_a_student_at_the_kiosk_taps_problem_and_the_staff_get_a_ticket(hub, tmp
     try:
         wait_until(lambda: visit.snapshot().connection == "connected", what="connected")
         app = App(visit, Settings(), pygame.display.set_mode((DESIGN_W, DESIGN_H)))
-        overlay = HelpOverlay(app)
-        app.open(overlay)
+        # The attract screen's Problem? button opens the overlay.
+        [button] = [w for w in app.screen.refresh() if w.id == "help"]
+        button.on_tap()
+        [overlay] = app.overlays
+        assert isinstance(overlay, HelpOverlay)
 
         def tap(widget_id: str) -> None:
             [widget] = [w for w in overlay.refresh() if w.id == widget_id]

@@ -22,6 +22,7 @@ from kiosk_ui.screens.common import (
     notice_box,
     problem,
 )
+from kiosk_ui.screens.help import help_button
 from kiosk_ui.widgets import Button, Label, TextInput, Widget
 
 NICKNAME_MAX = 30  # the hub's limit (visit:start)
@@ -53,6 +54,7 @@ class AttractScreen(Screen):
                 style="secondary",
                 size=28,
             ),
+            help_button(self.host, theme.rect(24, 24, 200, 72)),
             Label(
                 "title",
                 theme.rect(80, 130, 1120, 110),
