@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 import requests
+from sqlalchemy import text
 
-from tests.conftest import free_port, start_hub, stop
+from hub.db import Database
+from tests.conftest import both_backends, free_port, start_hub, stop
 from tests.hubclient import Client
 
 TOKEN = "metrics-test-token"
@@ -142,3 +145,15 @@ def test_json_logs_parse_and_name_nobody(database_url, tmp_path):
     text = log.read_text()
     for personal in ("student1", "Elev 1", "brøk"):
         assert personal not in text
+
+
+@both_backends
+def test_a_database_error_never_carries_the_values_of_the_row(database_url):
+    """An error is logged with its message: the statement may be shown, a child's name never."""
+    db = Database(database_url)
+    try:
+        with pytest.raises(Exception) as failed, db.transaction() as s:
+            s.execute(text("INSERT INTO no_such_table VALUES (:nickname)"), {"nickname": "Zainab"})
+        assert "Zainab" not in str(failed.value)
+    finally:
+        db.dispose()
