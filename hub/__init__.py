@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -86,26 +87,15 @@ def create_app(config: HubConfig) -> Flask:
     clock.init_app(app, config)  # the test clock's edges; they answer 404 unless test_clock
 
     from hub.accounts.mydata import student_deleting
-    from hub.breakroom import events as breakroom_events
-    from hub.devices import events as devices_events
     from hub.devices.service import identify as identify_kiosk
-    from hub.helpdesk import events as helpdesk_events
     from hub.helpdesk.service import open_report_ticket
-    from hub.matching import events as matching_events
     from hub.realtime import events as realtime_events
-    from hub.rooms import events as rooms_events
     from hub.rooms.service import report_filed
     from hub.stats.service import archive_student
 
     # Socket handlers, bound to this app's Socket.IO server like the blueprints above.
     realtime_events.register(socketio, identify_kiosk)
-    for feature in (
-        breakroom_events,
-        devices_events,
-        helpdesk_events,
-        matching_events,
-        rooms_events,
-    ):
+    for feature in socket_features():
         feature.events.register(socketio)
     # A deleted student's requests stay in the statistics, anonymous.
     student_deleting.connect(archive_student)
@@ -137,6 +127,15 @@ class _OneSerializerSessions(SecureCookieSessionInterface):
             cached = super().get_signing_serializer(app)
             app.extensions["lektiecafe.session_serializer"] = cached
         return cached
+
+
+SOCKET_FEATURES = ("breakroom", "devices", "helpdesk", "matching", "rooms")
+
+
+def socket_features() -> list[Any]:
+    """The `events` modules of the features with socket events: the factory registers them, the
+    refusal tests walk every event they declare."""
+    return [importlib.import_module(f"hub.{name}.events") for name in SOCKET_FEATURES]
 
 
 def select_locale() -> str:

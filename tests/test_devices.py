@@ -5,7 +5,6 @@ Socket.IO against a running hub."""
 from __future__ import annotations
 
 import hashlib
-import importlib
 import io
 import re
 import time
@@ -17,7 +16,7 @@ import socketio
 from PIL import Image
 from sqlalchemy import select
 
-from hub import clock, housekeeping
+from hub import clock, housekeeping, socket_features
 from hub.accounts.models import Role, User
 from hub.config import HubConfig
 from hub.db import Database
@@ -482,14 +481,14 @@ def test_a_kiosk_that_drops_during_a_visit_resumes_it(hub):
 
 
 def test_kiosk_events_refuse_people_and_peoples_events_refuse_a_kiosk(hub):
-    for feature in ("breakroom", "devices", "matching", "rooms"):
-        importlib.import_module(f"hub.{feature}.events")
+    socket_features()
     events = registered_events()
     kiosk_events = {e for e, roles in events.items() if Role.KIOSK in roles}
     assert kiosk_events == {
         "device:heartbeat",
         "device:command_done",
         "device:ice",
+        "helpdesk:ticket",
         "visit:start",
         "visit:resume",
         "visit:end",
