@@ -51,6 +51,15 @@ class HubConfig:
     certificate_valid_days: int = 2 * 365
     # Shifts: helpers may drop or swap a shift until this many hours before it starts
     shift_change_cutoff_h: float = 24.0
+    # ... and are reminded this many minutes before (on the helper station, and by e-mail)
+    shift_reminder_minutes: int = 60
+    # E-mail (shift reminders); no smtp_host, no e-mail. smtp_starttls upgrades the connection.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = "lektiecafe@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str = ""  # log in to the SMTP server when given
+    smtp_password: str = field(default="", repr=False)
     # The café's local time: opening hours and shifts are wall-clock times here (IANA name).
     timezone: str = "Europe/Copenhagen"
     # Operations (docs/operations.md, "Health, metrics and logs")
