@@ -139,11 +139,26 @@ def socket_features() -> list[Any]:
 
 
 def select_locale() -> str:
-    chosen = session.get("lang") if _has_request() else None
+    """Danish, the café's language, unless someone chose: the language switch (kept in the
+    session), or a program (the kiosk, an API client: a call to /api/ or a socket that carries no
+    session cookie) that asks in Accept-Language. A browser's Accept-Language says how its machine
+    was set up, not what the pupil reads (a Danish pupil on an English school machine sends
+    "en-US,en"), so a browser gets another language only if it asks for one the hub has other
+    than English, every machine's default, and Danish is not among its choices."""
+    if not _has_request():
+        return "da"
+    chosen = session.get("lang")
     if chosen in LOCALES:
         return str(chosen)
-    if _has_request():
-        return request.accept_languages.best_match(LOCALES) or "da"
+    asked = request.accept_languages
+    program = request.path.startswith(("/api/", "/socket.io/")) and (
+        "lektiecafe_session" not in request.cookies
+    )
+    if program:
+        return asked.best_match(LOCALES) or "da"
+    others = [code for code in LOCALES if code not in ("da", "en")]
+    if others and asked.best_match(("da",)) is None:
+        return asked.best_match(others) or "da"
     return "da"
 
 

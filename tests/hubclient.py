@@ -35,13 +35,24 @@ def advance_clock(base_url: str, seconds: float) -> None:
 class Browserless:
     """An HTTP session logged in through the real login form (cookie + CSRF).
 
-    `lang` is the browser's Accept-Language; None leaves it out, so the hub's default applies."""
+    `lang` ("da" or "en") is the language the person picked with the switch on every page (and
+    their browser's Accept-Language); None picks nothing, so the hub's default applies."""
 
     def __init__(self, base_url: str, lang: str | None = None) -> None:
         self.base_url = base_url
         self.http = requests.Session()
         if lang:
             self.http.headers["Accept-Language"] = lang
+            self.choose_language(lang)
+
+    def choose_language(self, code: str) -> None:
+        """The language switch (the hub remembers it in the session, also across a login)."""
+        chosen = self.http.post(
+            f"{self.base_url}/lang/{code}",
+            data={"csrf_token": self.csrf(), "next": "/login"},
+            allow_redirects=False,
+        )
+        assert chosen.status_code == 302, chosen.text
 
     def csrf(self, path: str = "/login") -> str:
         page = self.http.get(self.base_url + path)

@@ -80,6 +80,7 @@ def test_staff1_restarts_a_kiosk_from_the_page_and_the_history_shows_it_came_bac
 
     page = log_in(browser, hub, "staff1", locale="en-GB")
     page.goto("/admin/devices")
+    page.get_by_role("button", name="English").click()  # an English browser still gets Danish
     kiosk_row = page.locator(f'[data-testid="device-row"][data-device-id="{device_id}"]')
     problems = kiosk_row.get_by_test_id("device-problems")
     until(

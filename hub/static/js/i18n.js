@@ -63,12 +63,21 @@ export function showConnection(el, state, t, everConnected = true) {
   }
 }
 
+// Times are 24-hour in every language ("14:05", never "2:05 PM"): Danish pupils read English
+// pages too, and the hub's own pages write times that way.
+const CLOCK = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+
 /** "14:05" for an ISO timestamp, in the page's language. */
 export function clockTime(iso) {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return "";
-  return d.toLocaleTimeString(document.documentElement.lang || undefined, {
-    hour: "2-digit",
-    minute: "2-digit",
+  return d.toLocaleTimeString(document.documentElement.lang || undefined, CLOCK);
+}
+
+/** "Monday 15:00" (or "mandag 15.00") for a Date, in the page's language. */
+export function dayAndTime(when) {
+  return when.toLocaleString(document.documentElement.lang || undefined, {
+    weekday: "long",
+    ...CLOCK,
   });
 }

@@ -2,7 +2,7 @@
 // the match. One page, three views; the hub tells a (re)connecting page which one it is in.
 
 import { connect, onConnectionChange } from "./socket.js";
-import { clockTime, pageTexts, randomId, readJSON, showConnection } from "./i18n.js";
+import { clockTime, dayAndTime, pageTexts, randomId, readJSON, showConnection } from "./i18n.js";
 import { messageItem } from "./chat.js";
 import { createRoom } from "./room.js";
 
@@ -237,11 +237,7 @@ function renderQueue(position, eta, nextShift) {
     const when = new Date(nextShift);
     const shown = Number.isNaN(when.getTime())
       ? String(nextShift)
-      : when.toLocaleString(document.documentElement.lang || undefined, {
-          weekday: "long",
-          hour: "2-digit",
-          minute: "2-digit",
-        });
+      : dayAndTime(when);
     text += ` ${t("Helpers are on duty again from {when}.", { when: shown })}`;
   }
   setText(etaEl, text);
