@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask, Response, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -108,6 +109,8 @@ def create_app(config: HubConfig) -> Flask:
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
     app.context_processor(lambda: {"locale": select_locale(), "locales": LOCALES})
+    # Numbers in the reader's language: 0,25 in Danish, 0.25 in English.
+    app.jinja_env.filters["decimal"] = lambda value: format_decimal(value, format="0.##")
 
     from hub import operations
 
