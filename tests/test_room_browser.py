@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
 
 from tests.test_browser import (
     CHROMIUM_ARGS,
@@ -290,3 +297,47 @@ def test_notes_chat_and_drawing_made_offline_arrive_when_the_connection_is_back(
     expect(student.get_by_test_id("whiteboard")).to_have_attribute("data-strokes", "1")
     expect(helper.get_by_test_id("doc-text")).to_have_attribute("data-pending", "0")
     expect(helper.get_by_test_id("chat-log").locator(".pending")).to_have_count(0)
+
+
+# Each side's offer or answer goes out 1.5 s after the browser set it, so the candidates that
+# the browser gathers meanwhile reach the other side before the description they belong to (as
+# when the hub relays a small candidate before a large offer). Counts the candidates added.
+LATE_DESCRIPTIONS = """(() => {
+  const proto = RTCPeerConnection.prototype;
+  const setLocal = proto.setLocalDescription;
+  proto.setLocalDescription = async function (...args) {
+    await setLocal.apply(this, args);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+  };
+  const add = proto.addIceCandidate;
+  window.candidatesAdded = 0;
+  proto.addIceCandidate = async function (...args) {
+    await add.apply(this, args);
+    window.candidatesAdded += 1;
+  };
+})();"""
+
+
+def test_candidates_that_overtake_the_offer_or_answer_are_kept_until_it_comes(media_browser, hub):
+    complaints: list[str] = []
+
+    def listen(page: Page, who: str) -> Page:
+        def on_console(m: ConsoleMessage) -> None:
+            if m.type in ("warning", "error") and re.search("candidate", m.text, re.I):
+                complaints.append(f"{who}: {m.type}: {m.text}")
+
+        page.on("console", on_console)
+        return page
+
+    student, helper = (
+        listen(log_in(media_browser, hub, who, LATE_DESCRIPTIONS, **DESKTOP, **MEDIA), who)
+        for who in ("student1", "helper1")
+    )
+    ask(student, hub, "Opgave 7")
+    go_on_duty(helper)
+    helper.get_by_test_id("offer-accept").click()
+    for page in (student, helper):
+        expect_video_from_the_other_side(page)
+    assert complaints == []
+    for page in (student, helper):
+        assert page.evaluate("window.candidatesAdded") > 0, "no candidate of the other side used"

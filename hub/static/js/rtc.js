@@ -16,10 +16,18 @@
 const RESTART_AFTER_DISCONNECT_MS = 4000; // "disconnected" often heals by itself within seconds
 const OFFER_WAIT_MS = 2000; // the polite side asks for an offer when none came this long
 const CONNECT_WATCHDOG_MS = 15000; // no connection after this long: try a fresh ICE round
+const EARLY_CANDIDATES_MAX = 64; // candidates kept for a description that has not come yet
 
 /** The o= session id of an SDP: the same for every negotiation of one RTCPeerConnection. */
 function sessionOf(sdp) {
   const match = /^o=\S+ (\d+) /m.exec(sdp || "");
+  return match ? match[1] : null;
+}
+
+/** The ICE username fragment a candidate belongs to, or null when it does not say. */
+function ufragOf(candidate) {
+  if (candidate.usernameFragment) return candidate.usernameFragment;
+  const match = / ufrag (\S+)/.exec(candidate.candidate);
   return match ? match[1] : null;
 }
 
@@ -62,6 +70,9 @@ export function createCall({
   let ignoreOffer = false;
   let settingRemoteAnswer = false;
   let signals = Promise.resolve(); // incoming signals are handled one at a time, in order
+  // The hub handles each signal on its own, so a candidate can overtake the offer or answer it
+  // belongs to: kept here until that remote description is set, then added.
+  let earlyCandidates = [];
   let disconnectTimer = null;
   let offerWaitTimer = null;
   let watchdog = null;
@@ -184,6 +195,7 @@ export function createCall({
         candidate: candidate.candidate,
         sdpMid: candidate.sdpMid,
         sdpMLineIndex: candidate.sdpMLineIndex,
+        usernameFragment: candidate.usernameFragment || undefined,
       });
     });
     conn.addEventListener("negotiationneeded", async () => {
@@ -283,6 +295,38 @@ export function createCall({
     }, OFFER_WAIT_MS);
   }
 
+  /** Whether the candidate belongs to the connection's current remote description. */
+  function fitsRemote(conn, candidate) {
+    if (!conn || !conn.remoteDescription) return false;
+    const ufrag = ufragOf(candidate);
+    return !ufrag || conn.remoteDescription.sdp.split(/\r?\n/).includes(`a=ice-ufrag:${ufrag}`);
+  }
+
+  async function addCandidate(conn, candidate) {
+    try {
+      await conn.addIceCandidate(candidate);
+    } catch (err) {
+      if (pc === conn && !ignoreOffer) console.warn("ICE candidate refused", err);
+    }
+  }
+
+  /** A candidate from the other side: added now, or kept until its description is set. */
+  async function onCandidate(candidate) {
+    if (fitsRemote(pc, candidate)) {
+      await addCandidate(pc, candidate);
+      return;
+    }
+    earlyCandidates.push(candidate);
+    if (earlyCandidates.length > EARLY_CANDIDATES_MAX) earlyCandidates.shift();
+  }
+
+  /** After a remote description is set: adds the candidates that came before it. */
+  async function addEarlyCandidates(conn) {
+    const fitting = earlyCandidates.filter((candidate) => fitsRemote(conn, candidate));
+    earlyCandidates = earlyCandidates.filter((candidate) => !fitting.includes(candidate));
+    for (const candidate of fitting) await addCandidate(conn, candidate);
+  }
+
   async function handleDescription(description) {
     if (description.type === "offer" && polite) {
       // A fresh RTCPeerConnection on the other side (they reloaded): start a fresh one here too.
@@ -310,6 +354,7 @@ export function createCall({
     } finally {
       settingRemoteAnswer = false;
     }
+    await addEarlyCandidates(conn);
     if (description.type === "offer") {
       for (const transceiver of conn.getTransceivers()) {
         if (transceiverKind(transceiver) && !transceiver.stopped)
@@ -330,12 +375,8 @@ export function createCall({
       clearTimeout(offerWaitTimer);
       await handleDescription({ type: data.type, sdp: data.sdp });
     } else if (m.kind === "candidate") {
-      if (!pc || !data || typeof data.candidate !== "string") return;
-      try {
-        await pc.addIceCandidate(data);
-      } catch (err) {
-        if (!ignoreOffer) console.warn("ICE candidate refused", err);
-      }
+      if (!data || typeof data.candidate !== "string" || !data.candidate) return;
+      await onCandidate(data);
     } else if (m.kind === "restart" && !polite) {
       peerPresent = true;
       if (!resendOffer()) restart();
