@@ -1,5 +1,5 @@
-"""`lektiecafe SUBCOMMAND`: hub, demo, migrate, create-admin, backup, restore, migrate-data, kiosk,
-provision."""
+"""`lektiecafe SUBCOMMAND`: hub, demo, cluster, migrate, create-admin, backup, restore,
+migrate-data, kiosk, provision."""
 
 from __future__ import annotations
 
@@ -48,6 +48,28 @@ def _parser() -> argparse.ArgumentParser:
     _hub_options(demo)
     demo.add_argument("--students", type=int, default=5, help="demo students (default 5)")
     demo.add_argument("--helpers", type=int, default=3, help="demo helpers (default 3)")
+
+    cluster = sub.add_parser(
+        "cluster",
+        help="run several hub processes on PostgreSQL and Redis behind nginx, on this machine",
+    )
+    cluster.add_argument("--hubs", type=int, default=2, help="hub processes (default 2)")
+    cluster.add_argument(
+        "--database-url",
+        required=True,
+        help="PostgreSQL, e.g. postgresql+psycopg://127.0.0.1:5432/lektiecafe",
+    )
+    cluster.add_argument(
+        "--redis-url", default="redis://127.0.0.1:6379/0", help="default redis://127.0.0.1:6379/0"
+    )
+    cluster.add_argument(
+        "--demo", action="store_true", help="add the demo logins if the database has no accounts"
+    )
+    cluster.add_argument("--students", type=int, default=5, help="demo students (default 5)")
+    cluster.add_argument("--helpers", type=int, default=3, help="demo helpers (default 3)")
+    cluster.add_argument(
+        "--folder", type=Path, help="for the shared data dir, logs and nginx (default: a new one)"
+    )
 
     _database_options(sub.add_parser("migrate", help="upgrade the database schema and stop"))
 
@@ -124,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     command = {
         "hub": _run_hub,
         "demo": _run_demo,
+        "cluster": _run_cluster,
         "migrate": _migrate,
         "create-admin": _create_admin,
         "backup": _backup,
@@ -186,6 +209,74 @@ def _run_demo(args: argparse.Namespace) -> int:
     print("\n".join(lines), flush=True)
     serve(build(config, migrate=False), args.host, args.port)
     return 0
+
+
+def _run_cluster(args: argparse.Namespace) -> int:
+    import secrets
+    import signal
+    import time
+
+    from sqlalchemy import func, select
+
+    from hub import clock
+    from hub.accounts.models import User
+    from hub.db import Database
+    from hub.demo import DEMO_PASSWORD, seed_demo
+    from hub.server import prepare_database
+    from lektiecafe.cluster import ClusterDidNotStart, start_cluster
+
+    if not args.database_url.startswith("postgresql"):
+        print("Several hub processes need PostgreSQL: give --database-url postgresql+psycopg://…")
+        return 2
+    if args.hubs < 1:
+        print("--hubs must be at least 1.")
+        return 2
+    folder: Path = args.folder or Path(tempfile.mkdtemp(prefix="lektiecafe-cluster-"))
+    db = Database(args.database_url)
+    prepare_database(db)
+    if args.demo:
+        with db.transaction() as s:
+            if s.scalar(select(func.count()).select_from(User)):
+                print("The database has accounts already: no demo logins added.")
+            else:
+                seed_demo(s, students=args.students, helpers=args.helpers, now=clock.now())
+                print(f"Demo logins added (student1, helper1, admin, …; password {DEMO_PASSWORD}).")
+    db.dispose()
+    try:
+        cluster = start_cluster(
+            args.hubs, args.database_url, args.redis_url, folder, secrets.token_hex(32)
+        )
+    except ClusterDidNotStart as exc:
+        print(f"The cluster did not start: {exc}")
+        return 1
+    assert cluster.front is not None
+    lines = [
+        f"Lektiecafé: {args.hubs} hub processes behind nginx at {cluster.front.url}/login",
+        f"  (a self-signed certificate: {cluster.front.ca}; plain HTTP {cluster.front.http_url})",
+        *(
+            f"  hub {n}: {hub.url}  pid {hub.pid}  log {hub.log}"
+            for n, hub in enumerate(cluster.hubs, 1)
+        ),
+        f"  nginx: pid {cluster.front.process.pid}  errors {cluster.front.error_log}",
+        "Ctrl-C stops everything.",
+    ]
+    print("\n".join(lines), flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    told: set[int] = set()
+    try:
+        # A hub process that dies is reported; nginx sends its clients to the others.
+        while len(told) < len(cluster.hubs):
+            for number, hub in enumerate(cluster.hubs, 1):
+                code = hub.process.poll()
+                if code is not None and number not in told:
+                    told.add(number)
+                    print(f"Hub process {number} stopped (exit code {code}).", flush=True)
+            time.sleep(1)
+        return 1
+    except (KeyboardInterrupt, SystemExit):
+        return 0
+    finally:
+        cluster.stop()
 
 
 def _migrate(args: argparse.Namespace) -> int:

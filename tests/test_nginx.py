@@ -10,7 +10,6 @@ instead of 80 and 443)."""
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import shutil
 import socket
@@ -18,73 +17,25 @@ import ssl
 import subprocess
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import requests
 import socketio
 from playwright.sync_api import Browser, expect, sync_playwright
 
+from lektiecafe.cluster import (
+    HUB_NAME,
+    TURN_NAME,
+    ClusterDidNotStart,
+    Front,
+    start_front,
+    wait_for_port,
+)
 from tests.conftest import ROOT, RunningHub, free_port, stop
 from tests.test_browser import CHROMIUM_ARGS, log_in
 from tests.test_rooms import matched, open_doc, type_text
-from tests.test_turn import wait_for_port
 
 pytestmark = pytest.mark.slow
-
-NGINX = Path("/usr/sbin/nginx")
-STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
-HUB_NAME, TURN_NAME = "localhost", "turn.localhost"
-
-
-@dataclass
-class Front:
-    http_url: str  # the plain-HTTP listener (port 80 in production)
-    url: str  # https://localhost:<port 443 in production>
-    port: int
-    ca: Path  # the self-signed certificate, to trust
-    access_log: Path  # the http-level access log Debian's nginx.conf has
-    error_log: Path
-
-
-@pytest.fixture
-def certificate(tmp_path: Path) -> tuple[Path, Path]:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            f"/CN={HUB_NAME}",
-            "-addext",
-            f"subjectAltName=DNS:{HUB_NAME},DNS:{TURN_NAME},IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
-
-
-def shipped(name: str, replacements: dict[str, str]) -> str:
-    """A shipped file with its listening ports moved; each replaced text must be there."""
-    text = (ROOT / "deploy/nginx" / name).read_text()
-    for old, new in replacements.items():
-        assert old in text, f"{name} no longer has {old!r}"
-        text = text.replace(old, new)
-    return text
 
 
 @pytest.fixture
@@ -93,71 +44,14 @@ def coturn_tls_port() -> int:
 
 
 @pytest.fixture
-def front(hub, tmp_path, certificate, coturn_tls_port) -> Iterator[Front]:
-    if not (NGINX.exists() and STREAM_MODULE.exists()):
-        pytest.fail("nginx is missing: run scripts/ensure-test-tools (nginx, libnginx-mod-stream)")
-    cert, key = certificate
-    http_port, https_port, inner_port, hop_port = (free_port() for _ in range(4))
-    conf = tmp_path / "nginx"
-    (conf / "lektiecafe").mkdir(parents=True)
-    hub_port = hub.url.rsplit(":", 1)[1]
-    (conf / "lektiecafe/server-name.conf").write_text(f"server_name {HUB_NAME};\n")
-    (conf / "lektiecafe/certificate.conf").write_text(
-        f"ssl_certificate {cert};\nssl_certificate_key {key};\n"
-    )
-    (conf / "lektiecafe/hubs.conf").write_text(f"server 127.0.0.1:{hub_port};\n")
-    (conf / "lektiecafe/turn-name.conf").write_text(f"{TURN_NAME} lektiecafe_turn;\n")
-    inner = {"127.0.0.1:8443": f"127.0.0.1:{inner_port}"}
-    (conf / "lektiecafe.conf").write_text(
-        shipped(
-            "lektiecafe.conf",
-            {"listen 80;": f"listen 127.0.0.1:{http_port};", "listen [::]:80;": "", **inner},
-        )
-    )
-    (conf / "lektiecafe-stream.conf").write_text(
-        shipped(
-            "lektiecafe-stream.conf",
-            {
-                "listen 443;": f"listen 127.0.0.1:{https_port};",
-                "listen [::]:443;": "",
-                "127.0.0.1:5350": f"127.0.0.1:{hop_port}",
-                "127.0.0.1:5349": f"127.0.0.1:{coturn_tls_port}",
-                **inner,
-            },
-        )
-    )
-    access_log = tmp_path / "access.log"
-    temp = "".join(
-        f"  {kind}_temp_path {tmp_path / kind};\n"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    # What Debian's /etc/nginx/nginx.conf does around the two shipped files.
-    (conf / "nginx.conf").write_text(
-        f"load_module {STREAM_MODULE};\n"
-        + ("user root;\n" if os.geteuid() == 0 else "")
-        + f"daemon off;\nworker_processes 1;\npid {tmp_path / 'nginx.pid'};\n"
-        + "events { worker_connections 256; }\n"
-        + f"http {{\n  access_log {access_log};\n{temp}  include lektiecafe.conf;\n}}\n"
-        + "include lektiecafe-stream.conf;\n"
-    )
-    command = [str(NGINX), "-p", str(tmp_path), "-c", str(conf / "nginx.conf")]
-    command += ["-e", str(tmp_path / "nginx-error.log")]
-    checked = subprocess.run([*command, "-t"], capture_output=True, text=True)
-    assert checked.returncode == 0, checked.stderr
-    log = tmp_path / "nginx.out"
-    process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+def front(hub, tmp_path, coturn_tls_port) -> Iterator[Front]:
+    hub_port = int(hub.url.rsplit(":", 1)[1])
     try:
-        wait_for_port(https_port, process, log)
-        yield Front(
-            f"http://127.0.0.1:{http_port}",
-            f"https://{HUB_NAME}:{https_port}",
-            https_port,
-            cert,
-            access_log,
-            tmp_path / "nginx-error.log",
-        )
-    finally:
-        stop(process)
+        running = start_front(tmp_path / "front", [hub_port], coturn_tls_port)
+    except ClusterDidNotStart as exc:
+        pytest.fail(str(exc))
+    yield running
+    running.stop()
 
 
 def test_http_redirects_to_https_which_sends_hsts_and_nothing_is_logged(front):
@@ -237,11 +131,11 @@ def test_socketio_and_the_document_socket_work_through_nginx(hub, front, monkeyp
 
 
 @pytest.fixture
-def coturn_tls(tmp_path, certificate, coturn_tls_port) -> Iterator[int]:
-    """coturn with the shipped config, TLS on `coturn_tls_port` with the test's certificate."""
+def coturn_tls(tmp_path, front, coturn_tls_port) -> Iterator[int]:
+    """coturn with the shipped config, TLS on `coturn_tls_port` with nginx's certificate."""
     if shutil.which("turnserver") is None:
         pytest.fail("coturn is missing: run scripts/ensure-test-tools (Debian package coturn)")
-    cert, key = certificate
+    cert, key = front.ca, front.key
     log = tmp_path / "turnserver.log"
     process = subprocess.Popen(
         [
@@ -263,7 +157,7 @@ def coturn_tls(tmp_path, certificate, coturn_tls_port) -> Iterator[int]:
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_for_port(coturn_tls_port, process, log)
+        wait_for_port(coturn_tls_port, process, log, "turnserver")
         yield coturn_tls_port
     finally:
         stop(process)

@@ -32,12 +32,13 @@ from hub import clock
 from hub.db import Database
 from hub.demo import seed_demo
 from hub.server import prepare_database
+from lektiecafe.cluster import wait_for_port
 from provisioning.config import DeviceConfig, write_device_config
 from provisioning.target import Target
 from provisioning.units import DATA_DIR
 from tests.conftest import ROOT, RunningHub, free_port, start_hub, stop
 from tests.kiosks import StaffPage, pair_into
-from tests.test_turn import Coturn, coturn, wait_for_port  # noqa: F401 (fixture)
+from tests.test_turn import Coturn, coturn  # noqa: F401 (fixture)
 
 CHECKS = [
     "camera",

@@ -8,7 +8,6 @@ import asyncio
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from aiortc import (
 )
 from av import VideoFrame
 
+from lektiecafe.cluster import wait_for_port
 from tests.conftest import ROOT, free_port, stop
 from tests.test_matching import ask, on_duty
 from tests.test_room_browser import (  # noqa: F401 (fixtures)
@@ -85,19 +85,6 @@ def coturn(tmp_path: Path) -> Iterator[Coturn]:
         yield Coturn(f"turn:127.0.0.1:{port}?transport=udp", secret, log)
     finally:
         stop(process)
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"turnserver exited: {log.read_text()[-3000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"turnserver did not start: {log.read_text()[-3000:]}")
 
 
 @pytest.fixture
