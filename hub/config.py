@@ -39,9 +39,9 @@ class HubConfig:
     login_max_wait_s: float = 900.0
     login_address_failures: int = 100  # per hour from one address, any accounts
     login_account_failures: int = 50  # per hour for one account, any addresses
-    # Proxies (addresses or networks) whose X-Forwarded-For names the client, e.g. "127.0.0.1"
-    # behind the shipped nginx; the login throttle counts per client address.
-    trusted_proxies: tuple[str, ...] = field(default_factory=tuple)
+    # Proxies (addresses or networks) whose X-Forwarded-For names the client: the shipped nginx
+    # on the same host. The login throttle counts per client address.
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
     token_max_age_s: int = 12 * 3600
     stun_urls: tuple[str, ...] = field(default_factory=tuple)
     # TURN (coturn with use-auth-secret): no secret, no TURN; "relay" hides each side's address
