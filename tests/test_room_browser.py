@@ -4,6 +4,7 @@ come back after a reload, end the session and give feedback."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -37,6 +38,7 @@ MEDIA_ARGS = [
 ]
 MEDIA = {"permissions": ["camera", "microphone"]}
 DESKTOP = {"viewport": {"width": 1280, "height": 900}}
+PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True}
 SLOW = 30_000  # ms: WebRTC on a busy two-core machine
 
 # True once the element's video has a picture and its time moves on.
@@ -123,6 +125,23 @@ def draw(page: Page, start: tuple[float, float], end: tuple[float, float]) -> No
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * end[0], box["y"] + box["height"] * end[1], steps=12)
     page.mouse.up()
+
+
+def in_view(page: Page, testid: str) -> None:
+    """The element is on the screen as it is, without scrolling."""
+    box = page.get_by_test_id(testid).bounding_box()
+    size = page.viewport_size
+    assert box and size, f"{testid} is not shown"
+    assert box["y"] >= 0 and box["y"] + min(box["height"], 44) <= size["height"], (
+        f"{testid} is off the screen: {box}"
+    )
+
+
+def screenshot(page: Page, name: str) -> None:
+    """What the screen shows, into LEKTIECAFE_SCREENSHOTS (docs/screens for the README) if set."""
+    folder = os.environ.get("LEKTIECAFE_SCREENSHOTS")
+    if folder:
+        page.screenshot(path=str(Path(folder) / name))
 
 
 def test_student_and_helper_see_each_other_chat_write_draw_and_come_back_after_a_reload(
@@ -235,15 +254,25 @@ def test_the_room_fits_a_phone_in_english(media_browser, hub):
     expect(student.get_by_test_id("peer-status")).to_have_text("Hjælper 1 is in the room.")
     expect_video_from_the_other_side(student)
     expect_video_from_the_other_side(helper)
-    draw(student, (0.3, 0.3), (0.6, 0.5))
-    student.get_by_test_id("doc-text").fill("Notes on a phone")
+    # Each part on its tab, every button big enough for a finger.
+    tabs = {"Video": ["mute-toggle"], "Chat": ["chat-send"], "Whiteboard": ["pen-blue"]}
+    tabs["Notes"] = []
+    for tab, testids in tabs.items():
+        student.get_by_role("tab", name=tab).click()
+        if tab == "Whiteboard":
+            draw(student, (0.3, 0.3), (0.6, 0.5))
+            testids.append("board-clear")
+        if tab == "Notes":
+            student.get_by_test_id("doc-text").fill("Notes on a phone")
+        assert_no_sideways_scrolling(student, f"the student's room, tab {tab}")
+        student.screenshot(path=f"/tmp/room-student-phone-{tab.lower()}.png", full_page=True)
+        for testid in [*testids, "end-session", "report", "tab-video", "tab-chat", "tab-board"]:
+            box = student.get_by_test_id(testid).bounding_box()
+            assert box and box["height"] >= 44 and box["width"] >= 44, f"{testid}: {box}"
     expect(helper.get_by_test_id("doc-text")).to_have_value("Notes on a phone")
-    for page, who in ((student, "student"), (helper, "helper")):
-        assert_no_sideways_scrolling(page, f"the {who}'s room")
-        page.screenshot(path=f"/tmp/room-{who}-phone.png", full_page=True)
-    for testid in ("chat-send", "end-session", "report", "mute-toggle", "pen-blue", "board-clear"):
-        box = student.get_by_test_id(testid).bounding_box()
-        assert box and box["height"] >= 44 and box["width"] >= 44, f"{testid} is too small: {box}"
+    expect(helper.get_by_test_id("whiteboard")).to_have_attribute("data-strokes", "1")
+    assert_no_sideways_scrolling(helper, "the helper's room")
+    helper.screenshot(path="/tmp/room-helper-phone.png", full_page=True)
 
     # A report goes to the coordinators.
     student.get_by_test_id("report").click()
@@ -341,3 +370,62 @@ def test_candidates_that_overtake_the_offer_or_answer_are_kept_until_it_comes(me
     assert complaints == []
     for page in (student, helper):
         assert page.evaluate("window.candidatesAdded") > 0, "no candidate of the other side used"
+
+
+def test_on_a_phone_the_notes_are_one_tap_away_the_video_stays_in_view_and_new_chat_is_counted(
+    media_browser, hub
+):
+    student, helper = meet(media_browser, media_browser, hub, {**PHONE, **MEDIA})
+    expect_video_from_the_other_side(student)
+    screenshot(student, "room-phone-video.png")
+
+    # The notes: one tap on a tab that is on the screen, no scrolling.
+    notes_tab = student.get_by_role("tab", name="Noter")
+    in_view(student, "tab-notes")
+    notes_tab.tap()
+    expect(notes_tab).to_have_attribute("aria-selected", "true")
+    notes = student.get_by_test_id("doc-text")
+    expect(notes).to_be_visible()
+    in_view(student, "doc-text")
+    assert student.evaluate("window.scrollY") == 0
+    # The helper stays in view, small, and still moving.
+    in_view(student, "remote-video")
+    student.wait_for_function(VIDEO_PLAYING, arg="remote-video", timeout=SLOW, polling=250)
+    expect(student.get_by_test_id("chat-log")).to_be_hidden()
+    notes.press_sequentially("x = 2")
+    expect(helper.get_by_test_id("doc-text")).to_have_value("x = 2")
+
+    # A message from the helper while the notes are open is counted on the Chat tab.
+    badge = student.get_by_test_id("chat-badge")
+    expect(badge).to_be_hidden()
+    say(helper, "Godt, hvad så med x = 3?")
+    expect(badge).to_have_text("1")
+    expect(student.get_by_test_id("chat-unread")).to_have_text("1 ny besked i chatten")
+    expect(student.get_by_role("tab", name="Chat")).to_have_accessible_description(
+        "1 ny besked i chatten"
+    )
+    screenshot(student, "room-phone-notes.png")
+    student.get_by_role("tab", name="Chat").tap()
+    expect(student.get_by_test_id("chat-log")).to_contain_text("Godt, hvad så med x = 3?")
+    expect(badge).to_be_hidden()
+    expect(student.get_by_test_id("chat-unread")).to_have_text("")
+    say(student, "Jeg prøver")  # her own words are not news to her
+    expect(helper.get_by_test_id("chat-log")).to_contain_text("Jeg prøver")
+    student.get_by_test_id("tab-notes").tap()
+    expect(student.get_by_test_id("chat-log").locator(".pending")).to_have_count(0)
+    expect(badge).to_be_hidden()
+
+    # The whiteboard is one tap away too; the small video opens the call again.
+    student.get_by_test_id("tab-board").tap()
+    draw(student, (0.2, 0.3), (0.6, 0.5))
+    expect(helper.get_by_test_id("whiteboard")).to_have_attribute("data-strokes", "1")
+    in_view(student, "remote-video")
+    screenshot(student, "room-phone-whiteboard.png")
+    student.get_by_test_id("remote-video").tap()
+    expect(student.get_by_test_id("tab-video")).to_have_attribute("aria-selected", "true")
+    expect(student.get_by_test_id("mute-toggle")).to_be_visible()
+
+    # A wide screen keeps every part in view, with no tabs.
+    expect(helper.get_by_test_id("room-tabs")).to_be_hidden()
+    for testid in ("remote-video", "chat-log", "doc-text", "whiteboard"):
+        expect(helper.get_by_test_id(testid)).to_be_visible()

@@ -13,6 +13,7 @@ import { messageItem } from "./chat.js";
 import { createCall } from "./rtc.js";
 import { bindTextarea, createSharedDoc } from "./doc.js";
 import { mountWhiteboard } from "./whiteboard.js";
+import { mountRoomTabs } from "./roomtabs.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -44,6 +45,15 @@ export function createRoom({ hub, role }) {
   const chatOutbox = new Map(); // client_msg_id → text, not yet acknowledged
 
   const peerName = () => peer.display_name || "";
+
+  // On a narrow screen one part at a time (roomtabs.js); the chat log opens at its end.
+  const tabs = mountRoomTabs({
+    root,
+    t,
+    onSelect: (name) => {
+      if (name === "chat") chatLog.scrollTop = chatLog.scrollHeight;
+    },
+  });
 
   // ---- the call ---------------------------------------------------------------------------
 
@@ -259,12 +269,13 @@ export function createRoom({ hub, role }) {
     return chatLog.scrollHeight - chatLog.scrollTop - chatLog.clientHeight < 48;
   }
 
+  /** Shows a message once; true if it was not shown yet. */
   function addMessage(m) {
     if (
       m.msg_id !== undefined &&
       chatLog.querySelector(`[data-msg-id="${CSS.escape(String(m.msg_id))}"]`)
     )
-      return;
+      return false;
     const stick = nearBottom();
     const pending = m.client_msg_id
       ? chatLog.querySelector(`[data-client-id="${CSS.escape(m.client_msg_id)}"]`)
@@ -273,6 +284,7 @@ export function createRoom({ hub, role }) {
     if (pending) pending.replaceWith(item);
     else chatLog.append(item);
     if (stick) chatLog.scrollTop = chatLog.scrollHeight;
+    return true;
   }
 
   function renderHistory(history) {
@@ -468,6 +480,7 @@ export function createRoom({ hub, role }) {
       feedbackForm.hidden = true;
       feedbackDone.textContent = t("Thank you! Your feedback was sent.");
     }
+    tabs.ended();
     const box = $("room-ended");
     box.hidden = false;
     if (first) $("room-ended-title").focus();
@@ -482,7 +495,7 @@ export function createRoom({ hub, role }) {
     if (mine(m) && !ended && m.from !== role) call.signal(m);
   });
   hub.on("chat:message", (m) => {
-    if (mine(m)) addMessage(m);
+    if (mine(m) && addMessage(m) && m.from_role !== role) tabs.unseenMessage();
   });
   hub.on("chat:blocked", (m) => {
     // Also reaches the sender's other tabs; the sending tab already shows the ack's message.
