@@ -31,11 +31,12 @@ class HubConfig:
     pairing_interval_s: int = 5  # the kiosk polls no faster than this
     breakroom_burst: int = 5  # messages a student may send ...
     breakroom_window_s: float = 10.0  # ... within this many seconds
-    # Wrong passwords from one address for one account before each try waits 2, 4, 8 … s, at
-    # most login_max_wait_s (hub.accounts.throttle); also wrong kiosk pairing codes before each
-    # further code waits login_wait_s.
+    # Wrong passwords from one address for one account before each try waits login_first_wait_s,
+    # doubling with each failure up to login_max_wait_s (hub.accounts.throttle); also wrong kiosk
+    # pairing codes before each further code waits login_wait_s.
     login_free_failures: int = 5
     login_wait_s: float = 30.0
+    login_first_wait_s: float = 2.0
     login_max_wait_s: float = 900.0
     login_address_failures: int = 100  # per hour from one address, any accounts
     login_account_failures: int = 50  # per hour for one account, any addresses
