@@ -98,11 +98,16 @@ class User(Base):
     languages: Mapped[list[Language]] = relationship(secondary=helper_languages, lazy="selectin")
 
 
-class LoginFailure(Base):
-    """Recent failed logins per username, to slow down guessing. Holds no personal data."""
+class LoginThrottle(Base):
+    """Recent wrong passwords (hub.accounts.throttle): per address and account, per address, per
+    account. Keys are keyed hashes, so the table holds neither usernames nor addresses."""
 
-    __tablename__ = "login_failures"
+    __tablename__ = "login_throttles"
 
-    username: Mapped[str] = mapped_column(String(40), primary_key=True)
-    count: Mapped[int] = mapped_column(default=0)
-    last_at: Mapped[datetime]
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # pair | address | account
+    # The account's key (pair and account rows), so an unlock finds every row of the account.
+    account: Mapped[str | None] = mapped_column(String(32), index=True, default=None)
+    failures: Mapped[int] = mapped_column(default=0)
+    since: Mapped[datetime]  # the first failure of the hour (address and account rows)
+    last_at: Mapped[datetime] = mapped_column(index=True)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask import Blueprint, jsonify, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from pydantic import Field
+from werkzeug.wrappers import Response
 
 from hub import clock
-from hub.accounts import mydata, service
+from hub.accounts import mydata, service, throttle
 from hub.accounts.access import (
     Identity,
     caller,
@@ -23,7 +25,8 @@ from hub.accounts.access import (
     roles_required,
 )
 from hub.accounts.models import Role, User
-from hub.errors import HubError, Unauthenticated
+from hub.config import HubConfig
+from hub.errors import HubError, RateLimited, Unauthenticated
 from hub.state import hub_state
 from hub.validation import Payload, parse
 
@@ -43,14 +46,56 @@ class RegisterIn(Payload):
     password: str = Field(min_length=1, max_length=200)
 
 
-def _authenticate(data: LoginIn) -> Identity:
+def _authenticate(data: LoginIn) -> tuple[Identity, str]:
+    """The caller, and the new value of their browser's known-device cookie."""
     state = hub_state()
+    secret = state.config.secret_key
+    username = service.normalise_username(data.username)
+    device = throttle.read_device_cookie(secret, request.cookies.get(throttle.DEVICE_COOKIE))
+    attempt = throttle.Attempt.of(secret, username, client_address(state.config), device)
     with state.db.transaction() as s:
-        user = service.authenticate(s, data.username, data.password, clock.now(), state.config)
+        user = service.authenticate(s, username, data.password, attempt, clock.now(), state.config)
         identity = Identity.of(user) if user is not None else None
     if identity is None:  # raised after the commit, so the failed try is counted
         raise Unauthenticated(_("Wrong username or password."))
-    return identity
+    return identity, throttle.device_cookie(secret, device, username)
+
+
+def client_address(config: HubConfig) -> str:
+    """Who is calling: the peer, or behind a trusted proxy the address its X-Forwarded-For ends
+    with (the one that proxy added; what a client wrote before it is not to be believed)."""
+    peer = request.remote_addr or ""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if forwarded and _is_trusted(peer, config.trusted_proxies):
+        return forwarded.rsplit(",", 1)[-1].strip()
+    return peer
+
+
+def _is_trusted(peer: str, proxies: tuple[str, ...]) -> bool:
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net, strict=False) for net in proxies)
+
+
+def _remember_device(response: Response, cookie: str) -> Response:
+    """The known-device cookie: a later login of the same account from this browser gets past
+    the limits that others' wrong passwords put on it (hub.accounts.throttle)."""
+    response.set_cookie(
+        throttle.DEVICE_COOKIE,
+        cookie,
+        max_age=throttle.DEVICE_COOKIE_MAX_AGE_S,
+        secure=hub_state().config.secure_cookies,
+        httponly=True,
+        samesite="Strict",
+    )
+    return response
+
+
+def _retry_after(exc: HubError) -> dict[str, str]:
+    seconds = exc.details.get("retry_after_s")
+    return {"Retry-After": str(seconds)} if isinstance(exc, RateLimited) and seconds else {}
 
 
 def start_page(identity: Identity) -> str:
@@ -81,20 +126,24 @@ def index() -> ResponseReturnValue:
 def login() -> ResponseReturnValue:
     error: str | None = None
     status = 200
+    headers: dict[str, str] = {}
     if request.method == "POST":
         try:
-            identity = _authenticate(parse(request.form.to_dict(), LoginIn))
+            identity, device = _authenticate(parse(request.form.to_dict(), LoginIn))
         except HubError as exc:
-            error, status = exc.message, exc.status
+            error, status, headers = exc.message, exc.status, _retry_after(exc)
         else:
             lang = session.get("lang")
             login_session(identity)
             if lang:
                 session["lang"] = lang
-            return redirect(_safe_next(request.args.get("next")) or start_page(identity))
-    return render_template(
-        "login.html", error=error, username=request.form.get("username", "")
-    ), status
+            target = _safe_next(request.args.get("next")) or start_page(identity)
+            return _remember_device(redirect(target), device)
+    return (
+        render_template("login.html", error=error, username=request.form.get("username", "")),
+        status,
+        headers,
+    )
 
 
 @bp.route("/logout", methods=["POST"])
@@ -219,13 +268,17 @@ def set_language(code: str) -> ResponseReturnValue:
 
 @bp.route("/api/auth/token", methods=["POST"])
 def api_token() -> ResponseReturnValue:
-    identity = _authenticate(parse(request.get_json(silent=True), LoginIn))
-    return {
+    try:
+        identity, device = _authenticate(parse(request.get_json(silent=True), LoginIn))
+    except RateLimited as exc:
+        return {"ok": False, "error": exc.as_dict()}, exc.status, _retry_after(exc)
+    answer = {
         "ok": True,
         "token": make_token(identity.user_id),
         "role": identity.role.value,
         "user_id": identity.user_id,
     }
+    return _remember_device(jsonify(answer), device)
 
 
 @bp.route("/privacy")

@@ -4,6 +4,7 @@ kiosks make the accounts of their own and of their visits here)."""
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from datetime import date, datetime, timedelta
@@ -11,14 +12,15 @@ from datetime import date, datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from flask_babel import gettext as _
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.accounts import throttle
 from hub.accounts.access import Identity
-from hub.accounts.models import LoginFailure, Organisation, Role, Site, User
+from hub.accounts.models import Organisation, Role, Site, User
 from hub.catalog.models import GRADES, Language, Subject
 from hub.config import HubConfig
-from hub.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
+from hub.errors import Conflict, Forbidden, Invalid, NotFound
 from hub.forms import CODE_ALPHABET
 
 SITE_KINDS = ("school", "library", "youth_club")
@@ -28,6 +30,7 @@ INVITE_LENGTH = 8
 # No password hash matches this, so accounts of kiosks and of kiosk visits cannot log in.
 NO_PASSWORD = "!"
 
+log = logging.getLogger(__name__)
 _hasher = PasswordHasher()
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,39}$")
 MIN_PASSWORD = 8
@@ -44,37 +47,26 @@ def normalise_username(username: str) -> str:
 
 
 def authenticate(
-    s: Session, username: str, password: str, now: datetime, config: HubConfig
+    s: Session,
+    username: str,
+    password: str,
+    attempt: throttle.Attempt,
+    now: datetime,
+    config: HubConfig,
 ) -> User | None:
-    """The user with these credentials, or None after recording the failure (so the caller must
-    let the transaction commit). After `login_free_failures` wrong tries for a username, each
-    further try must wait `login_wait_s` after the last failure."""
-    username = normalise_username(username)
-    failure = s.get(LoginFailure, username)
-    if failure is not None and failure.count >= config.login_free_failures:
-        wait = failure.last_at + timedelta(seconds=config.login_wait_s) - now
-        if wait.total_seconds() > 0:
-            raise RateLimited(
-                _(
-                    "Too many wrong passwords. Try again in %(seconds)d seconds.",
-                    seconds=int(wait.total_seconds()) + 1,
-                ),
-                retry_after_s=int(wait.total_seconds()) + 1,
-            )
-    user = s.scalar(select(User).where(User.username == username))
+    """The user with these credentials, or None after counting the failure (so the caller must
+    let the transaction commit). A try that must wait (hub.accounts.throttle) is refused with
+    RateLimited before the password is checked."""
+    throttle.check(s, attempt, now, config)
+    user = s.scalar(select(User).where(User.username == normalise_username(username)))
     if (
         not _password_matches(user.password_hash if user else _DUMMY_HASH, password)
         or user is None
         or not user.active
     ):
-        if failure is None:
-            failure = LoginFailure(username=username, count=0, last_at=now)
-            s.add(failure)
-        failure.count += 1
-        failure.last_at = now
+        throttle.failed(s, attempt, now, config)
         return None
-    if failure is not None:
-        s.delete(failure)
+    throttle.succeeded(s, attempt)
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return user
@@ -509,4 +501,21 @@ def forget_visitor(user: User) -> None:
 
 
 def delete_login_failures_before(s: Session, cutoff: datetime) -> None:
-    s.execute(delete(LoginFailure).where(LoginFailure.last_at < cutoff))
+    throttle.delete_before(s, cutoff)
+
+
+def unlock_login(s: Session, user: User, actor_id: int, secret: str) -> None:
+    """A coordinator or admin lets in someone whom others' wrong passwords locked out."""
+    if throttle.unlock(s, secret, user.username):
+        log.info(
+            "login unlocked by user %d for user %d",
+            actor_id,
+            user.id,
+            extra={"event": "login_unlocked"},
+        )
+
+
+def locked_logins(s: Session, users: list[User], now: datetime, config: HubConfig) -> set[int]:
+    """The ids of these accounts whose login wrong passwords have closed somewhere."""
+    names = throttle.limited(s, config.secret_key, [u.username for u in users], now, config)
+    return {u.id for u in users if u.username in names}

@@ -12,6 +12,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from pydantic import BaseModel, Field, field_validator
+from sqlalchemy.orm import Session
 
 from hub import clock
 from hub.accounts import service as accounts
@@ -170,11 +171,13 @@ def _index_page(failure: Failure | None) -> str:
         if me.role == COORDINATOR:
             assert me.organisation_id is not None
             organisation = service.organisation_for(s, me, me.organisation_id)
+            helpers = service.helper_rows(s, me, clock.now())
             return render_template(
                 "admin/coordinator.html",
                 me=me,
                 organisation=organisation,
-                helpers=service.helper_rows(s, me, clock.now()),
+                helpers=helpers,
+                locked_logins=_locked_logins(s, [h.user for h in helpers]),
                 today=clock.now().date().isoformat(),
                 config_valid_days=hub_state().config.certificate_valid_days,
                 failure=failure,
@@ -419,10 +422,12 @@ def _users_page(failure: Failure | None) -> str:
     role = _role_filter()
     names = _role_names()
     with hub_state().db.transaction() as s:
+        listed = service.users(s, me, role)
         return render_template(
             "admin/users.html",
             me=me,
-            users=service.users(s, me, role),
+            users=listed,
+            locked_logins=_locked_logins(s, listed),
             role=role,
             role_names=names,
             role_choices=[(r.value, names[r.value]) for r in accounts.CREATABLE_ROLES],
@@ -519,6 +524,22 @@ def set_active(user_id: int) -> ResponseReturnValue:
         hub_state().kick_matching()
 
     return _attempt_on_users(f"user-{user_id}", change)
+
+
+@bp.route("/users/<int:user_id>/unlock", methods=["POST"])
+@roles_required(ADMIN, COORDINATOR)
+def unlock_login(user_id: int) -> ResponseReturnValue:
+    def change(me: Identity) -> None:
+        state = hub_state()
+        with state.db.transaction() as s:
+            service.unlock_login(s, me, user_id, state.config.secret_key)
+
+    return _attempt_on_users(f"user-{user_id}", change)
+
+
+def _locked_logins(s: Session, users: list[User]) -> set[int]:
+    """The listed accounts whose login wrong passwords have closed (for the unlock button)."""
+    return accounts.locked_logins(s, users, clock.now(), hub_state().config)
 
 
 @bp.app_template_filter("belongs_to")

@@ -195,6 +195,11 @@ def set_active(
     return take_off_duty(s, user.id, now) if not active and user.role == Role.HELPER.value else []
 
 
+def unlock_login(s: Session, actor: Identity, user_id: int, secret: str) -> None:
+    """Someone is locked out by others' wrong passwords (hub.accounts.throttle): let them in."""
+    accounts.unlock_login(s, _user_in_scope(s, actor, user_id), actor.user_id, secret)
+
+
 def _user_in_scope(s: Session, actor: Identity, user_id: int) -> User:
     user = s.get(User, user_id)
     if user is None:
