@@ -18,6 +18,7 @@ from hub.accounts.models import Organisation, Role, User
 from hub.accounts.service import hash_password
 from tests.hubclient import PASSWORD, Browserless, advance_clock
 from tests.test_admin import Staff, texts
+from tests.test_nginx import coturn_tls_port, front  # noqa: F401 (fixtures)
 
 # The test hub lets 3 wrong passwords from one address for one account through (conftest FAST);
 # these make the address and account limits quick to reach.
@@ -296,3 +297,24 @@ def test_without_a_trusted_proxy_x_forwarded_for_changes_nothing(hub):
         timeout=10,
     )
     assert refused(spoofed) >= 1
+
+
+@pytest.mark.slow
+def test_through_the_shipped_nginx_each_client_address_counts_on_its_own(hub, front):  # noqa: F811
+    """nginx hands the client's address on in X-Forwarded-For, which the hub trusts from
+    loopback: a guesser is slowed, another machine behind the same nginx is not."""
+
+    def through_nginx(address: str, password: str) -> requests.Response:
+        http = requests.Session()
+        http.mount("https://", FromAddress(address))
+        return http.post(
+            front.url + "/api/auth/token",
+            json={"username": "helper2", "password": password},
+            verify=front.ca,
+            timeout=10,
+        )
+
+    for _ in range(3):
+        assert through_nginx("127.0.0.2", "wrong").status_code == 401
+    assert refused(through_nginx("127.0.0.2", PASSWORD)) >= 1
+    assert through_nginx("127.0.0.3", PASSWORD).status_code == 200
