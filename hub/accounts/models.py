@@ -87,6 +87,10 @@ class User(Base):
     introduction_done: Mapped[bool] = mapped_column(default=False)
     # Has read the welcome page since being approved (until then login leads there).
     welcome_seen: Mapped[bool] = mapped_column(default=False)
+    # Helpers may give an e-mail address, used only for shift reminders (docs/privacy.md), and
+    # the language those e-mails are written in (None: Danish).
+    reminder_email: Mapped[str | None] = mapped_column(String(254), default=None)
+    reminder_language: Mapped[str | None] = mapped_column(String(5), default=None)
     grade_min: Mapped[int] = mapped_column(default=8)
     grade_max: Mapped[int] = mapped_column(default=10)
     active: Mapped[bool] = mapped_column(default=True)

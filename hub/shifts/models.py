@@ -29,6 +29,8 @@ class ShiftSignup(Base):
     assigned_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), default=None
     )
+    # When the helper was reminded of the shift (once per sign-up; a swap makes a new sign-up).
+    reminded_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class SwapStatus(StrEnum):
