@@ -17,8 +17,9 @@ from hub.config import HubConfig
 from hub.db import Database
 from hub.demo import seed_catalog
 from hub.extensions import socketio
-from hub.matching.dispatcher import Dispatcher
+from hub.matching.dispatcher import HOUSEKEEPING_EVERY_S, Dispatcher, Job
 from hub.migrate import upgrade
+from hub.shifts import reminders
 from hub.state import HubState
 from lektiecafe.sdnotify import notify, watchdog_interval_s
 
@@ -37,7 +38,14 @@ def build(config: HubConfig, migrate: bool = True) -> Flask:
     state: HubState = app.extensions["lektiecafe"]
     if migrate:
         prepare_database(state.db)
-    dispatcher = Dispatcher(app, state, housekeeping.run)
+    dispatcher = Dispatcher(
+        app,
+        state,
+        [
+            Job("housekeeping", HOUSEKEEPING_EVERY_S, housekeeping.run),
+            Job("shift reminders", reminders.REMINDERS_EVERY_S, reminders.run),
+        ],
+    )
     state.kick_matching = dispatcher.kick
     state.settle_matching = dispatcher.settle
     socketio.start_background_task(dispatcher.run_forever)

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, jsonify, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from pydantic import Field
 from werkzeug.wrappers import Response
@@ -188,6 +189,7 @@ class HelperSignUpIn(Payload):
     username: str = Field(min_length=1, max_length=40)
     display_name: str = Field(min_length=1, max_length=60)
     password: str = Field(min_length=1, max_length=200)
+    reminder_email: str = Field(default="", max_length=254)
 
 
 @bp.route("/register/helper", methods=["GET", "POST"])
@@ -208,6 +210,8 @@ def register_helper() -> ResponseReturnValue:
                     display_name=data.display_name,
                     password=data.password,
                     now=clock.now(),
+                    reminder_email=data.reminder_email,
+                    language=str(get_locale() or "da"),
                 )
                 identity = Identity.of(user)
         except HubError as exc:

@@ -277,9 +277,11 @@ def register_helper(
     display_name: str,
     password: str,
     now: datetime,
+    reminder_email: str = "",
+    language: str | None = None,
 ) -> User:
     """A volunteer signs up with an approved organisation; they cannot go on duty until its
-    coordinator has approved them."""
+    coordinator has approved them. An e-mail address is optional (for shift reminders only)."""
     organisation = s.get(Organisation, organisation_id)
     if organisation is None or not organisation.approved:
         raise Invalid(
@@ -288,6 +290,7 @@ def register_helper(
         )
     if not display_name.strip():
         raise Invalid(_("Please give your name."), fields={"display_name": "missing"})
+    email = checked_reminder_email(reminder_email)
     username = check_new_credentials(s, username, password)
     user = User(
         username=username,
@@ -297,9 +300,44 @@ def register_helper(
         organisation_id=organisation.id,
         created_at=now,
     )
+    _set_reminder_email(user, email, language)
     s.add(user)
     s.flush()
     return user
+
+
+# A plain check, no delivery: enough to catch a typo, and no line breaks (they would be headers).
+EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+REMINDER_LANGUAGES = ("da", "en")
+
+
+def checked_reminder_email(email: str) -> str | None:
+    """The address as given (None when empty), or Invalid if it cannot be one."""
+    email = email.strip()
+    if not email:
+        return None
+    if len(email) > 254 or not EMAIL.fullmatch(email):
+        raise Invalid(
+            _("Give an e-mail address like name@example.dk, or leave the field empty."),
+            fields={"reminder_email": "invalid"},
+        )
+    return email
+
+
+def set_reminder_email(s: Session, helper_id: int, email: str, language: str | None) -> None:
+    """A helper's address for shift reminders (empty: none, and no e-mail) and the language the
+    reminders are written in."""
+    user = s.get(User, helper_id)
+    if user is None or user.role != Role.HELPER.value:
+        raise NotFound(_("There is no such helper."))
+    _set_reminder_email(user, checked_reminder_email(email), language)
+
+
+def _set_reminder_email(user: User, email: str | None, language: str | None) -> None:
+    user.reminder_email = email
+    user.reminder_language = (
+        language if email is not None and language in REMINDER_LANGUAGES else None
+    )
 
 
 # ---------------------------------------------------------------------------------------------

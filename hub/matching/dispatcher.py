@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import gevent
@@ -47,23 +48,30 @@ PLACES_SLICE_S = 0.002
 PLACES_MAX_DEFER_S = 0.05
 
 
-# Deletes what is no longer needed (hub.housekeeping.run, passed in by the server: it reaches into
-# features that build on matching).
-Housekeeping = Callable[[Session, HubConfig, datetime], None]
+@dataclass(frozen=True)
+class Job:
+    """Work the loop does every `every_s` in a transaction of its own, e.g. deleting what is no
+    longer needed (hub.housekeeping.run) or reminding helpers of their shifts
+    (hub.shifts.reminders.run); passed in by the server, since housekeeping reaches into features
+    that build on matching. A job delivers its own notices after commit."""
+
+    name: str
+    every_s: float
+    run: Callable[[Session, HubConfig, datetime], None]
 
 
 class Dispatcher:
-    def __init__(self, app: Flask, state: HubState, housekeeping: Housekeeping) -> None:
+    def __init__(self, app: Flask, state: HubState, jobs: Sequence[Job] = ()) -> None:
         self.app = app
         self.state = state
-        self.housekeeping = housekeeping
+        self.jobs = list(jobs)
+        self._last_run = {job.name: 0.0 for job in self.jobs}
         self._wake = threading.Event()
         # Passes started and the number of the last one finished, for `settle`.
         self._passes = threading.Condition()
         self._started = 0
         self._finished = 0
         self._last_heartbeat = 0.0
-        self._last_housekeeping = 0.0
         self.places = QueuePlaces(app, state)
 
     def kick(self) -> None:
@@ -107,10 +115,10 @@ class Dispatcher:
                 identity = load_identity(user_id)
                 if identity is not None:
                     user_gone.send(identity)
-        if now.timestamp() - self._last_housekeeping >= HOUSEKEEPING_EVERY_S:
-            self._last_housekeeping = now.timestamp()
-            with self.state.db.transaction() as s:
-                self.housekeeping(s, self.state.config, now)
+        for job in self.jobs:
+            if now.timestamp() - self._last_run[job.name] >= job.every_s:
+                self._last_run[job.name] = now.timestamp()
+                self._run_job(job, now)
         with self.state.db.matching_transaction() as s:
             notices = rooms.end_abandoned(s, now, self.state.config)
             notices += service.dispatch(s, now, self.state.config)
@@ -124,6 +132,14 @@ class Dispatcher:
         if deadline is not None:
             sleep = min(sleep, max(0.01, (deadline - clock.now()).total_seconds()))
         return sleep
+
+    def _run_job(self, job: Job, now: datetime) -> None:
+        """A job that fails is logged and tried again at its next turn; matching goes on."""
+        try:
+            with self.state.db.transaction() as s:
+                job.run(s, self.state.config, now)
+        except Exception:
+            log.exception("%s failed", job.name)
 
 
 class QueuePlaces:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date
 from flask_babel import gettext as _
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -22,6 +23,7 @@ from hub.accounts.models import Role, User
 from hub.catalog.models import GRADES, Language, Subject
 from hub.errors import Conflict, Forbidden, Invalid, NotFound
 from hub.matching.models import HelpRequest
+from hub.realtime.notices import Notice
 from hub.schedule.service import Shift, shift_at, shifts_between
 from hub.shifts.models import ShiftFeed, ShiftSignup, SwapProposal, SwapStatus
 
@@ -266,6 +268,26 @@ def assign(s: Session, by: Identity, helper_id: int, key: str, now: datetime) ->
     return _add_signup(s, helper, _future_shift(s, key, now), now, by=by.user_id)
 
 
+def unassign(s: Session, by: Identity, helper_id: int, key: str, now: datetime) -> None:
+    """A coordinator takes a helper of their own organisation off a shift (an admin: any
+    helper), whether assigned or signed up themselves; also within the cut-off (the coordinator
+    is the one a helper who cannot come asks), but not once the shift has started."""
+    if by.role not in (Role.ADMIN, Role.COORDINATOR):
+        raise Forbidden(_("Your role may not do this."))
+    helper = s.get(User, helper_id)
+    if helper is None or helper.role != Role.HELPER:
+        raise NotFound(_("There is no such helper."))
+    if by.role == Role.COORDINATOR and helper.organisation_id != by.organisation_id:
+        raise Forbidden(_("You can take helpers of your own organisation off a shift only."))
+    signup = _signup(s, helper.id, key)
+    if signup is None:
+        raise NotFound(_("%(name)s does not work this shift.", name=helper.display_name))
+    if signup.starts_at <= now:
+        raise Conflict(_("This shift has already started."), reason="started")
+    s.delete(signup)
+    _withdraw_swaps_of(s, helper.id, key)
+
+
 def assignable_helpers(s: Session, by: Identity) -> Sequence[User]:
     """The approved helpers `by` may assign: their organisation's, or for an admin everyone."""
     query = select(User).where(User.role == Role.HELPER, User.active, User.approved)
@@ -421,6 +443,171 @@ def pending_swaps(s: Session, helper_id: int) -> tuple[list[SwapProposal], list[
         [w for w in swaps if w.to_helper_id == helper_id],
         [w for w in swaps if w.from_helper_id == helper_id],
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Telling helpers: a swap offered to them, and reminders before their shifts
+
+
+def _times(shift: Shift | None) -> dict[str, str] | None:
+    if shift is None:
+        return None
+    return {"starts_at": shift.starts_at.isoformat(), "ends_at": shift.ends_at.isoformat()}
+
+
+def swap_offer_notice(s: Session, swap: SwapProposal) -> Notice:
+    """`shift:swap` to the helper a swap was just offered to (their station shows it live)."""
+    giver = s.get(User, swap.from_helper_id)
+    return Notice(
+        swap.to_helper_id,
+        "shift:swap",
+        {
+            "swap_id": swap.id,
+            "from": giver.display_name if giver else "",
+            "offered": _times(shift_at(s, swap.offered_key)),
+            "wanted": _times(shift_at(s, swap.wanted_key)) if swap.wanted_key else None,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """A helper to remind of a shift: where and in which language (None: Danish)."""
+
+    helper_id: int
+    name: str
+    email: str | None
+    language: str | None
+    shift: Shift
+
+
+def next_shift_within(
+    s: Session, helper_id: int, now: datetime, window: timedelta, zone: ZoneInfo | None = None
+) -> Shift | None:
+    """The helper's next shift if it starts within `window` from `now` (the station's banner)."""
+    keys = s.scalars(
+        select(ShiftSignup.shift_key)
+        .where(
+            ShiftSignup.helper_id == helper_id,
+            ShiftSignup.starts_at > now,
+            ShiftSignup.starts_at <= now + window,
+        )
+        .order_by(ShiftSignup.starts_at)
+    )
+    return next((shift for key in keys if (shift := shift_at(s, key, zone)) is not None), None)
+
+
+def claim_due_reminders(
+    s: Session, now: datetime, window: timedelta, zone: ZoneInfo | None = None
+) -> list[Reminder]:
+    """The sign-ups of active, approved helpers whose shift starts within `window` and who have
+    not been reminded of it, each marked reminded here: once per sign-up, and with several hub
+    processes only the one whose mark lands reminds. A sign-up for a shift the opening hours no
+    longer make is left alone."""
+    rows = s.execute(
+        select(ShiftSignup.helper_id, ShiftSignup.shift_key, User)
+        .join(User, User.id == ShiftSignup.helper_id)
+        .where(
+            ShiftSignup.reminded_at.is_(None),
+            ShiftSignup.starts_at > now,
+            ShiftSignup.starts_at <= now + window,
+            User.role == Role.HELPER.value,
+            User.active,
+            User.approved,
+        )
+        .order_by(ShiftSignup.starts_at, ShiftSignup.helper_id)
+    ).all()
+    reminders = []
+    for helper_id, key, helper in rows:
+        shift = shift_at(s, key, zone)
+        if shift is None:
+            continue
+        marked = s.execute(
+            update(ShiftSignup)
+            .where(
+                ShiftSignup.helper_id == helper_id,
+                ShiftSignup.shift_key == key,
+                ShiftSignup.reminded_at.is_(None),
+            )
+            .values(reminded_at=now)
+        )
+        if marked.rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        reminders.append(
+            Reminder(
+                helper_id,
+                helper.display_name,
+                helper.reminder_email,
+                helper.reminder_language,
+                shift,
+            )
+        )
+    return reminders
+
+
+def clock_text(at: datetime, zone: ZoneInfo) -> str:
+    """A 24-hour time in the café's time zone, e.g. "15:00"."""
+    return at.astimezone(zone).strftime("%H:%M")
+
+
+def reminder_notice(reminder: Reminder, now: datetime, zone: ZoneInfo) -> Notice:
+    """`shift:reminder` to the helper: the station shows "Your shift starts at 15:00 (in 45
+    minutes)"."""
+    shift = reminder.shift
+    return Notice(
+        reminder.helper_id,
+        "shift:reminder",
+        {
+            "shift_key": shift.key,
+            **(_times(shift) or {}),
+            "time": clock_text(shift.starts_at, zone),
+            "ends": clock_text(shift.ends_at, zone),
+            "starts_in_s": max(0, int((shift.starts_at - now).total_seconds())),
+        },
+    )
+
+
+def minutes_until(at: datetime, now: datetime) -> int:
+    """Whole minutes until `at`, rounded up: "in 1 minute" until it starts."""
+    return max(1, -int(-(at - now).total_seconds() // 60))
+
+
+def starts_soon_text(shift: Shift, now: datetime, zone: ZoneInfo) -> str:
+    """ "Your shift starts at 15:00 (in 45 minutes).", in the current language."""
+    time, minutes = clock_text(shift.starts_at, zone), minutes_until(shift.starts_at, now)
+    if minutes == 1:
+        return _("Your shift starts at %(time)s (in 1 minute).", time=time)
+    return _("Your shift starts at %(time)s (in %(n)s minutes).", time=time, n=minutes)
+
+
+def reminder_email_text(reminder: Reminder, zone: ZoneInfo, locale: str) -> tuple[str, str]:
+    """The reminder e-mail's subject and text in the current language (the caller picks the
+    helper's); times are 24-hour in the café's time zone."""
+    shift = reminder.shift
+    time, end = clock_text(shift.starts_at, zone), clock_text(shift.ends_at, zone)
+    day = format_date(shift.starts_at.astimezone(zone).date(), format="full", locale=locale)
+    subject = _("Reminder: your shift at Lektiecafé Online starts at %(time)s", time=time)
+    body = "\n\n".join(
+        [
+            _("Hello %(name)s,", name=reminder.name),
+            _(
+                "Your shift at Lektiecafé Online starts at %(time)s on %(day)s and ends at "
+                "%(end)s.",
+                time=time,
+                day=day,
+                end=end,
+            ),
+            _(
+                "Open the helper station and go on duty when the shift starts. If you cannot "
+                "come, tell your coordinator at once."
+            ),
+            _(
+                "You get this e-mail because you gave your e-mail address for shift reminders. "
+                "You can remove it under “My shifts” in the helper station."
+            ),
+        ]
+    )
+    return subject, body + "\n"
 
 
 # ---------------------------------------------------------------------------------------------
