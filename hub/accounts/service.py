@@ -415,16 +415,37 @@ def _refusal(
     expires_on: date | None,
     now: datetime,
 ) -> str | None:
+    reason = _refusal_reason(role, active, approved, introduction_done, expires_on, now)
+    return None if reason is None else refusal_text(reason)
+
+
+def _refusal_reason(
+    role: str,
+    active: bool,
+    approved: bool,
+    introduction_done: bool,
+    expires_on: date | None,
+    now: datetime,
+) -> str | None:
     if role != Role.HELPER.value or not active:
-        return _("Your role may not do this.")
+        return "role"
     if not approved or not introduction_done or expires_on is None:
-        return _("A coordinator must approve you before you can go on duty.")
+        return "not_approved"
     if expires_on <= now.date():
+        return "certificate_expired"
+    return None
+
+
+def refusal_text(reason: str) -> str:
+    """The words for a duty refusal's reason (`duty_refusal_reason`)."""
+    if reason == "not_approved":
+        return _("A coordinator must approve you before you can go on duty.")
+    if reason == "certificate_expired":
         return _(
             "Your child-protection certificate check has expired. Ask your coordinator to "
             "check it again before you go on duty."
         )
-    return None
+    return _("Your role may not do this.")
 
 
 def may_help(user: User, now: datetime) -> bool:
@@ -433,8 +454,9 @@ def may_help(user: User, now: datetime) -> bool:
     return duty_refusal(user, now) is None
 
 
-def check_may_go_on_duty(s: Session, helper_id: int, now: datetime) -> None:
-    """Refuse (Forbidden, with the reason) a helper who may not go on duty. Reads a few columns,
+def duty_refusal_reason(s: Session, helper_id: int, now: datetime) -> str | None:
+    """Why this helper may not go on duty now, as a code (`role`, `not_approved`,
+    `certificate_expired`; the helper station words it); None if they may. Reads a few columns,
     not the User, which would also load its site, organisation and skills."""
     row = s.execute(
         select(
@@ -445,9 +467,14 @@ def check_may_go_on_duty(s: Session, helper_id: int, now: datetime) -> None:
             User.certificate_expires_on,
         ).where(User.id == helper_id)
     ).one_or_none()
-    refusal = _("Your role may not do this.") if row is None else _refusal(*row, now)
-    if refusal is not None:
-        raise Forbidden(refusal)
+    return "role" if row is None else _refusal_reason(*row, now)
+
+
+def check_may_go_on_duty(s: Session, helper_id: int, now: datetime) -> None:
+    """Refuse (Forbidden, with the reason) a helper who may not go on duty."""
+    reason = duty_refusal_reason(s, helper_id, now)
+    if reason is not None:
+        raise Forbidden(refusal_text(reason))
 
 
 def certificate_expiring_soon(user: User, now: datetime) -> bool:

@@ -111,7 +111,7 @@ def _on_connected(identity: Identity) -> None:
         if identity.role == Role.STUDENT:
             notices = service.student_back(s, identity.user_id, state.config, clock.now())
         elif identity.role == Role.HELPER:
-            notices = service.helper_back(s, identity.user_id)
+            notices = service.helper_back(s, identity.user_id, clock.now())
         else:
             return
     deliver(notices)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from pydantic import Field
 
+from hub import clock
 from hub.accounts import service as accounts
 from hub.accounts.access import caller, roles_required
 from hub.accounts.models import Role, User
@@ -15,6 +18,7 @@ from hub.catalog.models import GRADES
 from hub.catalog.service import catalog
 from hub.errors import Invalid
 from hub.matching.service import duty_of
+from hub.shifts import service as shifts
 from hub.state import hub_state
 from hub.validation import Payload, parse
 
@@ -46,13 +50,27 @@ class ProfileIn(Payload):
 @roles_required(Role.HELPER)
 def station() -> ResponseReturnValue:
     identity = caller()
+    config, now = hub_state().config, clock.now()
+    window = timedelta(minutes=config.shift_reminder_minutes)
     with hub_state().db.transaction() as s:
         user = s.get(User, identity.user_id)
         assert user is not None
+        soon = shifts.next_shift_within(s, user.id, now, window, config.zone)
         return render_template(
             "helper.html",
             me=user,
             duty=duty_of(s, user.id).value,
+            refusal=accounts.duty_refusal_reason(s, user.id, now),
+            cafe_timezone=config.timezone,
+            reminder=(
+                {
+                    "time": shifts.clock_text(soon.starts_at, config.zone),
+                    "starts_in_s": int((soon.starts_at - now).total_seconds()),
+                    "text": shifts.starts_soon_text(soon, now, config.zone),
+                }
+                if soon
+                else None
+            ),
             catalog=catalog(s, str(get_locale())),
             my_subjects={x.id for x in user.subjects},
             my_languages={x.code for x in user.languages},

@@ -261,15 +261,23 @@ def take_off_duty(
         update(HelperDuty).where(HelperDuty.helper_id == helper_id).values(status=DutyStatus.OFF)
     )
     withdrawn = _withdraw_offers(s, Offer.helper_id == helper_id, now)
-    status: dict[str, Any] = {"status": DutyStatus.OFF.value}
+    status: dict[str, Any] = {
+        "status": DutyStatus.OFF.value,
+        "refusal": accounts.duty_refusal_reason(s, helper_id, now),
+    }
     if message is not None:
         status["message"] = message
     return [Notice(helper_id, "duty:status", status), *withdrawn]
 
 
-def helper_back(s: Session, helper_id: int) -> list[Notice]:
-    """A reconnecting helper gets back its duty status, its pending offer, or its room."""
-    notices = [Notice(helper_id, "duty:status", {"status": duty_of(s, helper_id).value})]
+def helper_back(s: Session, helper_id: int, now: datetime) -> list[Notice]:
+    """A reconnecting helper gets back its duty status (and why it may not go on duty, if so),
+    its pending offer, or its room."""
+    status = {
+        "status": duty_of(s, helper_id).value,
+        "refusal": accounts.duty_refusal_reason(s, helper_id, now),
+    }
+    notices = [Notice(helper_id, "duty:status", status)]
     offer = s.scalar(
         select(Offer).where(Offer.helper_id == helper_id, Offer.status == OfferStatus.PENDING)
     )

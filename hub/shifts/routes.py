@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from babel.dates import format_datetime, format_time
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
@@ -18,10 +18,12 @@ from pydantic import Field
 from sqlalchemy.orm import Session
 
 from hub import clock
+from hub.accounts import service as accounts
 from hub.accounts.access import caller, roles_required
 from hub.accounts.models import Role, User
 from hub.errors import HubError, NotFound
 from hub.forms import parsed_form
+from hub.realtime.notices import Notice, deliver
 from hub.schedule.service import Shift, shift_at, shifts_between
 from hub.shifts import service
 from hub.shifts.models import SHIFT_KEY_LENGTH, SwapProposal
@@ -51,6 +53,11 @@ class AssignIn(ShiftIn):
     helper_id: int
 
 
+class ReminderEmailIn(Payload):
+    reminder_email: str = Field(default="", max_length=254)
+    language: Literal["da", "en"] = "da"
+
+
 def _labels() -> dict[str, str]:
     return {
         "key": _("Shift"),
@@ -58,6 +65,8 @@ def _labels() -> dict[str, str]:
         "wanted_key": _("Their shift"),
         "helper_id": _("Helper"),
         "accept": _("Answer"),
+        "reminder_email": _("E-mail for shift reminders"),
+        "language": _("Language of the e-mails"),
     }
 
 
@@ -141,6 +150,9 @@ def _mine_page(error: str) -> str:
         swaps_by_me=swaps_by_me,
         cutoff_h=service.hours_text(hub_state().config.shift_change_cutoff_h),
         feed_url=url_for("shifts.feed", token=feed, _external=True),
+        reminder_minutes=hub_state().config.shift_reminder_minutes,
+        email_on=bool(hub_state().config.smtp_host),
+        email_language=me.reminder_language or _locale(),
     )
 
 
@@ -188,12 +200,19 @@ def drop() -> ResponseReturnValue:
 @roles_required(Role.HELPER)
 def propose_swap() -> ResponseReturnValue:
     form, me = parsed_form(SwapIn, _labels()), caller().user_id
-    return _mine_change(
-        lambda s, now, cut: service.propose_swap(
+    notices: list[Notice] = []
+
+    def change(s: Session, now: datetime, cut: float) -> None:
+        swap = service.propose_swap(
             s, me, form.key, form.to_helper_id, form.wanted_key or None, now, cut
-        ),
-        _("Your swap is offered. It happens when the other helper says yes."),
+        )
+        notices.append(service.swap_offer_notice(s, swap))
+
+    answer = _mine_change(
+        change, _("Your swap is offered. It happens when the other helper says yes.")
     )
+    deliver(notices)  # after the commit; none if it was refused
+    return answer
 
 
 @bp.route("/swaps/<int:swap_id>/answer", methods=["POST"])
@@ -212,6 +231,23 @@ def withdraw_swap(swap_id: int) -> ResponseReturnValue:
     me = caller().user_id
     return _mine_change(
         lambda s, _now, _cut: service.withdraw_swap(s, me, swap_id), _("The swap is withdrawn.")
+    )
+
+
+@bp.route("/email", methods=["POST"])
+@roles_required(Role.HELPER)
+def set_reminder_email() -> ResponseReturnValue:
+    form, me = parsed_form(ReminderEmailIn, _labels()), caller().user_id
+    done = (
+        _("Saved. We will remind you by e-mail before your shifts.")
+        if form.reminder_email.strip()
+        else _("Saved. You get no e-mail reminders.")
+    )
+    return _mine_change(
+        lambda s, _now, _cut: accounts.set_reminder_email(
+            s, me, form.reminder_email, form.language
+        ),
+        done,
     )
 
 
@@ -273,5 +309,17 @@ def assign() -> ResponseReturnValue:
         lambda s, now, _cut: service.assign(s, me, form.helper_id, form.key, now),
         _coverage_page,
         _("The helper is on the shift."),
+        "shifts.coverage",
+    )
+
+
+@bp.route("/unassign", methods=["POST"])
+@roles_required(Role.COORDINATOR, Role.ADMIN)
+def unassign() -> ResponseReturnValue:
+    form, me = parsed_form(AssignIn, _labels()), caller()
+    return _change(
+        lambda s, now, _cut: service.unassign(s, me, form.helper_id, form.key, now),
+        _coverage_page,
+        _("The helper is off the shift."),
         "shifts.coverage",
     )

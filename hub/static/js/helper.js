@@ -7,7 +7,7 @@ import { createRoom } from "./room.js";
 
 const t = pageTexts();
 const catalog = readJSON("catalog", { subjects: [], languages: [] });
-const page = readJSON("page-data", { duty: "off", approved: false });
+const page = readJSON("page-data", { duty: "off", approved: false, refusal: null, reminder: null });
 const $ = (id) => document.getElementById(id);
 const baseTitle = document.title;
 
@@ -66,16 +66,26 @@ function chime() {
 const toggle = $("duty-toggle");
 const dutyStatus = $("duty-status");
 const dutyError = $("duty-error");
+const dutyMessage = $("duty-message");
 const offerNotice = $("offer-notice");
 let duty = page.duty;
+// Why the helper may not go on duty (a code from the hub), or null: the switch is then disabled.
+let refusal = page.refusal || null;
+const REFUSALS = {
+  not_approved: "A coordinator must approve you before you can go on duty.",
+  certificate_expired:
+    "Your child-protection certificate check has expired. Ask your coordinator to check it again before you go on duty.",
+  role: "Your role may not do this.",
+};
 
 function renderDuty(status, missed = false) {
   duty = status;
   dutyStatus.dataset.status = status;
+  dutyStatus.dataset.refusal = refusal || "";
   toggle.setAttribute("aria-pressed", status === "available" || status === "busy" ? "true" : "false");
-  toggle.disabled = !page.approved || status === "busy";
+  toggle.disabled = Boolean(refusal) || status === "busy";
   let text;
-  if (!page.approved) text = t("A coordinator must approve you before you can go on duty.");
+  if (refusal && status === "off") text = t(REFUSALS[refusal] || REFUSALS.role);
   else if (status === "available") text = t("You are on duty. Requests will show up here.");
   else if (status === "busy") text = t("You are in a session with a student.");
   else if (status === "paused") {
@@ -102,14 +112,98 @@ toggle.addEventListener("click", async () => {
     renderDuty(duty);
     return;
   }
+  if (ack.status === "available") showDutyMessage("");
   renderDuty(ack.status);
   if (ack.status !== "available") hideOffer();
 });
 
+function showDutyMessage(text) {
+  dutyMessage.textContent = text;
+  dutyMessage.hidden = !text;
+}
+
 hub.on("duty:status", (m) => {
-  // Pushed by the hub: after a missed offer (paused), on reconnect, or when taken off duty.
+  // Pushed by the hub: after a missed offer (paused), on reconnect, or when taken off duty, then
+  // with why (message) and whether the helper may go on duty again (refusal).
+  if (m.refusal !== undefined) refusal = m.refusal || null;
+  if (m.message) showDutyMessage(m.message);
   renderDuty(m.status, m.status === "paused");
   if (m.status !== "available") hideOffer();
+});
+
+// ---- shifts: the reminder before one, and swaps offered -------------------------------------
+
+const reminderEl = $("shift-reminder");
+let reminder = null; // {time, at: performance.now() when the shift starts}
+let reminderTicker = null;
+
+function renderReminder() {
+  if (!reminder) return;
+  const left = (reminder.at - performance.now()) / 1000;
+  if (left <= 0) {
+    reminder = null;
+    reminderEl.hidden = true;
+    clearInterval(reminderTicker);
+    return;
+  }
+  const n = Math.max(1, Math.ceil(left / 60));
+  const text =
+    n === 1
+      ? t("Your shift starts at {time} (in 1 minute).", { time: reminder.time })
+      : t("Your shift starts at {time} (in {n} minutes).", { time: reminder.time, n });
+  if (reminderEl.textContent !== text) reminderEl.textContent = text;
+  reminderEl.hidden = false;
+}
+
+function showReminder(time, startsInS) {
+  reminder = { time, at: performance.now() + Math.max(0, Number(startsInS) || 0) * 1000 };
+  renderReminder();
+  clearInterval(reminderTicker);
+  reminderTicker = setInterval(renderReminder, 15000);
+}
+
+if (page.reminder) showReminder(page.reminder.time, page.reminder.starts_in_s);
+hub.on("shift:reminder", (m) => {
+  showReminder(m.time, m.starts_in_s);
+  chime();
+});
+
+const swapOffers = $("swap-offers");
+
+function shiftLabel(times) {
+  // "Mon 7 Dec 15:00–18:00" in the café's time zone and the page's language.
+  const lang = document.documentElement.lang || undefined;
+  const zone = { timeZone: page.timezone };
+  const clock = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+  const start = new Date(times.starts_at);
+  const end = new Date(times.ends_at);
+  const format = (d, options) => {
+    try {
+      return d.toLocaleString(lang, { ...options, ...zone });
+    } catch {
+      return d.toLocaleString(lang, options); // an unknown zone: the browser's own
+    }
+  };
+  const day = format(start, { weekday: "short", day: "numeric", month: "short", ...clock });
+  return `${day}–${format(end, clock)}`;
+}
+
+hub.on("shift:swap", (m) => {
+  if (!m.offered) return;
+  const item = document.createElement("p");
+  item.className = "notice";
+  item.dataset.testid = "swap-offer-live";
+  item.dataset.swap = String(m.swap_id);
+  const vars = { name: m.from, shift: shiftLabel(m.offered) };
+  const text = m.wanted
+    ? t("{name} offers you {shift} for your {theirs}.", { ...vars, theirs: shiftLabel(m.wanted) })
+    : t("{name} offers you {shift}.", vars);
+  const link = document.createElement("a");
+  link.href = page.shifts_url || "/shifts";
+  link.textContent = t("Answer on My shifts");
+  item.append(`${text} `, link);
+  swapOffers.append(item);
+  chime();
 });
 
 // ---- offers ---------------------------------------------------------------------------------
