@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, redirect, render_template, request, session, url_for
+from flask import (
+    Flask,
+    Response,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.sessions import SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 from flask_babel import format_decimal
@@ -18,10 +28,11 @@ from werkzeug.exceptions import HTTPException
 from hub import clock
 from hub.config import HubConfig
 from hub.db import Database
-from hub.errors import HubError, Unauthenticated
+from hub.errors import DATABASE_DOWN, HubError, Unauthenticated, database_unavailable
 from hub.extensions import babel, csrf, socketio
 from hub.state import HubState
 
+log = logging.getLogger(__name__)
 LOCALES = ("da", "en")
 HERE = Path(__file__).parent
 
@@ -106,6 +117,8 @@ def create_app(config: HubConfig) -> Flask:
     app.before_request(_protect_forms)
     app.after_request(_security_headers)
     app.register_error_handler(HubError, _hub_error)
+    for down in DATABASE_DOWN:
+        app.register_error_handler(down, _database_down)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
     app.context_processor(lambda: {"locale": select_locale(), "locales": LOCALES})
@@ -217,6 +230,15 @@ def _hub_error(exc: HubError) -> ResponseReturnValue:
     if isinstance(exc, Unauthenticated) and not _wants_json():
         return redirect(url_for("accounts.login", next=request.full_path.rstrip("?")))
     return _error_response(exc.status, exc.code, exc.message, exc.details)
+
+
+def _database_down(exc: Exception) -> ResponseReturnValue:
+    """The database is down or restarting: 503 with a plain message, not a 500 and a traceback;
+    the next request tries it afresh (the pool pings before it hands out a connection)."""
+    log.warning("database unavailable: %s", type(exc.__cause__ or exc).__name__)
+    response = make_response(_hub_error(database_unavailable()))
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 def _csrf_error(exc: CSRFError) -> ResponseReturnValue:

@@ -5,6 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
+
+# What the database raises while it is down or restarting (refused, ended by its shutdown, no
+# pooled connection in time), and on SQLite a lock held too long: all pass if tried again later.
+DATABASE_DOWN = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+
 
 class HubError(Exception):
     code = "error"
@@ -55,3 +61,25 @@ class TooLarge(HubError):
 class RateLimited(HubError):
     code = "rate_limited"
     status = 429
+
+
+class Unavailable(HubError):
+    """Something the hub depends on (its database) is down for now; the same call works again
+    once it is back."""
+
+    code = "unavailable"
+    status = 503
+
+
+class StorageFull(HubError):
+    """The hub's disk has no room for a file; nothing of it was kept."""
+
+    code = "storage_full"
+    status = 507
+
+
+def database_unavailable() -> Unavailable:
+    """What a caller is told while the database is down, in their language."""
+    from flask_babel import gettext as _
+
+    return Unavailable(_("Lektiecafé is not available right now. Please try again in a moment."))

@@ -1,9 +1,11 @@
 """The visit's lines: chat in the room and the break room while waiting. A line the student
 writes shows at once as pending and stays pending until the hub acknowledges it, so a line
-written offline goes after the next reconnect (the hub stores a resend only once)."""
+written offline goes after the next reconnect (the hub stores a resend only once), and one the
+hub could not store for now ("unavailable": its database restarts) goes again a moment later."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import replace
 from typing import Any, Literal
@@ -14,6 +16,9 @@ from appliance.visit.context import Context
 from appliance.visit.values import ChatLine
 
 MAX_LINES = 100  # chat and break-room lines kept for the screen
+# Refusals that mean "not now" rather than "no": the line stays pending and goes again after this.
+TRY_AGAIN_CODES = frozenset({"unavailable"})
+TRY_AGAIN_S = 3.0
 
 Where = Literal["chat", "breakroom"]
 
@@ -34,6 +39,7 @@ class Chat:
         link.on("breakroom:removed", self._breakroom_removed)
         link.on("chat:message", self._chat_message, room_only=True)
         link.on("chat:blocked", self._chat_blocked, room_only=True)
+        self._again: dict[Where, threading.Timer] = {}
 
     def post(self, where: Where, text: str) -> None:
         """A line the student wrote (on the UI thread): pending at once, sent by the worker."""
@@ -64,6 +70,9 @@ class Chat:
             except HubUnreachable:
                 return  # sent again after the next reconnect
             except HubCallError as exc:
+                if exc.code in TRY_AGAIN_CODES:
+                    self._flush_later(where)
+                    return
                 reason = str(exc.details.get("reason", exc.code))
                 with self.ctx.lock:
                     _replace_line(
@@ -76,6 +85,15 @@ class Chat:
                 continue
             with self.ctx.lock:
                 _replace_line(lines, line.key, pending=False, ts=answer.get("ts"))
+
+    def _flush_later(self, where: Where) -> None:
+        """One timer per kind of line: flush sends every pending line, oldest first."""
+        if (timer := self._again.get(where)) is not None and timer.is_alive():
+            return
+        timer = threading.Timer(TRY_AGAIN_S, self.ctx.submit, (self.flush, where))
+        timer.daemon = True
+        self._again[where] = timer
+        timer.start()
 
     def got_line(self, lines: list[ChatLine], message: dict[str, Any]) -> None:
         """A message from the hub: ours (acknowledged now) or someone else's (new)."""

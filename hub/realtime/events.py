@@ -11,8 +11,9 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from blinker import NamedSignal, Namespace
-from flask import g, request, session
+from flask import current_app, g, request, session
 from flask_babel import gettext as _
+from flask_socketio import ConnectionRefusedError as ConnectionRefused
 from flask_socketio import SocketIO, join_room
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
@@ -27,7 +28,8 @@ from hub.accounts.access import (
 )
 from hub.accounts.models import Role
 from hub.accounts.mydata import account_deleted
-from hub.errors import HubError
+from hub.errors import DATABASE_DOWN, HubError, database_unavailable
+from hub.extensions import socketio as hub_socketio
 from hub.realtime import presence
 from hub.realtime.notices import user_room
 from hub.state import hub_state
@@ -81,6 +83,15 @@ class SocketEvents:
                     result = fn(identity, parse(data, payload))
                 except HubError as exc:
                     return {"ok": False, "error": exc.as_dict()}
+                except DATABASE_DOWN as exc:
+                    # Expected while the database restarts: one line, not a traceback per event.
+                    log.warning(
+                        "socket event %s: database unavailable (%s)",
+                        event,
+                        type(exc.__cause__ or exc).__name__,
+                        extra={"event": event},
+                    )
+                    return {"ok": False, "error": database_unavailable().as_dict()}
                 except Exception:
                     log.exception("socket event %s failed", event, extra={"event": event})
                     return {
@@ -127,12 +138,19 @@ def register(socketio: SocketIO, identify_kiosk: KioskIdentifier) -> None:
     """Bind connecting and disconnecting: every connection is someone's, or refused."""
 
     def on_connect(auth: Any = None) -> bool:
-        identity = _identify(auth if isinstance(auth, dict) else {}, identify_kiosk)
-        if identity is None:
-            return False  # the client sees a connect_error
-        if isinstance(auth, dict) and auth.get("lang") in ("da", "en"):
-            session["lang"] = auth["lang"]
-        act_as(identity)
+        try:
+            identity = _identify(auth if isinstance(auth, dict) else {}, identify_kiosk)
+            if identity is None:
+                return False  # the client sees a connect_error
+            if isinstance(auth, dict) and auth.get("lang") in ("da", "en"):
+                session["lang"] = auth["lang"]
+            act_as(identity)
+        except DATABASE_DOWN as exc:
+            # Refused with a reason, so the client tries again later (socket.js, the kiosk)
+            # instead of waiting on a connection that never opens or taking it as "unpaired".
+            log.warning("connect: database unavailable (%s)", type(exc.__cause__ or exc).__name__)
+            error = database_unavailable()
+            raise ConnectionRefused(error.message, {"code": error.code}) from exc
         return True
 
     socketio.on_event("connect", on_connect)
@@ -153,10 +171,33 @@ def act_as(identity: Identity) -> None:
 
 
 def _on_disconnect(*_args: Any) -> None:
-    identity = current_identity()
-    last = presence.disconnected(hub_state().db, _sid())
+    identity, sid = current_identity(), _sid()
+    try:
+        _forget(identity, sid)
+    except DATABASE_DOWN:
+        # Left in `connections`, the user would count as connected until this process ends
+        # (a helper kept on duty, a student who never leaves the queue): forget them later.
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        hub_socketio.start_background_task(_forget_when_back, app, identity, sid)
+
+
+def _forget(identity: Identity | None, sid: str) -> None:
+    last = presence.disconnected(hub_state().db, sid)
     if identity is not None and last:
         user_gone.send(identity)
+
+
+def _forget_when_back(app: Any, identity: Identity | None, sid: str) -> None:
+    """Retry a disconnect the database missed, until it answers again."""
+    delay = 1.0
+    while True:
+        hub_socketio.sleep(delay)
+        try:
+            with app.app_context():
+                _forget(identity, sid)
+            return
+        except DATABASE_DOWN:
+            delay = min(delay * 2, 10.0)
 
 
 def _sid() -> str:

@@ -14,6 +14,8 @@
 import { io } from "../vendor/socket.io/socket.io.esm.min.js";
 
 export const REQUEST_TIMEOUT_MS = 10000;
+// A connection refused with "unavailable" (the database is restarting) is tried again after this.
+const UNAVAILABLE_RETRY_MS = 3000;
 
 // Texts come translated from the page (base.html renders them through gettext).
 let texts = null;
@@ -69,9 +71,18 @@ function wire(socket, isClosed) {
     // ("io server disconnect" / "io client disconnect"): no automatic reconnection then.
     setState(socket.active && navigator.onLine !== false ? "reconnecting" : "offline");
   });
-  socket.on("connect_error", () => {
+  socket.on("connect_error", (err) => {
     // Refused by the server's auth (socket.active false) or a network failure (retrying).
-    if (!socket.active) setState("offline");
+    if (socket.active) return;
+    if (err && err.data && err.data.code === "unavailable") {
+      // The hub is up but its database is not (restarting): ask again in a few seconds.
+      setState("reconnecting");
+      setTimeout(() => {
+        if (!isClosed() && !socket.connected && !socket.active) socket.connect();
+      }, UNAVAILABLE_RETRY_MS * (0.5 + Math.random()));
+      return;
+    }
+    setState("offline");
   });
   socket.io.on("reconnect_attempt", () => {
     if (navigator.onLine !== false) setState("reconnecting");

@@ -1,0 +1,140 @@
+"""Faults the hub survives, each with nothing acknowledged lost and every client recovering on its
+own: PostgreSQL restarting under a running hub, Redis restarting between two hub processes, a hub
+process killed with SIGKILL behind nginx, and a full disk during an upload.
+
+Redis and PostgreSQL are private servers (tests/services.py) that the test stops and starts; the
+machine's shared ones are never touched."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from appliance.visit import Options, Visit
+from hub.db import Database
+from tests.conftest import RunningHub, start_hub, stop
+from tests.hubclient import Browserless, Client
+from tests.kiosks import pair_into
+from tests.services import private_postgres, private_redis  # noqa: F401 (fixtures)
+from tests.test_appliance import SMALL, chat_texts, in_room_with_helper, subject, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+UNAVAILABLE_DA = "Lektiecafé er ikke tilgængelig lige nu. Prøv igen om et øjeblik."
+# A kiosk student who dropped keeps the place (and a room its member) long enough to come back.
+PATIENT = {"LEKTIECAFE_STUDENT_GRACE_S": "60", "LEKTIECAFE_ROOM_GRACE_S": "60"}
+
+
+@contextmanager
+def running_hub(database_url: str, folder: Path, env: dict[str, str]) -> Iterator[RunningHub]:
+    folder.mkdir(parents=True, exist_ok=True)
+    process, url, log = start_hub(database_url, folder, env)
+    hub = RunningHub(url, Database(database_url), folder, process, log)
+    try:
+        yield hub
+    finally:
+        stop(hub.process)
+        hub.close_clients()
+        hub.db.dispose()
+
+
+@contextmanager
+def kiosk_visit(hub: Any, data_dir: Path, hub_url: str | None = None) -> Iterator[Visit]:
+    """The real kiosk code (appliance.visit) paired with `hub`, connected through `hub_url`."""
+    pair_into(hub, data_dir)
+    options = Options(
+        data_dir=data_dir, hub_url=hub_url or hub.url, fake_camera=True, video_size=SMALL
+    )
+    visit = Visit(options, on_restart=lambda: None)
+    visit.open()
+    try:
+        wait_until(lambda: visit.snapshot().connection == "connected", what="kiosk connected")
+        yield visit
+    finally:
+        visit.close()
+
+
+def refusal_of_connect(url: str, token: str) -> Any:
+    """What the hub answers a new Socket.IO connection with: its connect_error's data."""
+    client = Client(url, token=token)
+    refused: list[Any] = []
+    client.sio.on("connect_error", refused.append)
+    with pytest.raises(Exception, match="."):
+        client.connect()
+    client.close()
+    return refused[0] if refused else None
+
+
+# ---- PostgreSQL restarts ------------------------------------------------------------------------
+
+
+def test_while_postgresql_restarts_requests_fail_clearly_and_the_hub_recovers_by_itself(
+    private_postgres, tmp_path
+):
+    with running_hub(private_postgres.url, tmp_path / "hub", PATIENT) as hub:
+        student = hub.client("student1")
+        page = Browserless(hub.url)
+        assert page.login("student1").status_code == 302
+        token = hub.token("student2")
+        with kiosk_visit(hub, tmp_path / "kiosk") as visit:
+            helper, room_id = in_room_with_helper(hub, visit, "Ali")
+            helper.ok("room:join", {"room_id": room_id})
+            visit.send_chat("før")
+            helper.wait_for("chat:message", where=lambda m: m["text"] == "før")
+
+            with private_postgres.down():
+                ready = requests.get(hub.url + "/readyz", timeout=10)
+                assert (ready.status_code, ready.json()["down"]) == (503, ["database"])
+                # A socket event: refused with a reason, in the user's language.
+                answer = student.call("help:request", {"subject": 1, "grade": 9})
+                assert answer == {
+                    "ok": False,
+                    "error": {"code": "unavailable", "message": UNAVAILABLE_DA},
+                }
+                # A page, and a JSON call: 503, not a 500.
+                shown = page.http.get(hub.url + "/student")
+                assert shown.status_code == 503 and UNAVAILABLE_DA in shown.text
+                api = requests.get(
+                    hub.url + "/api/me",
+                    headers={"Authorization": f"Bearer {token}", "Accept-Language": "en"},
+                    timeout=10,
+                )
+                assert api.status_code == 503 and api.headers["Retry-After"]
+                assert api.json()["error"]["code"] == "unavailable"
+                # A new connection is refused with the reason, so clients ask again later.
+                assert refusal_of_connect(hub.url, token) == {
+                    "message": UNAVAILABLE_DA,
+                    "data": {"code": "unavailable"},
+                }
+                # The kiosk: a line written now stays pending; a reconnect (the language
+                # switch reconnects) is refused for now, and the kiosk keeps trying: still paired.
+                visit.send_chat("under")
+                visit.set_language("en")
+                time.sleep(4)
+                assert visit.snapshot().connection in ("reconnecting", "offline")
+                assert visit.snapshot().paired
+                assert [line.pending for line in visit.snapshot().chat] == [False, True]
+
+            # Back without restarting the hub: ready again, and everything works as before.
+            wait_until(
+                lambda: requests.get(hub.url + "/readyz", timeout=10).status_code == 200,
+                what="ready again",
+            )
+            assert hub.process.poll() is None
+            wait_until(lambda: visit.snapshot().connection == "connected", what="kiosk back")
+            helper.wait_for("chat:message", timeout=20, where=lambda m: m["text"] == "under")
+            wait_until(
+                lambda: not any(line.pending for line in visit.snapshot().chat), what="acked"
+            )
+            assert chat_texts(visit) == ["før", "under"]
+            helper.call("test-only:settle")
+            assert [m["text"] for m in helper.drain("chat:message")] == []  # "under" once only
+            assert student.ok("help:request", {"subject": subject(visit), "grade": 9})
+            assert page.http.get(hub.url + "/student").status_code == 200
+            Client(hub.url, token=token).connect().close()
