@@ -115,7 +115,7 @@ def test_while_postgresql_restarts_requests_fail_clearly_and_the_hub_recovers_by
                 # The kiosk: a line written now stays pending; a reconnect (the language
                 # switch reconnects) is refused for now, and the kiosk keeps trying: still paired.
                 visit.send_chat("under")
-                visit.set_language("en")
+                visit.set_language("da")
                 time.sleep(4)
                 assert visit.snapshot().connection in ("reconnecting", "offline")
                 assert visit.snapshot().paired
