@@ -22,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import requests
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from babel.dates import format_date
@@ -31,11 +32,19 @@ from hub.accounts.models import Role, User
 from hub.db import Database
 from hub.schedule.models import OpeningHours
 from hub.schedule.service import Shift, shifts_between
-from hub.shifts.models import ShiftSignup
+from hub.shifts.models import ShiftSignup, SwapProposal
 from hub.shifts.service import claim_due_reminders
 from tests.conftest import both_backends, free_port
-from tests.hubclient import advance_clock
-from tests.test_shifts import Staff, tagged, texts
+from tests.hubclient import PASSWORD, Browserless, advance_clock
+from tests.test_shifts import (
+    Staff,
+    add_user,
+    other_organisation,
+    signed_up,
+    tagged,
+    texts,
+    user_id,
+)
 
 ZONE = ZoneInfo("Europe/Copenhagen")
 FROM = "vagter@lektiecafe.test"
@@ -384,3 +393,192 @@ def _unapproved_helper(s: Any) -> int:
     s.add(user)
     s.flush()
     return user.id
+
+
+# ---------------------------------------------------------------------------------------------
+# The address, and who may set it
+
+
+def stored_email(hub: Any, username: str) -> tuple[str | None, str | None]:
+    with hub.db.transaction() as s:
+        user = s.scalar(select(User).where(User.username == username))
+        assert user is not None
+        return user.reminder_email, user.reminder_language
+
+
+def test_a_helper_sets_and_removes_the_reminder_address_and_nobody_else_can(hub, sink):
+    helper = Staff(hub.url, "helper1")
+    for bad in ("not-an-address", "a@b", "two@at@example.dk", "a@b.dk\nBcc: x@y.dk"):
+        refused = helper.post("/shifts/email", reminder_email=bad, language="da")
+        assert refused.status_code == 400, bad
+        assert texts(refused.text, "shift-error") == [
+            "Give an e-mail address like name@example.dk, or leave the field empty."
+        ]
+    too_long = helper.post("/shifts/email", reminder_email="a" * 250 + "@b.dk", language="da")
+    assert too_long.status_code == 400
+    assert "Please fill in or correct: E-mail for shift reminders." in too_long.text
+    odd = helper.post("/shifts/email", reminder_email="a@b.dk", language="fr")
+    assert odd.status_code == 400
+    assert stored_email(hub, "helper1") == (None, None)
+
+    page = helper.post("/shifts/email", reminder_email=" hjaelper1@example.dk ", language="en")
+    assert texts(page.text, "notice") == ["Saved. We will remind you by e-mail before your shifts."]
+    assert stored_email(hub, "helper1") == ("hjaelper1@example.dk", "en")
+    assert 'value="hjaelper1@example.dk"' in page.text  # the form shows it, to change
+    page = helper.post("/shifts/email", reminder_email="", language="en")
+    assert texts(page.text, "notice") == ["Saved. You get no e-mail reminders."]
+    assert stored_email(hub, "helper1") == (None, None)
+
+    for username in ("student1", "coordinator1", "admin"):
+        other = Staff(hub.url, username)
+        assert other.post("/shifts/email", reminder_email="x@example.dk").status_code == 403
+    anonymous = Browserless(hub.url)
+    token = anonymous.csrf()
+    answer = anonymous.http.post(
+        hub.url + "/shifts/email",
+        data={"reminder_email": "x@example.dk", "csrf_token": token},
+        allow_redirects=False,
+    )
+    assert answer.status_code == 302 and "/login" in answer.headers["Location"]
+    assert stored_email(hub, "helper1") == (None, None)
+
+
+def test_a_new_helper_may_give_an_address_when_signing_up(hub, sink):
+    with hub.db.transaction() as s:
+        org_id = s.scalar(select(User.organisation_id).where(User.username == "helper1"))
+
+    def sign_up(username: str, address: str) -> requests.Response:
+        visitor = Browserless(hub.url)
+        page = visitor.http.get(hub.url + "/register/helper")
+        assert tagged(page.text, "helper-sign-up")
+        assert 'name="reminder_email"' in page.text
+        return visitor.http.post(
+            hub.url + "/register/helper",
+            data={
+                "organisation_id": str(org_id),
+                "username": username,
+                "display_name": "Ny Frivillig",
+                "password": PASSWORD,
+                "reminder_email": address,
+                "csrf_token": visitor.csrf("/register/helper"),
+            },
+            allow_redirects=False,
+        )
+
+    refused = sign_up("frivillig", "ny@frivillig")
+    assert refused.status_code == 400
+    assert texts(refused.text, "register-error") == [
+        "Skriv en e-mailadresse som navn@eksempel.dk, eller lad feltet være tomt."
+    ]
+    with hub.db.transaction() as s:
+        assert s.scalar(select(User).where(User.username == "frivillig")) is None
+    assert sign_up("frivillig", "ny@frivillig.dk").status_code == 302
+    assert stored_email(hub, "frivillig") == ("ny@frivillig.dk", "da")  # the page's language
+    assert sign_up("uden-mail", "").status_code == 302
+    assert stored_email(hub, "uden-mail") == (None, None)
+
+
+# ---------------------------------------------------------------------------------------------
+# The station's other live parts, and coordinators taking a helper off a shift
+
+
+def test_a_swap_offer_reaches_the_other_helper_live(hub, sink, shifts):
+    one, two = Staff(hub.url, "helper1"), Staff(hub.url, "helper2")
+    mine, theirs = shifts[0], shifts[1]
+    one.post("/shifts/signup", key=mine.key)
+    two.post("/shifts/signup", key=theirs.key)
+    station, bystander = hub.client("helper2"), hub.client("helper3")
+
+    page = one.post(
+        "/shifts/swaps", key=mine.key, to_helper_id=user_id(hub, "helper2"), wanted_key=theirs.key
+    )
+    assert texts(page.text, "notice")
+    told = station.wait_for("shift:swap")
+    [(offer, _text)] = tagged(two.get("/shifts").text, "swap-offer")
+    assert told == {
+        "swap_id": int(offer["data-swap"]),
+        "from": "Hjælper 1",
+        "offered": {"starts_at": mine.starts_at.isoformat(), "ends_at": mine.ends_at.isoformat()},
+        "wanted": {
+            "starts_at": theirs.starts_at.isoformat(),
+            "ends_at": theirs.ends_at.isoformat(),
+        },
+    }
+    # A refused offer tells nobody.
+    again = one.post("/shifts/swaps", key=mine.key, to_helper_id=user_id(hub, "helper2"))
+    assert again.status_code == 409
+    station.nothing("shift:swap")
+    bystander.nothing("shift:swap")
+
+
+def test_a_coordinator_takes_a_helper_of_their_organisation_off_a_shift(hub, sink, shifts):
+    shift = shifts[0]
+    outsider = add_user(
+        hub, "outsider", Role.HELPER, approved=True, organisation_id=other_organisation(hub)
+    )
+    one = Staff(hub.url, "helper1")
+    one.post("/shifts/signup", key=shift.key)
+    Staff(hub.url, "helper2").post("/shifts/signup", key=shift.key)
+    one.post("/shifts/swaps", key=shift.key, to_helper_id=user_id(hub, "helper3"))
+    coordinator, admin = Staff(hub.url, "coordinator1"), Staff(hub.url, "admin")
+    coordinator.post("/shifts/assign", key=shift.key, helper_id=user_id(hub, "helper3"))
+    admin.post("/shifts/assign", key=shift.key, helper_id=outsider)
+    assert signed_up(hub, shift.key) == {"helper1", "helper2", "helper3", "outsider"}
+
+    page = coordinator.get("/shifts/coverage").text
+    section = page.split(f'data-key="{shift.key}"', 1)[1].split('data-testid="coverage-shift"')[0]
+    buttons = {int(attrs["data-helper"]) for attrs, _t in tagged(section, "unassign")}
+    assert buttons == {user_id(hub, f"helper{i}") for i in (1, 2, 3)}  # not the outsider
+
+    page = coordinator.post("/shifts/unassign", key=shift.key, helper_id=user_id(hub, "helper3"))
+    assert texts(page.text, "notice") == ["The helper is off the shift."]
+    assert signed_up(hub, shift.key) == {"helper1", "helper2", "outsider"}
+    again = coordinator.post("/shifts/unassign", key=shift.key, helper_id=user_id(hub, "helper3"))
+    assert again.status_code == 404
+    assert texts(again.text, "shift-error") == ["Hjælper 3 does not work this shift."]
+    refused = coordinator.post("/shifts/unassign", key=shift.key, helper_id=outsider)
+    assert refused.status_code == 403
+    assert texts(refused.text, "shift-error") == [
+        "You can take helpers of your own organisation off a shift only."
+    ]
+    assert coordinator.post("/shifts/unassign", key=shift.key, helper_id="x").status_code == 400
+    for username in ("helper1", "student1", "staff1"):
+        other = Staff(hub.url, username)
+        answer = other.post("/shifts/unassign", key=shift.key, helper_id=user_id(hub, "helper2"))
+        assert answer.status_code == 403, username
+    assert signed_up(hub, shift.key) == {"helper1", "helper2", "outsider"}
+    assert admin.post("/shifts/unassign", key=shift.key, helper_id=outsider).status_code == 200
+
+    # Also within the cut-off (the coordinator is whom a helper who cannot come asks); the
+    # helper's pending swap of the shift goes with the sign-up. Not once the shift has started.
+    advance_clock(
+        hub.url, (shift.starts_at - timedelta(hours=2) - datetime.now(UTC)).total_seconds()
+    )
+    page = coordinator.post("/shifts/unassign", key=shift.key, helper_id=user_id(hub, "helper1"))
+    assert texts(page.text, "notice") == ["The helper is off the shift."]
+    with hub.db.transaction() as s:
+        assert [w.status for w in s.scalars(select(SwapProposal))] == ["withdrawn"]
+    advance_clock(hub.url, 3 * 3600)
+    late = coordinator.post("/shifts/unassign", key=shift.key, helper_id=user_id(hub, "helper2"))
+    assert late.status_code == 409
+    assert texts(late.text, "shift-error") == ["This shift has already started."]
+    assert signed_up(hub, shift.key) == {"helper2"}
+
+
+def test_the_station_is_told_why_a_helper_may_not_go_on_duty(hub, sink):
+    add_user(hub, "newhelper", Role.HELPER, approved=False)
+    with hub.db.transaction() as s:
+        expired = s.scalar(select(User).where(User.username == "helper2"))
+        assert expired is not None
+        expired.certificate_expires_on = datetime.now(UTC).date() - timedelta(days=1)
+    for username, refusal in (
+        ("helper1", None),
+        ("newhelper", "not_approved"),
+        ("helper2", "certificate_expired"),
+    ):
+        told = hub.client(username).wait_for("duty:status")
+        assert (told["status"], told["refusal"]) == ("off", refusal), username
+        [(toggle, _t)] = tagged(Staff(hub.url, username).get("/helper").text, "duty-toggle")
+        assert ("disabled" in toggle) == (refusal is not None), username
+        [(status, _t)] = tagged(Staff(hub.url, username).get("/helper").text, "duty-status")
+        assert status["data-refusal"] == (refusal or "")
