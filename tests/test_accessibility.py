@@ -146,6 +146,12 @@ def test_every_page_of_every_role_has_no_serious_accessibility_problem(
     expect(page.locator("html")).to_have_attribute("lang", "en")
     for path in PAGES[who][:2]:
         findings.visit(page, path)
+    if who == "student":  # last: the page after a student deleted their account
+        page.goto("/me/data")
+        page.get_by_test_id("delete-confirm").check()
+        page.get_by_test_id("delete-account").click()
+        expect(page.get_by_test_id("deleted")).to_be_visible()
+        findings.check(page, "the page after deleting one's account")
     findings.assert_none()
 
 
