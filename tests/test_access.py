@@ -250,8 +250,11 @@ def test_the_session_cookie_is_secure_httponly_and_samesite(database_url, tmp_pa
         "/login", data={"username": "student1", "password": "demo-password", "csrf_token": token}
     )
     assert r.status_code == 302
-    cookie = r.headers["Set-Cookie"]
-    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    cookies = {c.split("=", 1)[0]: c for c in r.headers.getlist("Set-Cookie")}
+    session = cookies["lektiecafe_session"]
+    assert "Secure" in session and "HttpOnly" in session and "SameSite=Lax" in session
+    device = cookies["lektiecafe_device"]  # the login throttle's known device: never cross-site
+    assert "Secure" in device and "HttpOnly" in device and "SameSite=Strict" in device
 
 
 def test_a_student_sees_their_own_data_and_can_delete_all_of_it(hub):
