@@ -55,8 +55,13 @@ class HubConfig:
     chat_burst: int = 10  # room chat messages one member may send ...
     chat_window_s: float = 10.0  # ... within this many seconds
     doc_compact_every: int = 1000  # document updates between snapshots
-    retention_days: int = 30  # chat, documents and attachments of ended rooms
-    ticket_retention_days: int = 180  # helpdesk tickets, counted from when they were closed
+    # Retention (hub/housekeeping.py, docs/privacy.md): days each kind is kept. Room content
+    # counts from the session's end and is kept while a report on the room is open.
+    chat_retention_days: int = 30  # a room's chat, and the comments in its feedback
+    document_retention_days: int = 30  # a room's shared notes and whiteboard
+    attachment_retention_days: int = 30  # the assignment's photos and PDFs
+    ticket_retention_days: int = 180  # helpdesk tickets and room reports, from when closed
+    audit_retention_days: int = 365  # the audit log (hub.audit), from when an entry was written
     # A helper's child-protection certificate must be checked again this long after a check.
     certificate_valid_days: int = 2 * 365
     # Shifts: helpers may drop or swap a shift until this many hours before it starts
@@ -93,6 +98,14 @@ class HubConfig:
         return ZoneInfo(self.timezone)
 
     @property
+    def visit_retention_days(self) -> int:
+        """A kiosk visit's anonymous account goes, with its requests and rooms, once all of its
+        rooms' content would have."""
+        return max(
+            self.chat_retention_days, self.document_retention_days, self.attachment_retention_days
+        )
+
+    @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'hub.db').resolve()}"
 
@@ -112,6 +125,13 @@ class HubConfig:
         return replace(self, secret_key=key_file.read_text().strip())
 
 
+ROOM_CONTENT_RETENTION = (
+    "chat_retention_days",
+    "document_retention_days",
+    "attachment_retention_days",
+)
+
+
 def load_config(file: Path | None = None, **overrides: Any) -> HubConfig:
     values: dict[str, Any] = {}
     if file is not None:
@@ -121,6 +141,11 @@ def load_config(file: Path | None = None, **overrides: Any) -> HubConfig:
         if env is not None:
             values[f.name] = env
     values.update({k: v for k, v in overrides.items() if v is not None})
+    # The one retention_days of earlier versions still sets the room content's three periods.
+    legacy = values.pop("retention_days", os.environ.get("LEKTIECAFE_RETENTION_DAYS"))
+    if legacy is not None:
+        for name in ROOM_CONTENT_RETENTION:
+            values.setdefault(name, legacy)
     return HubConfig(
         **{f.name: _coerce(f.type, values[f.name]) for f in fields(HubConfig) if f.name in values}
     )

@@ -403,15 +403,20 @@ def test_retention_deletes_old_chat_documents_and_attachments_but_keeps_reported
         assert list(s.scalars(select(RoomMessage.room_id))) == [reported]
         assert list(s.scalars(select(DocUpdate.room_id).distinct())) == [reported]
         assert s.get(Attachment, "photo") is None
-        assert s.get(Room, old).content_deleted_at is not None  # the statistics keep the room
+        assert s.get(Room, old).chat_deleted_at is not None  # the statistics keep the room
         report = s.scalar(select(Report).where(Report.room_id == reported))
         report.closed_at = clock.now()
     assert not (config.attachments_dir / "photo").exists()
 
-    with hub.db.transaction() as s:  # once the report is closed, the clock runs for it too
+    with hub.db.transaction() as s:  # once the report is closed, the clock runs for the room
         housekeeping.run(s, config, clock.now() + timedelta(days=31))
     with hub.db.transaction() as s:
         assert s.scalar(select(func.count()).select_from(RoomMessage)) == 0
+        assert s.scalar(select(func.count()).select_from(Report)) == 1  # kept like a ticket
+    later = timedelta(days=config.ticket_retention_days + 1)
+    with hub.db.transaction() as s:
+        housekeeping.run(s, config, clock.now() + later)
+    with hub.db.transaction() as s:
         assert s.scalar(select(func.count()).select_from(Report)) == 0
 
 

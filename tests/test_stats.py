@@ -280,7 +280,7 @@ def test_sessions_stay_counted_without_the_link_when_a_kiosk_visit_expires_or_a_
     r = web.post("/me/delete", confirm="yes")
     assert r.status_code == 200
     # A month on, the hub's housekeeping deletes the kiosk visit's account, requests and room.
-    advance_clock(hub.url, (HubConfig().retention_days + 1) * 24 * 3600)
+    advance_clock(hub.url, (HubConfig().visit_retention_days + 1) * 24 * 3600)
     deadline = time.monotonic() + 15
     while visit_accounts(hub):
         assert time.monotonic() < deadline, "housekeeping did not delete the old visit"

@@ -287,7 +287,7 @@ def api_token() -> ResponseReturnValue:
 
 @bp.route("/privacy")
 def privacy() -> ResponseReturnValue:
-    return render_template("privacy.html", retention_days=hub_state().config.retention_days)
+    return render_template("privacy.html", config=hub_state().config)
 
 
 @bp.route("/me/data")

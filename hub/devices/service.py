@@ -813,7 +813,7 @@ def delete_old(s: Session, now: datetime, config: HubConfig) -> None:
         )
     ):
         end_visit(s, visit, now, config.attachments_dir)  # nobody is left to tell
-    old = now - timedelta(days=config.retention_days)
+    old = now - timedelta(days=config.visit_retention_days)
     for user_id in s.scalars(select(KioskVisit.user_id).where(KioskVisit.ended_at < old)).all():
         delete_student(s, user_id, config.attachments_dir)
     s.execute(delete(Pairing).where(Pairing.expires_at < now - PAIRING_KEEP))

@@ -25,8 +25,10 @@ class Room(Base):
     # Set while a member has no open connection; the room ends after the grace period.
     student_offline_since: Mapped[datetime | None] = mapped_column(default=None)
     helper_offline_since: Mapped[datetime | None] = mapped_column(default=None)
-    # Chat and document were deleted by the retention job (the row stays for the statistics).
-    content_deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When the retention job deleted each kind of content (the row stays for the statistics).
+    chat_deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    document_deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    attachments_deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class RoomMessage(Base):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -444,26 +444,46 @@ def give_feedback(
 
 
 def delete_expired_content(s: Session, now: datetime, config: HubConfig) -> int:
-    """Delete chat, document, feedback comments and attachments of rooms that ended longer than
-    the retention period ago, unless a report on the room is still open. Returns rooms cleaned."""
-    cutoff = now - timedelta(days=config.retention_days)
+    """Delete each kind of an ended room's content once its own retention period is over: the
+    chat (with the comments in the feedback), the shared document, the attachments; none while a
+    report on the room is open. A closed report goes `ticket_retention_days` after it was closed,
+    like the helpdesk ticket it is. Returns how many kinds of how many rooms were deleted."""
     open_reports = select(Report.room_id).where(Report.closed_at.is_(None))
-    rooms = s.scalars(
-        select(Room).where(
-            Room.ended_at <= cutoff,
-            Room.content_deleted_at.is_(None),
-            Room.id.not_in(open_reports),
-        )
-    ).all()
-    for room in rooms:
-        s.execute(delete(RoomMessage).where(RoomMessage.room_id == room.id))
-        s.execute(delete(DocUpdate).where(DocUpdate.room_id == room.id))
-        s.execute(delete(DocSnapshot).where(DocSnapshot.room_id == room.id))
-        s.execute(update(Feedback).where(Feedback.room_id == room.id).values(comment=""))
-        attachments.delete_of_request(s, room.request_id, config.attachments_dir)
-        room.content_deleted_at = now
-    s.execute(delete(Report).where(Report.closed_at <= cutoff))
-    return len(rooms)
+    deleted = 0
+    kinds: tuple[tuple[Any, int, Callable[[Session, Room, HubConfig], None]], ...] = (
+        (Room.chat_deleted_at, config.chat_retention_days, _delete_chat),
+        (Room.document_deleted_at, config.document_retention_days, _delete_document),
+        (Room.attachments_deleted_at, config.attachment_retention_days, _delete_attachments),
+    )
+    for marker, days, delete_kind in kinds:
+        rooms = s.scalars(
+            select(Room).where(
+                Room.ended_at <= now - timedelta(days=days),
+                marker.is_(None),
+                Room.id.not_in(open_reports),
+            )
+        ).all()
+        for room in rooms:
+            delete_kind(s, room, config)
+            setattr(room, marker.key, now)
+        deleted += len(rooms)
+    reports_cutoff = now - timedelta(days=config.ticket_retention_days)
+    s.execute(delete(Report).where(Report.closed_at <= reports_cutoff))
+    return deleted
+
+
+def _delete_chat(s: Session, room: Room, config: HubConfig) -> None:
+    s.execute(delete(RoomMessage).where(RoomMessage.room_id == room.id))
+    s.execute(update(Feedback).where(Feedback.room_id == room.id).values(comment=""))
+
+
+def _delete_document(s: Session, room: Room, config: HubConfig) -> None:
+    s.execute(delete(DocUpdate).where(DocUpdate.room_id == room.id))
+    s.execute(delete(DocSnapshot).where(DocSnapshot.room_id == room.id))
+
+
+def _delete_attachments(s: Session, room: Room, config: HubConfig) -> None:
+    attachments.delete_of_request(s, room.request_id, config.attachments_dir)
 
 
 # ---------------------------------------------------------------------------------------------
