@@ -70,6 +70,7 @@ def create_app(config: HubConfig) -> Flask:
     from hub.accounts.routes import bp as accounts_bp
     from hub.admin.routes import bp as admin_bp
     from hub.attachments.routes import bp as attachments_bp
+    from hub.audit.routes import bp as audit_bp
     from hub.catalog.routes import bp as catalog_bp
     from hub.devices.routes import bp as devices_bp
     from hub.helpdesk.routes import bp as helpdesk_bp
@@ -84,6 +85,7 @@ def create_app(config: HubConfig) -> Flask:
         accounts_bp,
         admin_bp,
         attachments_bp,
+        audit_bp,
         catalog_bp,
         devices_bp,
         helpdesk_bp,
@@ -98,7 +100,8 @@ def create_app(config: HubConfig) -> Flask:
         app.register_blueprint(bp)
     clock.init_app(app, config)  # the test clock's edges; they answer 404 unless test_clock
 
-    from hub.accounts.mydata import student_deleting
+    from hub.accounts.mydata import data_right_used, student_deleting
+    from hub.audit.service import record_data_right
     from hub.devices.service import identify as identify_kiosk
     from hub.helpdesk.service import open_report_ticket
     from hub.realtime import events as realtime_events
@@ -111,6 +114,8 @@ def create_app(config: HubConfig) -> Flask:
         feature.events.register(socketio)
     # A deleted student's requests stay in the statistics, anonymous.
     student_deleting.connect(archive_student)
+    # A student's download of their data and deletion of their account go into the audit log.
+    data_right_used.connect(record_data_right)
     # A report from a room is also a helpdesk ticket.
     report_filed.connect(open_report_ticket)
 

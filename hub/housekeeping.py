@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from hub.accounts import service as accounts
 from hub.attachments import service as attachments
+from hub.audit.service import delete_old as delete_old_audit_entries
 from hub.breakroom.service import delete_old as delete_old_breakroom_messages
 from hub.config import HubConfig
 from hub.devices.service import delete_old as delete_old_device_data
@@ -32,6 +33,7 @@ def run(s: Session, config: HubConfig, now: datetime) -> None:
     delete_old_device_data(s, now, config)
     accounts.delete_login_failures_before(s, now - LOGIN_FAILURE_AGE)
     delete_closed_tickets(s, now, config.ticket_retention_days)
+    delete_old_audit_entries(s, now, config.audit_retention_days)
     _deliver_after_commit(s, take_expired_helpers_off_duty(s, now))
 
 

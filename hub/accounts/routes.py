@@ -293,8 +293,23 @@ def privacy() -> ResponseReturnValue:
 @bp.route("/me/data")
 @roles_required(Role.STUDENT)
 def my_data() -> ResponseReturnValue:
+    if request.args.get("format") == "json":
+        return my_data_json()
     with hub_state().db.transaction() as s:
         return render_template("mydata.html", **mydata.collect(s, caller().user_id))
+
+
+@bp.route("/me/data.json")
+@roles_required(Role.STUDENT)
+def my_data_json() -> ResponseReturnValue:
+    now = clock.now()
+    with hub_state().db.transaction() as s:
+        data = mydata.download(s, caller(), str(get_locale() or "da"), now)
+    response = jsonify(data)
+    name = f"lektiecafe-my-data-{now.date().isoformat()}.json"
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 class ConfirmIn(Payload):
@@ -308,7 +323,7 @@ def delete_me() -> ResponseReturnValue:
     parse(request.form.to_dict(), ConfirmIn)
     state = hub_state()
     with state.db.transaction() as s:
-        mydata.delete_student(s, identity.user_id, state.config.attachments_dir)
+        mydata.delete_own_account(s, identity, state.config.attachments_dir, clock.now())
     session.clear()
     mydata.account_deleted.send(identity.user_id)
     return render_template("deleted.html")

@@ -11,6 +11,8 @@ from pydantic import Field
 from hub import clock
 from hub.accounts.access import Identity, caller, current_identity, roles_required
 from hub.accounts.models import Role
+from hub.audit import service as audit
+from hub.audit.service import Action
 from hub.errors import Forbidden, HubError
 from hub.forms import parsed_form
 from hub.helpdesk import service
@@ -121,9 +123,13 @@ def ticket(ticket_id: int) -> ResponseReturnValue:
 
 
 def _ticket_page(ticket_id: int, error: str | None) -> str:
+    """One ticket; for a room report's ticket the audit log notes who read the report."""
     me = caller()
     with hub_state().db.transaction() as s:
         view = service.ticket_for(s, me, ticket_id)
+        if view.ticket.report_id is not None:
+            ref = f"report:{view.ticket.report_id}"
+            audit.record(s, me, Action.REPORT_VIEWED, ref, clock.now())
         return render_template("helpdesk/ticket.html", me=me, view=view, error=error)
 
 

@@ -10,6 +10,8 @@ from pydantic import Field
 from hub import clock
 from hub.accounts.access import caller, roles_required
 from hub.accounts.models import Role
+from hub.audit import service as audit
+from hub.audit.service import Action
 from hub.errors import Conflict, Invalid
 from hub.rooms import service
 from hub.state import hub_state
@@ -38,12 +40,18 @@ def report(report_id: int) -> ResponseReturnValue:
 
 
 def _report_page(report_id: int, error: str | None) -> str:
+    """The report with the room's chat and notes; the audit log notes who read them."""
     me = caller()
     with hub_state().db.transaction() as s:
+        item = service.report_for(s, me, report_id)
+        now = clock.now()
+        audit.record(s, me, Action.REPORT_VIEWED, f"report:{report_id}", now)
+        if item["room"].chat_deleted_at is None:
+            audit.record(s, me, Action.TRANSCRIPT_VIEWED, f"room:{item['room'].id}", now)
         return render_template(
             "admin/report.html",
             me=me,
-            item=service.report_for(s, me, report_id),
+            item=item,
             error=error,
             resolution=request.form.get("resolution", ""),
         )

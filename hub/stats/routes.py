@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 from hub import clock
 from hub.accounts.access import Identity, caller, roles_required
 from hub.accounts.models import Role, Site
+from hub.audit import service as audit
+from hub.audit.service import Action
 from hub.errors import Forbidden, Invalid, NotFound
 from hub.state import hub_state
 from hub.stats import service
@@ -51,6 +53,7 @@ def export() -> ResponseReturnValue:
     me = caller()
     with hub_state().db.transaction() as s:
         board = _dashboard(s, me)
+        audit.record(s, me, Action.STATS_EXPORTED, _export_ref(board), clock.now())
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["table", "key", "label", "value"])
@@ -62,6 +65,12 @@ def export() -> ResponseReturnValue:
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+def _export_ref(board: service.Dashboard) -> str:
+    """Which figures were exported, for the audit log: "stats:<first>..<last>[:site:<id>]"."""
+    site = f":site:{board.site_id}" if board.site_id is not None else ""
+    return f"stats:{board.period.first}..{board.period.last}{site}"
 
 
 def _inert(cell: str) -> str:
