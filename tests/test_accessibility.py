@@ -16,6 +16,7 @@ from tests.test_room_browser import (  # noqa: F401 (fixtures)
     DESKTOP,
     MEDIA,
     chromium,
+    close_pages,
     media_browser,
     say,
 )
