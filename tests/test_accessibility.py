@@ -41,6 +41,7 @@ PAGES = {
         "/admin/schedule",
         "/admin/devices",
         "/admin/reports",
+        "/admin/audit",
         "/shifts/coverage",
         "/help/desk",
     ],
