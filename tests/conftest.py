@@ -8,21 +8,20 @@ import uuid
 from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 import requests
 
-from hub import clock
 from hub.db import Database
-from hub.demo import seed_demo
-from hub.server import prepare_database
 from lektiecafe import launch
 from lektiecafe.launch import ROOT as ROOT  # the test modules import these from here
 from lektiecafe.launch import free_port as free_port
 from lektiecafe.launch import stop_process as stop
 from tests.hubclient import PASSWORD, Browserless, Client, DocSocket
+from tests.services import private_postgres as private_postgres  # fixtures for any test module
+from tests.services import private_redis as private_redis
+from tests.services import seeded_with_demo
 
 PG_ADMIN = "postgresql://127.0.0.1:5432/test"
 
@@ -100,27 +99,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     backend = getattr(request, "param", "sqlite")
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'hub.db'}"
-        yield from _seeded(url, request)
+        yield from seeded_with_demo(url, request)
         return
     name = f"lc_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield from _seeded(f"postgresql+psycopg://127.0.0.1:5432/{name}", request)
+        yield from seeded_with_demo(f"postgresql+psycopg://127.0.0.1:5432/{name}", request)
     finally:
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _seeded(url: str, request: pytest.FixtureRequest) -> Iterator[str]:
-    marker = request.node.get_closest_marker("demo")
-    sizes: dict[str, Any] = {"students": 5, "helpers": 3, **(marker.kwargs if marker else {})}
-    db = Database(url)
-    prepare_database(db)
-    with db.transaction() as s:
-        seed_demo(s, now=clock.now(), **sizes)
-    db.dispose()
-    yield url
 
 
 @pytest.fixture

@@ -19,12 +19,16 @@ import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
+from hub import clock
+from hub.db import Database
+from hub.demo import seed_demo
+from hub.server import prepare_database
 from lektiecafe.launch import free_port
-from tests.conftest import _seeded
 
 REDIS_SERVER = "/usr/bin/redis-server"
 POSTGRES_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
@@ -164,7 +168,7 @@ def private_postgres(request: pytest.FixtureRequest) -> Iterator[PrivateDatabase
     server = PrivatePostgres()
     try:
         url = server.create_database("lektiecafe")
-        for seeded in _seeded(url, request):
+        for seeded in seeded_with_demo(url, request):
             yield PrivateDatabase(server, seeded)
     finally:
         server.remove()
@@ -180,3 +184,15 @@ class PrivateDatabase:
     def down(self, mode: str = "fast") -> AbstractContextManager[None]:
         """PostgreSQL stopped inside the block and started again after it."""
         return self.server.down(mode)
+
+
+def seeded_with_demo(url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The database at `url` migrated and seeded with the demo (sizes from a `demo` marker)."""
+    marker = request.node.get_closest_marker("demo")
+    sizes: dict[str, Any] = {"students": 5, "helpers": 3, **(marker.kwargs if marker else {})}
+    db = Database(url)
+    prepare_database(db)
+    with db.transaction() as s:
+        seed_demo(s, now=clock.now(), **sizes)
+    db.dispose()
+    yield url
