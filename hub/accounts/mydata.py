@@ -56,43 +56,18 @@ def collect(s: Session, user_id: int) -> dict[str, Any]:
             for r, subject, language in requests
         ],
         "sessions": [{"room": room, "helper": helper} for room, helper in rooms],
-        "messages": list(
-            s.scalars(
-                select(BreakroomMessage)
-                .where(BreakroomMessage.author_id == user_id)
-                .order_by(BreakroomMessage.created_at.desc())
-            )
-        ),
-        "room_messages": list(
-            s.scalars(
-                select(RoomMessage)
-                .where(RoomMessage.author_id == user_id)
-                .order_by(RoomMessage.created_at.desc())
-            )
-        ),
-        "feedback": list(
-            s.scalars(
-                select(Feedback)
-                .where(Feedback.user_id == user_id)
-                .order_by(Feedback.created_at.desc())
-            )
-        ),
-        "reports": list(
-            s.scalars(
-                select(Report)
-                .where(Report.reporter_id == user_id)
-                .order_by(Report.created_at.desc())
-            )
-        ),
+        "messages": _newest_first(s, BreakroomMessage, BreakroomMessage.author_id, user_id),
+        "room_messages": _newest_first(s, RoomMessage, RoomMessage.author_id, user_id),
+        "feedback": _newest_first(s, Feedback, Feedback.user_id, user_id),
+        "reports": _newest_first(s, Report, Report.reporter_id, user_id),
         "tickets": _tickets(s, user_id),
-        "attachments": list(
-            s.scalars(
-                select(Attachment)
-                .where(Attachment.owner_id == user_id)
-                .order_by(Attachment.created_at.desc())
-            )
-        ),
+        "attachments": _newest_first(s, Attachment, Attachment.owner_id, user_id),
     }
+
+
+def _newest_first(s: Session, model: Any, owner: Any, user_id: int) -> list[Any]:
+    """The rows of `model` whose `owner` column is the student, newest first."""
+    return list(s.scalars(select(model).where(owner == user_id).order_by(model.created_at.desc())))
 
 
 def _tickets(s: Session, user_id: int) -> list[dict[str, Any]]:
