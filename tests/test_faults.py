@@ -7,17 +7,25 @@ machine's shared ones are never touched."""
 
 from __future__ import annotations
 
+import io
+import os
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import requests
 import socketio
+from PIL import Image
+from sqlalchemy import func, select
 
 from appliance.visit import Options, Visit
+from hub.attachments.models import Attachment
 from hub.db import Database
 from tests.conftest import RunningHub, start_hub, stop
 from tests.hubclient import Browserless, Client
@@ -211,3 +219,113 @@ def test_after_redis_restarts_events_cross_hub_processes_again_and_nothing_ackno
         assert joined_text(helper, room_id) == "under efter"
         open_doc(b, helper, room_id).wait_text("under efter")
         print(f"held events arrived {caught_up_s:.1f} s after Redis was back")
+
+
+# ---- The disk full during an upload -------------------------------------------------------------
+
+FULL_DA = "Der er ikke plads til filen lige nu. Prøv igen senere."
+
+
+@contextmanager
+def small_filesystem(folder: Path, size: str = "2m") -> Iterator[Path]:
+    """A tmpfs of `size` mounted on `folder` (which the hub uses for its attachments)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem for the full disk needs root")
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"this machine cannot mount a tmpfs: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder: Path, leave_bytes: int) -> Path:
+    """A file that takes all the room on `folder`'s filesystem but `leave_bytes`."""
+    filler = folder / "filler"
+    free = shutil.disk_usage(folder).free - leave_bytes
+    with filler.open("wb") as out:
+        out.write(b"\0" * free)
+    assert shutil.disk_usage(folder).free <= leave_bytes + 8192
+    return filler
+
+
+def photo(size: tuple[int, int] = (1000, 750)) -> bytes:
+    """A photo that stays large after the hub re-encodes it (noise does not compress)."""
+    pixels = np.random.default_rng(7).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def upload(hub: RunningHub, token: str, data: bytes, lang: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"}
+    if lang:
+        headers["Accept-Language"] = lang
+    return requests.post(
+        hub.url + "/api/attachments",
+        headers=headers,
+        files={"file": ("opgave.jpg", data, "image/jpeg")},
+        timeout=30,
+    )
+
+
+def test_a_full_disk_refuses_an_upload_clearly_keeps_nothing_of_it_and_the_hub_serves_on(
+    database_url, tmp_path
+):
+    folder = tmp_path / "hub"
+    with (
+        small_filesystem(folder / "attachments") as attachments,
+        running_hub(database_url, folder, {}) as hub,
+    ):
+        token = hub.token("student1")
+        picture = photo()
+        first = upload(hub, token, picture)
+        assert first.status_code == 201, first.text
+        stored = first.json()["size"]
+        assert stored > 200_000  # bigger than the room left below
+        filler = fill(attachments, leave_bytes=stored // 4)
+        before = sorted(p.name for p in attachments.iterdir())
+
+        refused = upload(hub, token, picture)
+        assert refused.status_code == 507
+        assert refused.json() == {
+            "ok": False,
+            "error": {"code": "storage_full", "message": FULL_DA},
+        }
+        english = upload(hub, token, picture, lang="en")
+        assert english.status_code == 507
+        assert english.json()["error"]["message"] == (
+            "There is no room for the file right now. Please try again later."
+        )
+        # Nothing half-written is left, neither as a file nor as a row.
+        assert sorted(p.name for p in attachments.iterdir()) == before
+        with hub.db.transaction() as s:
+            assert s.scalar(select(func.count()).select_from(Attachment)) == 1
+
+        # The hub serves on: pages, sockets, a request with the photo stored before.
+        assert requests.get(hub.url + "/readyz", timeout=10).status_code == 200
+        student = hub.client("student1")
+        asked = student.ok(
+            "help:request",
+            {"subject": 1, "grade": 9, "attachment_ids": [first.json()["attachment_id"]]},
+        )
+        assert asked["position"] == 1
+        assert hub.process.poll() is None
+
+        # Room again: the same upload works, and reads back whole.
+        filler.unlink()
+        again = upload(hub, token, picture)
+        assert again.status_code == 201, again.text
+        read = requests.get(
+            hub.url + f"/api/attachments/{again.json()['attachment_id']}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert read.status_code == 200 and len(read.content) == again.json()["size"] == stored
+        assert "Traceback" not in hub.log.read_text()

@@ -4,6 +4,7 @@ after the picture); PDFs must look like PDFs. Everything else is refused."""
 
 from __future__ import annotations
 
+import errno
 import io
 import secrets
 from datetime import datetime
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 from hub.accounts.access import Identity
 from hub.accounts.models import Role
 from hub.attachments.models import Attachment
-from hub.errors import Invalid, NotFound, TooLarge
+from hub.errors import Invalid, NotFound, StorageFull, TooLarge
 from hub.matching.models import HelpRequest, Offer
 from hub.rooms.models import Room
 
@@ -69,7 +70,16 @@ def store(
         id=secrets.token_hex(16), owner_id=owner.user_id, mime=mime, size=len(data), created_at=now
     )
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / attachment.id).write_bytes(data)
+    path = folder / attachment.id
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        path.unlink(missing_ok=True)  # a disk that filled up mid-write leaves no half file
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull(
+                _("There is no room for the file right now. Please try again later.")
+            ) from exc
+        raise
     s.add(attachment)
     return attachment
 
