@@ -10,7 +10,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from hub.schedule.models import OpeningHours
 from hub.schedule.service import Shift, shifts_between
 from hub.shifts.models import ShiftSignup, SwapProposal
 from hub.shifts.service import claim_due_reminders
+from lektiecafe.cluster import self_signed_certificate
 from tests.conftest import both_backends, free_port
 from tests.hubclient import PASSWORD, Browserless, advance_clock
 from tests.test_shifts import (
@@ -95,21 +95,6 @@ class SmtpSink:
         return [m for m in self.messages if m["To"] == address]
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 that the hub's process is told to trust (SSL_CERT_FILE)."""
-    cert, key = directory / "smtp-cert.pem", directory / "smtp-key.pem"
-    subprocess.run(
-        [
-            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
-            *("-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
-            *("-keyout", str(key), "-out", str(cert)),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
-
-
 @pytest.fixture
 def smtp_mode() -> str:
     """How the hub reaches the sink; a test parametrises it: `sink` (plain), `none` (no
@@ -124,7 +109,8 @@ def sink(smtp_mode: str, tmp_path: Path) -> Iterator[SmtpSink]:
 
     smtp: dict[str, Any] = {}
     if smtp_mode == "tls-login":
-        cert, key = _self_signed(tmp_path)
+        (tmp_path / "smtp").mkdir()
+        cert, key = self_signed_certificate(tmp_path / "smtp")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
         smtp = {"tls_context": context, "require_starttls": True, "auth_required": True}
@@ -153,7 +139,7 @@ def hub_env(smtp_mode: str, sink: SmtpSink, tmp_path: Path) -> dict[str, str]:
             "LEKTIECAFE_SMTP_STARTTLS": "1",
             "LEKTIECAFE_SMTP_USERNAME": SMTP_USER,
             "LEKTIECAFE_SMTP_PASSWORD": SMTP_PASSWORD,
-            "SSL_CERT_FILE": str(tmp_path / "smtp-cert.pem"),
+            "SSL_CERT_FILE": str(tmp_path / "smtp" / "cert.pem"),
         }
     return env
 
