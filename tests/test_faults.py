@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,10 +25,13 @@ import socketio
 from PIL import Image
 from sqlalchemy import func, select
 
+from appliance.hub import OrderedClient
 from appliance.visit import Options, Visit
 from hub.attachments.models import Attachment
 from hub.db import Database
-from tests.conftest import RunningHub, start_hub, stop
+from lektiecafe.cluster import ClusterDidNotStart, start_cluster
+from lektiecafe.launch import HubProcess
+from tests.conftest import FAST, RunningHub, start_hub, stop
 from tests.hubclient import Browserless, Client
 from tests.kiosks import pair_into
 from tests.test_appliance import SMALL, chat_texts, in_room_with_helper, subject, wait_until
@@ -329,3 +333,141 @@ def test_a_full_disk_refuses_an_upload_clearly_keeps_nothing_of_it_and_the_hub_s
         )
         assert read.status_code == 200 and len(read.content) == again.json()["size"] == stored
         assert "Traceback" not in hub.log.read_text()
+
+
+# ---- A hub process killed behind nginx ----------------------------------------------------------
+
+
+class ReconnectingClient(Client):
+    """A user's Socket.IO client that reconnects by itself after a drop, as the pages' socket.js
+    does (with the same auth); the hub then pushes the state back (queue:update, room:rejoined)."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        super().__init__(base_url, token=token)
+        self.sio = OrderedClient(
+            reconnection=True, reconnection_delay=0.5, reconnection_delay_max=2
+        )
+        self.sio.on("*", self._record)
+        self.sio.on("connect", lambda: self._record("_connected"))
+
+
+def held_clients(hub: HubProcess) -> float:
+    """The Socket.IO connections `hub` holds, by its own /metrics (all roles; the kiosk's
+    connection counts once for the device and once for its visit's student)."""
+    text = requests.get(hub.url + "/metrics", timeout=10).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("lektiecafe_connected_clients{")
+    )
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_hub_process_killed_behind_nginx_its_clients_get_their_queue_place_and_room_back(
+    database_url, private_redis, tmp_path, monkeypatch
+):
+    env = {**FAST, **PATIENT, "LEKTIECAFE_PAIRING_INTERVAL_S": "1"}
+    try:
+        cluster = start_cluster(2, database_url, private_redis.url, tmp_path, "test-secret", env)
+    except ClusterDidNotStart as exc:
+        pytest.fail(str(exc))
+    assert cluster.front is not None
+    front = cluster.front
+    # Every client trusts the test's certificate: requests, websocket-client (the Socket.IO
+    # clients' WebSocket and the document sockets).
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(front.ca))
+    monkeypatch.setenv("WEBSOCKET_CLIENT_CA_BUNDLE", str(front.ca))
+    first = cluster.hubs[0]
+    via = RunningHub(front.url, Database(database_url), tmp_path, first.process, first.log)
+    clients: list[Client] = []
+
+    def connected(username: str) -> ReconnectingClient:
+        client = ReconnectingClient(front.url, via.token(username))
+        clients.append(client)
+        client.connect()
+        return client
+
+    try:
+        with kiosk_visit(via, tmp_path / "kiosk") as visit:
+            # A kiosk student in a room with a helper: chat both ways and the shared text.
+            visit.start("Ali", 9, "da").result(15)
+            helper = connected("helper1")
+            helper.ok("duty:set", {"status": "available"})
+            visit.ask(subject(visit), None, "brøker", None).result(15)
+            offer = helper.wait_for("offer", timeout=15)
+            room_id = helper.ok("offer:accept", {"offer_id": offer["offer_id"]})["room_id"]
+            wait_until(lambda: visit.snapshot().phase == "in_room", what="in_room")
+            helper_doc = via.doc_socket(helper.ok("room:join", {"room_id": room_id})["doc_url"])
+            visit.send_chat("før")
+            helper.wait_for("chat:message", where=lambda m: m["text"] == "før")
+            helper.ok("chat:send", {"room_id": room_id, "text": "hej", "client_msg_id": "h1"})
+            wait_until(lambda: "hej" in chat_texts(visit), what="the helper's line")
+            visit.set_text("før")
+            helper_doc.wait_text("før")
+            wait_until(lambda: visit.snapshot().doc_unsaved == 0, what="the text stored")
+            # A home student waiting in the queue (the helper is busy).
+            student = connected("student1")
+            asked = student.ok("help:request", {"subject": subject(visit), "grade": 9})
+            assert asked["position"] == 1
+
+            # ip_hash puts every loopback client on one process: that one dies.
+            holding = [hub for hub in cluster.hubs if held_clients(hub) > 0]
+            assert len(holding) == 1, [held_clients(hub) for hub in cluster.hubs]
+            (victim,) = holding
+            (survivor,) = [hub for hub in cluster.hubs if hub is not victim]
+            student.drain("queue:update")
+            helper.drain("room:rejoined")
+            victim.process.send_signal(signal.SIGKILL)
+            victim.process.wait(10)
+            killed = time.monotonic()
+            # Written while the kiosk has no hub: shown as pending, sent once it is back.
+            visit.send_chat("under")
+            visit.set_text("før og under")
+
+            # Each client is back by itself, through nginx, on the other process.
+            wait_until(lambda: visit.snapshot().connection == "connected", 30, "kiosk back")
+            back = student.wait_for("queue:update", timeout=30)
+            assert (back["request_id"], back["position"]) == (asked["request_id"], 1)
+            assert helper.wait_for("room:rejoined", timeout=30)["room_id"] == room_id
+            recovered_s = time.monotonic() - killed
+            # (/metrics reads the database at most every 5 s)
+            wait_until(lambda: held_clients(survivor) >= 3, 15, "the survivor holds them")
+            # The helper's station joins the room again and opens the document again.
+            joined = helper.ok("room:join", {"room_id": room_id})
+            helper_doc = via.doc_socket(joined["doc_url"])
+            helper_doc.wait_text("før og under", timeout=20)
+            # The line written meanwhile: in the history the join gave, or live after it.
+            if "under" not in [m["text"] for m in joined["chat_history"]]:
+                helper.wait_for("chat:message", timeout=20, where=lambda m: m["text"] == "under")
+            wait_until(lambda: not any(line.pending for line in visit.snapshot().chat), 20, "acked")
+            wait_until(lambda: visit.snapshot().doc_unsaved == 0, 20, "the text stored")
+            assert visit.snapshot().phase == "in_room"
+            # New chat crosses both ways.
+            helper.ok("chat:send", {"room_id": room_id, "text": "efter", "client_msg_id": "h2"})
+            wait_until(lambda: "efter" in chat_texts(visit), what="the helper's new line")
+            visit.send_chat("tak")
+            helper.wait_for("chat:message", where=lambda m: m["text"] == "tak")
+            # Nothing acknowledged was lost, and nothing came twice.
+            history = helper.ok("room:join", {"room_id": room_id})
+            assert [m["text"] for m in history["chat_history"]] == [
+                "før",
+                "hej",
+                "under",
+                "efter",
+                "tak",
+            ]
+            assert joined_text(helper, room_id) == "før og under"
+            assert chat_texts(visit) == ["før", "hej", "under", "efter", "tak"]
+            # The waiting student's place is real: the next helper on duty is offered it.
+            other = connected("helper2")
+            other.ok("duty:set", {"status": "available"})
+            offered = other.wait_for("offer", timeout=15)
+            other.ok("offer:accept", {"offer_id": offered["offer_id"]})
+            assert student.wait_for("match", timeout=15)["room_id"]
+            print(f"clients back on the other process {recovered_s:.1f} s after the SIGKILL")
+    finally:
+        for client in clients:
+            client.close()
+        via.close_clients()
+        via.db.dispose()
+        cluster.stop()
