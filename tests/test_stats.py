@@ -24,7 +24,7 @@ from hub.config import HubConfig
 from hub.matching.models import HelpRequest, RequestStatus
 from hub.rooms.models import Room
 from hub.stats import service
-from hub.stats.models import ArchivedRequest
+from hub.stats.models import StatsFact
 from hub.stats.service import TIMEZONE, Fact, Names, Period
 from tests.conftest import RunningHub
 from tests.hubclient import Client, advance_clock
@@ -288,9 +288,12 @@ def test_sessions_stay_counted_without_the_link_when_a_kiosk_visit_expires_or_a_
 
     with hub.db.transaction() as s:
         assert s.scalar(select(HelpRequest.id)) is None  # the raw rows are gone
-        kept = s.scalars(select(ArchivedRequest)).all()
+        kept = s.scalars(select(StatsFact)).all()
+        assert [k.request_id for k in kept] == [None, None]  # no link to a request
         assert len({k.student_key for k in kept}) == 2  # two students, neither an account
+        assert all(k.student_key < 0 for k in kept)  # not a user id
     assert figures() == before
+    admin = Staff(hub.url, "admin")  # a month on: logged in again
     assert exported(admin, **period) == csv_before
 
 

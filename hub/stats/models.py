@@ -1,22 +1,37 @@
-"""What the statistics keep after the raw rows are gone: one anonymous row per help request of a
-student whose account was deleted (a kiosk visit past the retention period, or a student who
-deleted their account). No user id, no note, no chat: only what the dashboard counts."""
+"""What the statistics keep: one narrow row per finished help request (`StatsFact`), the day's
+figures worked out from them (`StatsDay`, so a year is 365 rows to add up, not 500,000 requests),
+and the requests that changed since (`StatsDirty`, filled by database triggers, see migration 0012).
+
+A fact holds no note, no chat and no name: only what the dashboard counts. While the student's
+account exists, `student_key` is their user id and `request_id` links the fact to the request;
+when the account is deleted (a kiosk visit past the retention period, or a student who deleted
+their account) both links are dropped: the key becomes a random number, the same for all of that
+student's facts (so they still count as one student's), and nothing leads back to the account."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import Base
 
 
-class ArchivedRequest(Base):
-    __tablename__ = "stats_archived_requests"
+class StatsFact(Base):
+    __tablename__ = "stats_facts"
+    __table_args__ = (
+        Index("ix_stats_facts_day_site", "day", "site_id"),
+        Index("ix_stats_facts_student_key", "student_key"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    asked_at: Mapped[datetime] = mapped_column(index=True)
+    # The live request, until the student's account is deleted.
+    request_id: Mapped[int | None] = mapped_column(
+        ForeignKey("help_requests.id", ondelete="SET NULL"), unique=True, default=None
+    )
+    day: Mapped[date]  # the café's day it was asked on (Europe/Copenhagen)
+    asked_at: Mapped[datetime]
     site_id: Mapped[int | None] = mapped_column(
         ForeignKey("sites.id", ondelete="SET NULL"), default=None
     )
@@ -26,13 +41,38 @@ class ArchivedRequest(Base):
     grade: Mapped[int]
     channel: Mapped[str] = mapped_column(String(8))  # kiosk | home
     outcome: Mapped[str] = mapped_column(String(12))  # a RequestStatus other than waiting
-    wait_s: Mapped[float]
-    session_s: Mapped[float | None] = mapped_column(default=None)
+    wait_s: Mapped[int]  # whole seconds
+    session_s: Mapped[int | None] = mapped_column(default=None)  # whole seconds, once ended
     helper_organisation_id: Mapped[int | None] = mapped_column(
         ForeignKey("organisations.id", ondelete="SET NULL"), default=None
     )
     student_rating: Mapped[int | None] = mapped_column(default=None)
     helper_rating: Mapped[int | None] = mapped_column(default=None)
-    # Random, made when the student was archived: their requests count as one student's (for
-    # "returning" and for small-cell suppression), but nothing leads back to the account.
-    student_key: Mapped[str] = mapped_column(String(32))
+    # The user id while the account exists; afterwards a random negative number.
+    student_key: Mapped[int] = mapped_column(BigInteger)
+
+
+class StatsDay(Base):
+    """One day's figures, all sites together, in a form that adds up over days exactly
+    (`hub.stats.service.Cells`): counts and sums per chart bar, up to five students per bar (all
+    suppression needs), the students who asked per site and had a session (as int64 arrays), and
+    the waits and session lengths as histograms of whole seconds (for exact medians)."""
+
+    __tablename__ = "stats_days"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    cells: Mapped[str] = mapped_column(Text)  # JSON
+    asked: Mapped[bytes] = mapped_column(LargeBinary)
+    helped: Mapped[bytes] = mapped_column(LargeBinary)
+    waits: Mapped[bytes] = mapped_column(LargeBinary)
+    lengths: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class StatsDirty(Base):
+    """A request whose fact may be out of date: the triggers add one row whenever a finished
+    request, its room or its feedback is written; `hub.stats.service.refresh` works them off."""
+
+    __tablename__ = "stats_dirty"
+
+    seq: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int]

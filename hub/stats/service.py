@@ -8,19 +8,26 @@ together hold at least `MIN_STUDENTS` students, so no small figure can be worked
 subtraction (complementary suppression; `protect`). The summary's number of requests is hidden
 when, with the sessions shown, it would give away a small number of given-up or left requests.
 
-Requests of students whose account has gone (a kiosk visit past the retention period, a student
-who deleted their account) are kept as anonymous `ArchivedRequest` rows (`archive_student`), so
-the figures of a past period do not change when the raw rows are deleted.
+The figures come from `stats_facts`, one narrow row per finished request, which the hub keeps
+up to date from the requests the database triggers mark (`refresh`, before every read), and from
+`stats_days`, each day's figures in a form that adds up over days exactly (`Cells`): the dashboard
+of all sites adds up the period's days (366 rows for a year, whatever the number of requests);
+one site's is computed from its facts. Requests of students whose account has gone (a kiosk visit
+past the retention period, a student who deleted their account) stay as facts without the link
+(`archive_student`), so the figures of a past period do not change when the raw rows are deleted.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import secrets
 import statistics
+from array import array
 from bisect import bisect_right
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from functools import cached_property
@@ -29,7 +36,7 @@ from zoneinfo import ZoneInfo
 
 from flask_babel import format_decimal
 from flask_babel import gettext as _
-from sqlalchemy import Select, String, case, cast, func, literal, select
+from sqlalchemy import Select, case, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from hub.accounts.models import Organisation, Role, Site, User
@@ -37,7 +44,7 @@ from hub.catalog.models import GRADES, Subject
 from hub.devices.models import KioskVisit
 from hub.matching.models import HelpRequest, RequestStatus
 from hub.rooms.models import Feedback, Room
-from hub.stats.models import ArchivedRequest
+from hub.stats.models import StatsDay, StatsDirty, StatsFact
 
 MIN_STUDENTS = 5
 # Days in the statistics are the café's days, not UTC's.
@@ -48,7 +55,7 @@ KIOSK, HOME = "kiosk", "home"
 
 
 # ---------------------------------------------------------------------------------------------
-# One fact per finished help request, from the live tables or the archive
+# One fact per finished help request, kept in stats_facts
 
 
 @dataclass(frozen=True)
@@ -59,12 +66,12 @@ class Fact:
     grade: int
     channel: str  # KIOSK | HOME
     outcome: str  # matched | cancelled | left
-    wait_s: float  # until matched, or until the student gave up or left
-    session_s: float | None  # the room's length, once it has ended
+    wait_s: float  # until matched, or until the student gave up or left (stored: whole seconds)
+    session_s: float | None  # the room's length, once it has ended (stored: whole seconds)
     helper_organisation_id: int | None
     student_rating: int | None
     helper_rating: int | None
-    student_key: str  # the same for all requests of one student, and nothing more
+    student_key: int | str  # the same for all requests of one student, and nothing more
 
     @cached_property
     def day(self) -> date:
@@ -73,6 +80,10 @@ class Fact:
 
 
 FACT_FIELDS = tuple(Fact.__dataclass_fields__)
+FACT_COLUMNS = tuple(getattr(StatsFact, name) for name in FACT_FIELDS)
+# Dirty requests are turned into facts this many at a time.
+REFRESH_CHUNK = 2000
+REFRESH_LOCK = 4709  # PostgreSQL advisory lock: one refresh at a time
 
 
 def _seconds(later: Any, earlier: Any, dialect: str) -> Any:
@@ -83,7 +94,7 @@ def _seconds(later: Any, earlier: Any, dialect: str) -> Any:
 
 
 def _live_query(dialect: str) -> Select:
-    """One row per finished request, its columns named as `Fact`'s fields."""
+    """One row per finished request: its columns named as `Fact`'s fields, then its id."""
     student, helper = aliased(User), aliased(User)
     by_student, by_helper = aliased(Feedback), aliased(Feedback)
     return (
@@ -99,7 +110,8 @@ def _live_query(dialect: str) -> Select:
             helper.organisation_id.label("helper_organisation_id"),
             by_student.rating.label("student_rating"),
             by_helper.rating.label("helper_rating"),
-            (literal("u") + cast(HelpRequest.student_id, String)).label("student_key"),
+            HelpRequest.student_id.label("student_key"),
+            HelpRequest.id.label("request_id"),
         )
         .join(student, student.id == HelpRequest.student_id)
         .outerjoin(KioskVisit, KioskVisit.user_id == HelpRequest.student_id)
@@ -115,42 +127,100 @@ def _live_query(dialect: str) -> Select:
     )
 
 
-def _archived_query() -> Select:
-    return select(*(getattr(ArchivedRequest, name) for name in FACT_FIELDS))
+def _live_fact(row: Any) -> Fact:
+    """A row of the live query as a Fact, its durations in whole seconds (SQLite's julianday
+    arithmetic is off by microseconds; the dashboard shows tenths of minutes)."""
+    asked, site, subject, grade, channel, outcome, wait_s, session_s, *rest = row[:12]
+    wait = max(0, round(float(wait_s)))
+    length = None if session_s is None else max(0, round(float(session_s)))
+    return Fact(asked, site, subject, grade, channel, str(outcome), wait, length, *rest)
 
 
-def _fact(row: Any) -> Fact:
-    """A row of either query (its columns in `FACT_FIELDS` order) as a Fact."""
-    asked, site, subject, grade, channel, outcome, wait_s, session_s, *rest = row
-    # Whole milliseconds: SQLite's julianday arithmetic is off by microseconds.
-    wait_s = round(float(wait_s), 3)
-    session_s = None if session_s is None else round(float(session_s), 3)
-    return Fact(asked, site, subject, grade, channel, outcome, wait_s, session_s, *rest)
+def _stored_fact(row: Any, day: date) -> Fact:
+    found = Fact(*row)
+    found.__dict__["day"] = day  # the cached property, known already
+    return found
+
+
+def _store_facts(s: Session, ids: list[int], dialect: str) -> set[date]:
+    """(Re)write the facts of these requests from the live tables; the days they touched."""
+    touched = set(s.scalars(select(StatsFact.day).where(StatsFact.request_id.in_(ids))))
+    rows: dict[int, dict[str, Any]] = {}
+    for row in s.execute(_live_query(dialect).where(HelpRequest.id.in_(ids))):
+        request_id = row[-1]
+        if request_id in rows:  # several kiosk visits of one account: the first is enough
+            continue
+        fact = _live_fact(row)
+        values = {name: getattr(fact, name) for name in FACT_FIELDS}
+        rows[request_id] = {**values, "day": fact.day, "request_id": request_id}
+    s.execute(delete(StatsFact).where(StatsFact.request_id.in_(ids)))
+    if rows:
+        s.execute(insert(StatsFact), list(rows.values()))
+    return touched | {r["day"] for r in rows.values()}
+
+
+def refresh(s: Session) -> int:
+    """Bring the facts and the days' figures up to date with the requests the triggers marked
+    (a request finished, its room began or ended, feedback came). Returns how many requests it
+    looked at. The dashboard calls it first, so it shows every request finished so far."""
+    if s.scalar(select(StatsDirty.seq).limit(1)) is None:
+        return 0
+    dialect = s.get_bind().dialect.name
+    if dialect != "sqlite":  # on SQLite the process lock already serialises transactions
+        s.execute(text(f"SELECT pg_advisory_xact_lock({REFRESH_LOCK})"))
+    last = s.scalar(select(func.max(StatsDirty.seq)))
+    if last is None:
+        return 0
+    ids = sorted(set(s.scalars(select(StatsDirty.request_id).where(StatsDirty.seq <= last))))
+    touched: set[date] = set()
+    for at in range(0, len(ids), REFRESH_CHUNK):
+        touched |= _store_facts(s, ids[at : at + REFRESH_CHUNK], dialect)
+    s.execute(delete(StatsDirty).where(StatsDirty.seq <= last))
+    rebuild_days(s, touched)
+    return len(ids)
+
+
+def rebuild_days(s: Session, days: Iterable[date]) -> None:
+    """Work the figures of these days out again from their facts."""
+    for day in sorted(set(days)):
+        rows = s.execute(select(*FACT_COLUMNS).where(StatsFact.day == day)).all()
+        s.execute(delete(StatsDay).where(StatsDay.day == day))
+        if rows:
+            found = cells_from_facts([_stored_fact(row, day) for row in rows])
+            s.execute(insert(StatsDay), [_encode_day(day, found)])
 
 
 def facts(s: Session, start: datetime, end: datetime, site_id: int | None) -> list[Fact]:
     """The finished requests asked in [start, end), at one site or all: live and archived."""
-    live = _live_query(s.get_bind().dialect.name)
-    live = live.where(HelpRequest.created_at >= start, HelpRequest.created_at < end)
-    archived = _archived_query().where(
-        ArchivedRequest.asked_at >= start, ArchivedRequest.asked_at < end
+    refresh(s)
+    query = select(*FACT_COLUMNS, StatsFact.day).where(
+        StatsFact.day >= local_day(start),
+        StatsFact.day <= local_day(end),
+        StatsFact.asked_at >= start,
+        StatsFact.asked_at < end,
     )
     if site_id is not None:
-        live = live.where(live.selected_columns.site_id == site_id)
-        archived = archived.where(ArchivedRequest.site_id == site_id)
-    connection = s.connection()
-    return [_fact(row) for query in (live, archived) for row in connection.execute(query)]
+        query = query.where(StatsFact.site_id == site_id)
+    return [_stored_fact(row[:-1], row[-1]) for row in s.execute(query)]
+
+
+def new_student_key() -> int:
+    """A random key for a deleted student's facts: negative, so never a user id."""
+    return -1 - secrets.randbits(62)
 
 
 def archive_student(s: Session, user_id: int) -> int:
-    """Keep the finished requests of a student about to be deleted as anonymous rows. Call it in
-    the transaction that deletes the account. Returns how many were kept."""
-    key = secrets.token_hex(16)
-    query = _live_query(s.get_bind().dialect.name).where(HelpRequest.student_id == user_id)
-    kept = [replace(_fact(row), student_key=key) for row in s.execute(query)]
-    s.add_all(ArchivedRequest(**{f: getattr(fact, f) for f in FACT_FIELDS}) for fact in kept)
-    s.flush()
-    return len(kept)
+    """Drop the link between a student about to be deleted and their facts: the facts stay, under
+    a random key and without their request. Call it in the transaction that deletes the account.
+    Returns how many facts were kept."""
+    refresh(s)
+    owned = StatsFact.student_key == user_id
+    days = set(s.scalars(select(StatsFact.day).where(owned).distinct()))
+    kept = s.execute(
+        update(StatsFact).where(owned).values(student_key=new_student_key(), request_id=None)
+    )
+    rebuild_days(s, days)  # the days' figures held the user id too
+    return int(getattr(kept, "rowcount", 0) or 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,7 +374,7 @@ def protect(rows: list[Row]) -> list[Row]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Computing the dashboard
+# What the figures are computed from: cells that add up over days exactly
 
 
 def students(group: Iterable[Fact]) -> int:
@@ -326,6 +396,199 @@ def mean(values: Sequence[float]) -> float | None:
     return statistics.fmean(values) if values else None
 
 
+def _ranked(histogram: Counter[float], ranks: Sequence[int]) -> list[float]:
+    """The values at these 1-based ranks (ascending) of the values a histogram counts."""
+    found, wanted, seen = [], iter(ranks), 0
+    rank = next(wanted, None)
+    for value, count in sorted(histogram.items()):
+        seen += count
+        while rank is not None and rank <= seen:
+            found.append(value)
+            rank = next(wanted, None)
+        if rank is None:
+            break
+    return found
+
+
+def histogram_median(histogram: Counter[float]) -> float | None:
+    n = sum(histogram.values())
+    if not n:
+        return None
+    middle = _ranked(histogram, [(n + 1) // 2, n // 2 + 1])
+    return middle[0] if n % 2 else (middle[0] + middle[1]) / 2
+
+
+def histogram_p90(histogram: Counter[float]) -> float | None:
+    n = sum(histogram.values())
+    return _ranked(histogram, [math.ceil(0.9 * n)])[0] if n else None
+
+
+@dataclass
+class Cell:
+    """One bar or count: how many requests, a sum (seconds, ratings), and up to MIN_STUDENTS of
+    the students behind them: all that small-cell suppression needs, and it adds up over days."""
+
+    n: int = 0
+    total: float = 0.0
+    students: set[Any] = field(default_factory=set)
+
+    def add(self, student: Any, amount: float = 0.0) -> None:
+        self.n += 1
+        self.total += amount
+        if len(self.students) < MIN_STUDENTS:
+            self.students.add(student)
+
+    def merge(self, n: int, total: float, students: Iterable[Any]) -> None:
+        self.n += n
+        self.total += total
+        for student in students:
+            if len(self.students) >= MIN_STUDENTS:
+                break
+            self.students.add(student)
+
+    @property
+    def few(self) -> int:
+        """The students behind it, exact below MIN_STUDENTS (more are not counted)."""
+        return len(self.students)
+
+
+@dataclass
+class Cells:
+    """Everything the dashboard shows, for a set of facts (`cells_from_facts`) or for whole days
+    added up from `stats_days` (`cells_from_days`); both give the same figures."""
+
+    cells: dict[tuple[str, Any], Cell] = field(default_factory=dict)
+    asked: dict[int | None, set[Any]] = field(default_factory=dict)  # site: who asked (exact)
+    helped: dict[date, set[Any]] = field(default_factory=dict)  # day: who had a session
+    waits: Counter[float] = field(default_factory=Counter)  # sessions' waits, seconds
+    lengths: Counter[float] = field(default_factory=Counter)  # ended sessions, seconds
+
+    def cell(self, dim: str, key: Any) -> Cell:
+        return self.cells.get((dim, key)) or Cell()
+
+    def add(self, dim: str, key: Any, student: Any, amount: float = 0.0) -> None:
+        found = self.cells.get((dim, key))
+        if found is None:
+            found = self.cells[(dim, key)] = Cell()
+        found.add(student, amount)
+
+    def keys(self, dim: str) -> set[Any]:
+        return {key for d, key in self.cells if d == dim}
+
+
+def _band(bands: Sequence[int], seconds: float) -> int:
+    return max(0, bisect_right(bands, seconds / 60) - 1)
+
+
+def cells_from_facts(found: Iterable[Fact]) -> Cells:
+    c = Cells()
+    for f in found:
+        k = f.student_key
+        asked = c.asked.get(f.site_id)
+        if asked is None:
+            asked = c.asked[f.site_id] = set()
+        asked.add(k)
+        c.add("outcome", f.outcome, k)
+        c.add("subject_asked", f.subject_id, k)
+        if f.outcome != RequestStatus.MATCHED:
+            continue
+        day = f.day
+        helped = c.helped.get(day)
+        if helped is None:
+            helped = c.helped[day] = set()
+        helped.add(k)
+        c.add("day", day, k)
+        c.add("site", f.site_id, k)
+        c.add("subject", f.subject_id, k)
+        c.add("grade", f.grade, k)
+        c.add("channel", f.channel, k)
+        c.add("wait", _band(WAIT_BANDS, f.wait_s), k)
+        c.waits[f.wait_s] += 1
+        if f.student_rating is not None:
+            c.add("student_rating", f.student_rating, k)
+            c.add("rated_by_students", None, k, f.student_rating)
+        if f.helper_rating is not None:
+            c.add("helper_rating", f.helper_rating, k)
+            c.add("rated_by_helpers", None, k, f.helper_rating)
+        if f.session_s is not None:
+            c.add("ended", None, k, f.session_s)
+            c.add("length", _band(LENGTH_BANDS, f.session_s), k)
+            c.add("organisation", f.helper_organisation_id, k, f.session_s)
+            c.lengths[f.session_s] += 1
+    return c
+
+
+def _int64(values: Iterable[Any]) -> bytes:
+    return array("q", values).tobytes()
+
+
+def _from_int64(data: bytes) -> array[int]:
+    found = array("q")
+    found.frombytes(data)
+    return found
+
+
+def _encode_day(day: date, c: Cells) -> dict[str, Any]:
+    """A day's cells as a stats_days row (from stored facts: keys and seconds are integers)."""
+    cells = [
+        [dim, key.isoformat() if dim == "day" else key, cell.n, cell.total, sorted(cell.students)]
+        for (dim, key), cell in c.cells.items()
+    ]
+    sites = [[site, len(who)] for site, who in c.asked.items()]
+    asked = [k for who in c.asked.values() for k in sorted(who)]
+    helped = sorted(set().union(*c.helped.values()))
+    return {
+        "day": day,
+        "cells": json.dumps({"cells": cells, "sites": sites}, separators=(",", ":")),
+        "asked": _int64(asked),
+        "helped": _int64(helped),
+        "waits": _int64(x for pair in sorted(c.waits.items()) for x in pair),
+        "lengths": _int64(x for pair in sorted(c.lengths.items()) for x in pair),
+    }
+
+
+def cells_from_days(s: Session, period: Period) -> Cells:
+    """All sites' cells of a period, added up from its days' rows in stats_days."""
+    c = Cells()
+    rows = s.execute(
+        select(
+            StatsDay.day,
+            StatsDay.cells,
+            StatsDay.asked,
+            StatsDay.helped,
+            StatsDay.waits,
+            StatsDay.lengths,
+        ).where(StatsDay.day >= period.first, StatsDay.day <= period.last)
+    )
+    for day, cells_json, asked, helped, waits, lengths in rows:
+        data = json.loads(cells_json)
+        for dim, key, n, total, few in data["cells"]:
+            if dim == "day":
+                key = date.fromisoformat(key)
+            found = c.cells.get((dim, key))
+            if found is None:
+                c.cells[(dim, key)] = Cell(n, total, set(few))
+            else:
+                found.merge(n, total, few)
+        who, at = _from_int64(asked), 0
+        for site, count in data["sites"]:
+            inside = c.asked.get(site)
+            if inside is None:
+                inside = c.asked[site] = set()
+            inside.update(who[at : at + count])
+            at += count
+        c.helped[day] = set(_from_int64(helped))
+        for histogram, pairs in ((c.waits, waits), (c.lengths, lengths)):
+            values = _from_int64(pairs)
+            for value, count in zip(values[::2], values[1::2], strict=True):
+                histogram[value] += count
+    return c
+
+
+# ---------------------------------------------------------------------------------------------
+# Computing the dashboard
+
+
 @dataclass(frozen=True)
 class Names:
     """What the tables call sites, subjects and organisations, in the reader's language."""
@@ -345,52 +608,42 @@ class Names:
         )
 
 
-def _minutes(seconds: Iterable[float]) -> list[float]:
-    return [x / 60 for x in seconds]
-
-
-Group = tuple[str, str, list[Fact]]  # key, label, the facts
+Group = tuple[str, str, float, int]  # key, label, the figure's value, the students behind it
 
 
 def _breakdown(
-    name: str,
-    title: str,
-    groups: Iterable[Group],
-    measure: Callable[[list[Fact]], float] = len,
-    unit: Unit = Unit.COUNT,
-    adds_up: bool = True,
+    name: str, title: str, groups: Iterable[Group], unit: Unit = Unit.COUNT, adds_up: bool = True
 ) -> Breakdown:
     """`adds_up`: the rows add up to a total shown elsewhere, so `protect` them."""
-    rows = []
-    for key, label, group in groups:
-        behind = students(group)
-        rows.append(Row(key, label, Figure.of(measure(group), behind, unit), behind))
+    rows = [
+        Row(key, label, Figure.of(value, behind, unit), behind)
+        for key, label, value, behind in groups
+    ]
     return Breakdown(name, title, unit, protect(rows) if adds_up else rows)
 
 
-def _grouped(facts: list[Fact], key: Callable[[Fact], Any], labels: dict[Any, str]) -> list[Group]:
-    """One group per label (in the labels' order), also when empty; facts of other keys dropped."""
-    by_key: dict[Any, list[Fact]] = {k: [] for k in labels}
-    for f in facts:
-        found = by_key.get(key(f))
-        if found is not None:
-            found.append(f)
-    return [(str(k), labels[k], by_key[k]) for k in labels]
-
-
-def _banded(facts: list[Fact], value: Callable[[Fact], float], bands: Sequence[int]) -> list[Group]:
-    """Groups by minutes: [0, b1), [b1, b2), … and the last band upwards."""
-    inside: list[list[Fact]] = [[] for _band in bands]
-    for f in facts:
-        inside[max(0, bisect_right(bands, value(f) / 60) - 1)].append(f)
+def _grouped(
+    c: Cells, dim: str, labels: dict[Any, str], value: Callable[[Cell], float] = lambda x: x.n
+) -> list[Group]:
+    """One group per label (in the labels' order), also when empty; other keys are dropped."""
     groups: list[Group] = []
-    for low, high, group in zip(bands, [*bands[1:], None], inside, strict=True):
+    for key, label in labels.items():
+        cell = c.cell(dim, key)
+        groups.append((str(key), label, value(cell), cell.few))
+    return groups
+
+
+def _banded(c: Cells, dim: str, bands: Sequence[int]) -> list[Group]:
+    """Groups by minutes: [0, b1), [b1, b2), … and the last band upwards."""
+    groups: list[Group] = []
+    for index, (low, high) in enumerate(zip(bands, [*bands[1:], None], strict=True)):
         label = (
             _("%(low)d–%(high)d min", low=low, high=high)
             if high is not None
             else _("%(low)d min or more", low=low)
         )
-        groups.append((f"{low}-{high or ''}", label, group))
+        cell = c.cell(dim, index)
+        groups.append((f"{low}-{high or ''}", label, cell.n, cell.few))
     return groups
 
 
@@ -398,31 +651,46 @@ WAIT_BANDS = (0, 2, 5, 10, 20)
 LENGTH_BANDS = (0, 10, 20, 30, 45)
 
 
+def _returning(c: Cells) -> int:
+    """Students with sessions on more than one day."""
+    seen: set[Any] = set()
+    twice: set[Any] = set()
+    for who in c.helped.values():
+        twice |= seen & who
+        seen |= who
+    return len(twice)
+
+
+def _minutes(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds / 60
+
+
+def _mean(cell: Cell) -> float | None:
+    return cell.total / cell.n if cell.n else None
+
+
 def dashboard(
     facts: list[Fact], period: Period, site_id: int | None, by: str, names: Names
 ) -> Dashboard:
     """Every figure of the dashboard for `facts` (already those of the period and site)."""
-    sessions = [f for f in facts if f.outcome == RequestStatus.MATCHED]
-    ended = [f for f in sessions if f.session_s is not None]
-    gave_up = [f for f in facts if f.outcome == RequestStatus.CANCELLED]
-    left = [f for f in facts if f.outcome == RequestStatus.LEFT]
-    rated_by_students = [f for f in sessions if f.student_rating is not None]
-    rated_by_helpers = [f for f in sessions if f.helper_rating is not None]
-    waits = _minutes(f.wait_s for f in sessions)
-    lengths = _minutes(f.session_s for f in ended if f.session_s is not None)
-    days_by_student: dict[str, set[date]] = {}
-    for f in sessions:
-        days_by_student.setdefault(f.student_key, set()).add(f.day)
-    returning = sum(1 for days in days_by_student.values() if len(days) > 1)
+    return from_cells(cells_from_facts(facts), period, site_id, by, names)
 
-    def hours(group: list[Fact]) -> float:
-        return sum(f.session_s or 0.0 for f in group) / 3600
 
-    # Distinct students of the main groups, counted once.
-    asked, helped, timed = students(facts), students(sessions), students(ended)
+def from_cells(c: Cells, period: Period, site_id: int | None, by: str, names: Names) -> Dashboard:
+    """Every figure of the dashboard from the cells of the period and site."""
+    matched = RequestStatus.MATCHED.value
+    sessions, ended = c.cell("outcome", matched), c.cell("ended", None)
+    gave_up = c.cell("outcome", RequestStatus.CANCELLED.value)
+    left = c.cell("outcome", RequestStatus.LEFT.value)
+    by_students, by_helpers = c.cell("rated_by_students", None), c.cell("rated_by_helpers", None)
+    requests = sessions.n + gave_up.n + left.n
+    asked = len(set().union(*c.asked.values()))
+    returning = _returning(c)
     summary = [
-        Measure("requests", _("Requests for help"), _requests_total(facts, gave_up, left, asked)),
-        Measure("sessions", _("Sessions with a helper"), Figure.of(len(sessions), helped)),
+        Measure(
+            "requests", _("Requests for help"), _requests_total(requests, gave_up, left, asked)
+        ),
+        Measure("sessions", _("Sessions with a helper"), Figure.of(sessions.n, sessions.few)),
         Measure("students", _("Students who asked"), Figure.of(asked, asked)),
         Measure(
             "returning_students",
@@ -432,74 +700,66 @@ def dashboard(
         Measure(
             "wait_median_minutes",
             _("Wait until matched, median (minutes)"),
-            Figure.of(median(waits), helped, Unit.MINUTES),
+            Figure.of(_minutes(histogram_median(c.waits)), sessions.few, Unit.MINUTES),
         ),
         Measure(
             "wait_p90_minutes",
             _("Wait until matched, 90th percentile (minutes)"),
-            Figure.of(p90(waits), helped, Unit.MINUTES),
+            Figure.of(_minutes(histogram_p90(c.waits)), sessions.few, Unit.MINUTES),
         ),
-        Measure("gave_up", _("Gave up waiting"), Figure.of(len(gave_up), students(gave_up))),
+        Measure("gave_up", _("Gave up waiting"), Figure.of(gave_up.n, gave_up.few)),
         Measure(
             "left_unmatched",
             _("Left without being matched (connection lost)"),
-            Figure.of(len(left), students(left)),
+            Figure.of(left.n, left.few),
         ),
         Measure(
             "session_median_minutes",
             _("Session length, median (minutes)"),
-            Figure.of(median(lengths), timed, Unit.MINUTES),
+            Figure.of(_minutes(histogram_median(c.lengths)), ended.few, Unit.MINUTES),
         ),
         Measure(
             "session_p90_minutes",
             _("Session length, 90th percentile (minutes)"),
-            Figure.of(p90(lengths), timed, Unit.MINUTES),
+            Figure.of(_minutes(histogram_p90(c.lengths)), ended.few, Unit.MINUTES),
         ),
         Measure(
             "helper_hours",
             _("Hours helpers spent in sessions"),
-            Figure.of(hours(ended), timed, Unit.HOURS),
+            Figure.of(ended.total / 3600, ended.few, Unit.HOURS),
         ),
         Measure(
             "student_rating",
             _("Students' rating of the session, mean (1–5)"),
-            Figure.of(
-                mean([f.student_rating or 0 for f in rated_by_students]),
-                students(rated_by_students),
-                Unit.RATING,
-            ),
+            Figure.of(_mean(by_students), by_students.few, Unit.RATING),
         ),
         Measure(
             "helper_rating",
             _("Helpers' rating of the session, mean (1–5)"),
-            Figure.of(
-                mean([f.helper_rating or 0 for f in rated_by_helpers]),
-                students(rated_by_helpers),
-                Unit.RATING,
-            ),
+            Figure.of(_mean(by_helpers), by_helpers.few, Unit.RATING),
         ),
     ]
 
+    days = [period.first + timedelta(days=offset) for offset in range(period.days)]
     if by == "week":
-        weeks: dict[str, str] = {}
-        for offset in range(period.days):
-            week = week_of(period.first + timedelta(days=offset))
-            weeks[week] = week
+        weeks: dict[str, Cell] = {}
+        for day in days:
+            cell = c.cell("day", day)
+            weeks.setdefault(week_of(day), Cell()).merge(cell.n, cell.total, cell.students)
         over_time = _breakdown(
             "sessions_by_week",
             _("Sessions per week"),
-            _grouped(sessions, lambda f: week_of(f.day), weeks),
+            [(week, week, cell.n, cell.few) for week, cell in weeks.items()],
         )
     else:
-        days = [period.first + timedelta(days=offset) for offset in range(period.days)]
         over_time = _breakdown(
             "sessions_by_day",
             _("Sessions per day"),
-            _grouped(sessions, lambda f: f.day, {d: d.isoformat() for d in days}),
+            _grouped(c, "day", {d: d.isoformat() for d in days}),
         )
 
     by_site = names.sites if site_id is None else {}
-    subjects_asked = {f.subject_id for f in facts}
+    subjects_asked = c.keys("subject_asked")
     subjects = {
         k: v for k, v in sorted(names.subjects.items(), key=lambda kv: kv[1]) if k in subjects_asked
     }
@@ -512,83 +772,77 @@ def dashboard(
     }
     ratings = {r: str(r) for r in range(1, 6)}
 
+    def hours(cell: Cell) -> float:
+        return cell.total / 3600
+
+    students_by_site: list[Group] = []
+    for key, label in by_site.items():
+        who = len(c.asked.get(key, ()))
+        students_by_site.append((str(key), label, who, who))
+
     breakdowns = [
         over_time,
+        _breakdown("sessions_by_site", _("Sessions per site"), _grouped(c, "site", by_site)),
+        _breakdown("students_by_site", _("Students who asked, per site"), students_by_site),
         _breakdown(
-            "sessions_by_site",
-            _("Sessions per site"),
-            _grouped(sessions, lambda f: f.site_id, by_site),
+            "sessions_by_subject", _("Sessions per subject"), _grouped(c, "subject", subjects)
         ),
-        _breakdown(
-            "students_by_site",
-            _("Students who asked, per site"),
-            _grouped(facts, lambda f: f.site_id, by_site),
-            measure=students,
-        ),
-        _breakdown(
-            "sessions_by_subject",
-            _("Sessions per subject"),
-            _grouped(sessions, lambda f: f.subject_id, subjects),
-        ),
-        _breakdown(
-            "sessions_by_grade",
-            _("Sessions per grade"),
-            _grouped(sessions, lambda f: f.grade, grades),
-        ),
+        _breakdown("sessions_by_grade", _("Sessions per grade"), _grouped(c, "grade", grades)),
         _breakdown(
             "sessions_by_channel",
             _("Sessions at a kiosk and from home"),
-            _grouped(sessions, lambda f: f.channel, channels),
+            _grouped(c, "channel", channels),
         ),
         _breakdown(
             "requests_by_outcome",
             _("How requests ended"),
-            _grouped(facts, lambda f: f.outcome, outcomes),
+            _grouped(c, "outcome", outcomes),
             adds_up=False,  # its total, the requests, is protected in the summary instead
         ),
         _breakdown(
             "sessions_by_wait",
             _("Sessions by wait until matched"),
-            _banded(sessions, lambda f: f.wait_s, WAIT_BANDS),
+            _banded(c, "wait", WAIT_BANDS),
         ),
         _breakdown(
-            "sessions_by_length",
-            _("Sessions by length"),
-            _banded(ended, lambda f: f.session_s or 0.0, LENGTH_BANDS),
+            "sessions_by_length", _("Sessions by length"), _banded(c, "length", LENGTH_BANDS)
         ),
         _breakdown(
             "helper_hours_by_organisation",
             _("Hours helpers spent in sessions, per partner organisation"),
-            _grouped(ended, lambda f: f.helper_organisation_id, names.organisations),
-            measure=hours,
+            _grouped(c, "organisation", names.organisations, value=hours),
             unit=Unit.HOURS,
         ),
         _breakdown(
-            "student_ratings",
-            _("Students' ratings"),
-            _grouped(rated_by_students, lambda f: f.student_rating, ratings),
+            "student_ratings", _("Students' ratings"), _grouped(c, "student_rating", ratings)
         ),
-        _breakdown(
-            "helper_ratings",
-            _("Helpers' ratings"),
-            _grouped(rated_by_helpers, lambda f: f.helper_rating, ratings),
-        ),
+        _breakdown("helper_ratings", _("Helpers' ratings"), _grouped(c, "helper_rating", ratings)),
     ]
     breakdowns = [b for b in breakdowns if b.rows]
     return Dashboard(period, site_id, by, summary, breakdowns)
 
 
-def _requests_total(facts: list[Fact], gave_up: list[Fact], left: list[Fact], asked: int) -> Figure:
+def _requests_total(requests: int, gave_up: Cell, left: Cell, asked: int) -> Figure:
     """All requests: the sessions plus those given up or left. The sessions are the headline,
     so where the given-up and left ones are small it is this total that is hidden instead."""
-    total = Figure.of(len(facts), asked)
-    small = [g for g in (gave_up, left) if 0 < students(g) < MIN_STUDENTS]
-    if total.hidden is None and small and sum(students(g) for g in small) < MIN_STUDENTS:
+    total = Figure.of(requests, asked)
+    small = [g.few for g in (gave_up, left) if 0 < g.few < MIN_STUDENTS]
+    if total.hidden is None and small and sum(small) < MIN_STUDENTS:
         return replace(total, hidden=Hidden.COMPLEMENT)
     return total
 
 
 def compute(s: Session, period: Period, site_id: int | None, by: str, locale: str) -> Dashboard:
-    """The dashboard of `period` at one site (or all), as the page and the CSV show it."""
-    found = facts(s, period.start, period.end, site_id)
-    return dashboard(found, period, site_id, by, Names.load(s, locale))
+    """The dashboard of `period` at one site (or all), as the page and the CSV show it: all
+    sites from the days' figures (a year is 366 rows), one site from its facts."""
+    refresh(s)
+    if site_id is None:
+        cells = cells_from_days(s, period)
+    else:
+        query = select(*FACT_COLUMNS, StatsFact.day).where(
+            StatsFact.day >= period.first,
+            StatsFact.day <= period.last,
+            StatsFact.site_id == site_id,
+        )
+        cells = cells_from_facts(_stored_fact(row[:-1], row[-1]) for row in s.execute(query))
+    return from_cells(cells, period, site_id, by, Names.load(s, locale))
