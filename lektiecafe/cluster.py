@@ -87,9 +87,15 @@ class Front:
         stop_process(self.process)
 
 
-def start_front(folder: Path, hub_ports: list[int], coturn_tls_port: int | None = None) -> Front:
+def start_front(
+    folder: Path,
+    hub_ports: list[int],
+    coturn_tls_port: int | None = None,
+    worker_connections: int = 4096,
+) -> Front:
     """nginx on free loopback ports before `hub_ports`, its files and logs in `folder`; TLS
-    connections asking for TURN_NAME go to `coturn_tls_port` (or a closed port)."""
+    connections asking for TURN_NAME go to `coturn_tls_port` (or a closed port). Each client
+    WebSocket takes four of the `worker_connections` (bench/load.py asks for more)."""
     if not (NGINX.exists() and STREAM_MODULE.exists()):
         raise ClusterDidNotStart(
             "nginx is missing: run scripts/ensure-test-tools (nginx, libnginx-mod-stream)"
@@ -136,7 +142,8 @@ def start_front(folder: Path, hub_ports: list[int], coturn_tls_port: int | None 
         f"load_module {STREAM_MODULE};\n"
         + ("user root;\n" if os.geteuid() == 0 else "")
         + f"daemon off;\nworker_processes 1;\npid {folder / 'nginx.pid'};\n"
-        + "events { worker_connections 4096; }\n"
+        + f"worker_rlimit_nofile {2 * worker_connections};\n"
+        + f"events {{ worker_connections {worker_connections}; }}\n"
         + f"http {{\n  access_log {access_log};\n{temp}  include lektiecafe.conf;\n}}\n"
         + "include lektiecafe-stream.conf;\n"
     )
@@ -189,6 +196,7 @@ def start_cluster(
     secret_key: str,
     env: dict[str, str] | None = None,
     with_front: bool = True,
+    worker_connections: int = 4096,
 ) -> Cluster:
     """`hubs` hub processes on `database_url` (already migrated) joined by `redis_url`, sharing
     one data dir in `folder`, and nginx before them unless `with_front` is false; everything is
@@ -209,7 +217,9 @@ def start_cluster(
             )
         if with_front:
             ports = [int(hub.url.rsplit(":", 1)[1]) for hub in cluster.hubs]
-            cluster.front = start_front(folder / "front", ports)
+            cluster.front = start_front(
+                folder / "front", ports, worker_connections=worker_connections
+            )
     except BaseException:
         cluster.stop()
         raise
