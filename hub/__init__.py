@@ -69,6 +69,7 @@ def create_app(config: HubConfig) -> Flask:
 
     from hub.accounts.routes import bp as accounts_bp
     from hub.admin.routes import bp as admin_bp
+    from hub.api.routes import bp as api_bp
     from hub.attachments.routes import bp as attachments_bp
     from hub.audit.routes import bp as audit_bp
     from hub.catalog.routes import bp as catalog_bp
@@ -84,6 +85,7 @@ def create_app(config: HubConfig) -> Flask:
     for bp in (
         accounts_bp,
         admin_bp,
+        api_bp,
         attachments_bp,
         audit_bp,
         catalog_bp,
@@ -194,11 +196,14 @@ CSRF_EXEMPT = {"accounts.api_token", "devices.pair", "devices.poll", "test_clock
 
 
 def _protect_forms() -> None:
-    """CSRF for everything a browser sends with its cookie; bearer-token calls carry no cookie."""
+    """CSRF for everything a browser sends with its cookie; bearer-token calls carry no cookie,
+    and a call to /api/ outside a login (a program's, no or a dead session cookie) has no login
+    to forge: it gets the route's own answer, e.g. 401, not a form error."""
     if (
         request.method in ("POST", "PUT", "PATCH", "DELETE")
         and request.endpoint not in CSRF_EXEMPT
         and not request.headers.get("Authorization", "").startswith("Bearer ")
+        and not (request.path.startswith("/api/") and "identity" not in session)
     ):
         csrf.protect()
 
