@@ -66,9 +66,11 @@ def start_hub(
     env: dict[str, str] | None = None,
     port: int | None = None,
     timeout_s: float = 30,
+    host: str = "127.0.0.1",
 ) -> HubProcess:
-    """`lektiecafe hub` with `env` on top of this process's environment, logging to
-    `data_dir/hub-<port>.log`; returns once it is up, or stops it and raises HubDidNotStart."""
+    """`lektiecafe hub` with `env` on top of this process's environment, listening on `host`,
+    logging to `data_dir/hub-<port>.log`; returns once it is up, or stops it and raises
+    HubDidNotStart."""
     port = port or free_port()
     log = data_dir / f"hub-{port}.log"
     with log.open("ab") as out:
@@ -78,6 +80,8 @@ def start_hub(
                 "-m",
                 "lektiecafe.cli",
                 "hub",
+                "--host",
+                host,
                 "--port",
                 str(port),
                 "--data-dir",
@@ -94,7 +98,7 @@ def start_hub(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    hub = HubProcess(process, f"http://127.0.0.1:{port}", log)
+    hub = HubProcess(process, f"http://{host}:{port}", log)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
