@@ -25,7 +25,7 @@ import socketio
 from PIL import Image
 from sqlalchemy import func, select
 
-from appliance.hub import OrderedClient
+from appliance.hub import HubCallError, OrderedClient
 from appliance.visit import Options, Visit
 from hub.attachments.models import Attachment
 from hub.db import Database
@@ -307,31 +307,45 @@ def test_a_full_disk_refuses_an_upload_clearly_keeps_nothing_of_it_and_the_hub_s
         assert english.json()["error"]["message"] == (
             "There is no room for the file right now. Please try again later."
         )
-        # Nothing half-written is left, neither as a file nor as a row.
-        assert sorted(p.name for p in attachments.iterdir()) == before
-        with hub.db.transaction() as s:
-            assert s.scalar(select(func.count()).select_from(Attachment)) == 1
+        # A kiosk student photographing the assignment is told the same, in the kiosk's
+        # language, and can try again: the visit stays at the question.
+        with kiosk_visit(hub, tmp_path / "kiosk") as visit:
+            visit.start("Ali", 9).result(15)
+            maths = subject(visit)
+            with pytest.raises(HubCallError) as told:
+                visit.ask(maths, None, "brøker", picture).result(30)
+            assert (told.value.code, told.value.message) == ("storage_full", FULL_DA)
+            view = visit.snapshot()
+            assert view.phase == "asking" and view.error is not None
+            assert view.error.message == FULL_DA
+            # Nothing half-written is left, neither as a file nor as a row.
+            assert sorted(p.name for p in attachments.iterdir()) == before
+            with hub.db.transaction() as s:
+                assert s.scalar(select(func.count()).select_from(Attachment)) == 1
 
-        # The hub serves on: pages, sockets, a request with the photo stored before.
-        assert requests.get(hub.url + "/readyz", timeout=10).status_code == 200
-        student = hub.client("student1")
-        asked = student.ok(
-            "help:request",
-            {"subject": 1, "grade": 9, "attachment_ids": [first.json()["attachment_id"]]},
-        )
-        assert asked["position"] == 1
-        assert hub.process.poll() is None
+            # The hub serves on: pages, sockets, a request with the photo stored before.
+            assert requests.get(hub.url + "/readyz", timeout=10).status_code == 200
+            student = hub.client("student1")
+            asked = student.ok(
+                "help:request",
+                {"subject": maths, "grade": 9, "attachment_ids": [first.json()["attachment_id"]]},
+            )
+            assert asked["position"] == 1
+            assert hub.process.poll() is None
 
-        # Room again: the same upload works, and reads back whole.
-        filler.unlink()
-        again = upload(hub, token, picture)
-        assert again.status_code == 201, again.text
-        read = requests.get(
-            hub.url + f"/api/attachments/{again.json()['attachment_id']}",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=10,
-        )
-        assert read.status_code == 200 and len(read.content) == again.json()["size"] == stored
+            # Room again: the same upload works, and reads back whole; so does the kiosk's.
+            filler.unlink()
+            again = upload(hub, token, picture)
+            assert again.status_code == 201, again.text
+            read = requests.get(
+                hub.url + f"/api/attachments/{again.json()['attachment_id']}",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=10,
+            )
+            assert read.status_code == 200
+            assert len(read.content) == again.json()["size"] == stored
+            visit.ask(maths, None, "brøker", picture).result(30)
+            assert visit.snapshot().phase == "waiting"
         assert "Traceback" not in hub.log.read_text()
 
 
