@@ -10,7 +10,6 @@ from typing import Any
 
 from flask import (
     Flask,
-    Response,
     make_response,
     redirect,
     render_template,
@@ -25,7 +24,7 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from hub import clock
+from hub import clock, security
 from hub.config import HubConfig
 from hub.db import Database
 from hub.errors import DATABASE_DOWN, HubError, Unauthenticated, database_unavailable
@@ -122,7 +121,7 @@ def create_app(config: HubConfig) -> Flask:
     report_filed.connect(open_report_ticket)
 
     app.before_request(_protect_forms)
-    app.after_request(_security_headers)
+    app.after_request(security.add_headers)  # CSP, HSTS behind TLS, no framing
     app.register_error_handler(HubError, _hub_error)
     for down in DATABASE_DOWN:
         app.register_error_handler(down, _database_down)
@@ -206,21 +205,6 @@ def _protect_forms() -> None:
         and not (request.path.startswith("/api/") and "identity" not in session)
     ):
         csrf.protect()
-
-
-def _security_headers(response: Response) -> Response:
-    response.headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-        "connect-src 'self' ws: wss:; style-src 'self'; script-src 'self'; "
-        "frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
-    )
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault(
-        "Permissions-Policy", "camera=(self), microphone=(self), geolocation=()"
-    )
-    return response
 
 
 def _wants_json() -> bool:

@@ -1,20 +1,28 @@
 """Who is calling, and may they? One check for HTTP routes and socket events alike.
 
-Browsers are identified by the Flask session cookie set at login; tools and tests by a signed
-bearer token from `POST /api/auth/token` (HTTP header or the Socket.IO `auth` payload)."""
+Browsers are identified by the Flask session cookie set at login, which carries the login's key;
+tools and tests by a bearer token from `POST /api/auth/token` (HTTP header or the Socket.IO `auth`
+payload); a kiosk's visit by its visit token, for the visit's photo only. Keys and tokens are
+random secrets of which the database keeps only a hash (`Credential`); deleting the row (logout,
+`DELETE /api/auth/token`, a deactivated account, a visit's end) revokes them at once."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from flask import g, request, session
 from flask_babel import gettext as _
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
-from hub.accounts.models import Role, User
+from hub import clock
+from hub.accounts.models import Credential, Role, User
 from hub.errors import Forbidden, Unauthenticated
 from hub.state import hub_state
 
@@ -57,20 +65,76 @@ class Identity:
         return cls(uid, role, data["name"], data["site"], data["org"], dev)
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(hub_state().config.secret_key, salt="api-token")
+# Which credentials a kind of caller holds, and what a kiosk visit's token may be used for: the
+# visit's photo, nothing else (the kiosk does the rest over its own socket).
+SESSION, API, VISIT = "session", "api", "visit"
+VISIT_ENDPOINTS = frozenset({"attachments.upload", "attachments.download", "accounts.api_me"})
 
 
-def make_token(user_id: int) -> str:
-    return _serializer().dumps({"uid": user_id})
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def issue(s: Session, user_id: int, kind: str, now: datetime) -> str:
+    """A new secret for `user_id`, valid for `token_max_age_s`; only its hash is stored."""
+    s.execute(delete(Credential).where(Credential.expires_at < now))  # the expired ones go
+    secret = secrets.token_urlsafe(32)
+    lifetime = timedelta(seconds=hub_state().config.token_max_age_s)
+    s.add(
+        Credential(
+            user_id=user_id,
+            kind=kind,
+            token_hash=_digest(secret),
+            created_at=now,
+            expires_at=now + lifetime,
+        )
+    )
+    return secret
+
+
+def make_token(user_id: int, kind: str = API) -> str:
+    """An API token (or a kiosk visit's token) for `user_id`."""
+    with hub_state().db.transaction() as s:
+        return issue(s, user_id, kind, clock.now())
+
+
+def revoke(secret: str) -> bool:
+    """Revoke a session key or token at once; whether there was one."""
+    if not secret or len(secret) > 200:
+        return False
+    with hub_state().db.transaction() as s:
+        gone = s.execute(delete(Credential).where(Credential.token_hash == _digest(secret)))
+        return bool(getattr(gone, "rowcount", 0))
+
+
+def revoke_all(s: Session, user_id: int) -> None:
+    """Every login and token of a user (a deactivated account, a visit that ended)."""
+    s.execute(delete(Credential).where(Credential.user_id == user_id))
+
+
+def _holder(secret: str, kinds: Iterable[str]) -> tuple[Identity, str] | None:
+    """The active user a live secret of one of `kinds` stands for, and the kind."""
+    if not secret or len(secret) > 200:
+        return None
+    with hub_state().db.transaction() as s:
+        found = s.execute(
+            select(User, Credential.kind)
+            .join(Credential, Credential.user_id == User.id)
+            .where(
+                Credential.token_hash == _digest(secret),
+                Credential.kind.in_(list(kinds)),
+                Credential.expires_at > clock.now(),
+            )
+        ).first()
+        if found is None or not found[0].active:
+            return None
+        return Identity.of(found[0]), found[1]
 
 
 def user_id_from_token(token: str) -> int | None:
-    try:
-        data = _serializer().loads(token, max_age=hub_state().config.token_max_age_s)
-    except BadSignature:
-        return None
-    return int(data["uid"]) if isinstance(data, dict) and "uid" in data else None
+    """The user of a live API token (not a visit's token: those never open a socket)."""
+    held = _holder(token, [API])
+    return held[0].user_id if held is not None else None
 
 
 def load_identity(user_id: int) -> Identity | None:
@@ -80,9 +144,33 @@ def load_identity(user_id: int) -> Identity | None:
 
 
 def login_session(identity: Identity) -> None:
+    """Log the browser in: a new session (nothing of the one before the login carries over but
+    what the caller puts back) with a new key, which logout or deactivation revokes."""
+    with hub_state().db.transaction() as s:
+        key = issue(s, identity.user_id, SESSION, clock.now())
     session.clear()
     session["identity"] = identity.as_session()
+    session["key"] = key
     session.permanent = True
+
+
+def logout_session() -> None:
+    """Revoke this browser's login, so a copy of its cookie no longer works either."""
+    key = session.get("key")
+    if isinstance(key, str):
+        revoke(key)
+    session.clear()
+
+
+def session_identity() -> Identity | None:
+    """The browser's login from its session cookie, if its key is still live."""
+    key = session.get("key")
+    if "identity" not in session or not isinstance(key, str):
+        return None
+    held = _holder(key, [SESSION])
+    if held is None or held[0].user_id != Identity.from_session(session["identity"]).user_id:
+        return None
+    return held[0]
 
 
 def current_identity() -> Identity | None:
@@ -93,13 +181,17 @@ def current_identity() -> Identity | None:
     identity: Identity | None = None
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
-        uid = user_id_from_token(header[7:])
-        identity = load_identity(uid) if uid is not None else None
+        held = _holder(header[7:].strip(), [API, VISIT])
+        if held is not None and held[1] == VISIT and request.endpoint not in VISIT_ENDPOINTS:
+            raise Forbidden(_("A kiosk visit's token is only for the visit's photo."))
+        identity = held[0] if held is not None else None
+    elif getattr(request, "sid", None):
+        # A socket: checked when it connected (hub.realtime.events), then kept for its lifetime.
+        if "identity" in session:
+            identity = Identity.from_session(session["identity"])
     elif "identity" in session:
-        # Re-read on HTTP so a deactivated account stops working at once; sockets are checked
-        # when they connect.
-        cached = Identity.from_session(session["identity"])
-        identity = cached if getattr(request, "sid", None) else load_identity(cached.user_id)
+        # Re-read on HTTP so a logout, a revoked login or a deactivated account stops it at once.
+        identity = session_identity()
     g.identity = identity
     return identity
 

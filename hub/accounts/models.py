@@ -115,3 +115,19 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(default=0)
     since: Mapped[datetime]  # the first failure of the hour (address and account rows)
     last_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Credential(Base):
+    """A secret that stands for a user: a browser's login (kind `session`, its key in the signed
+    session cookie), an API token (`api`, from `POST /api/auth/token`) or a kiosk visit's token
+    (`visit`, for the visit's uploads only). Only a SHA-256 of the secret is kept, so the table
+    cannot be used to log in; deleting the row revokes it at once (hub.accounts.access)."""
+
+    __tablename__ = "credentials"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # session | api | visit
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -22,7 +22,9 @@ from hub.accounts.access import (
     caller,
     current_identity,
     login_session,
+    logout_session,
     make_token,
+    revoke,
     roles_required,
 )
 from hub.accounts.models import Role, User
@@ -150,7 +152,7 @@ def login() -> ResponseReturnValue:
 @bp.route("/logout", methods=["POST"])
 def logout() -> ResponseReturnValue:
     lang = session.get("lang")
-    session.clear()
+    logout_session()
     if lang:
         session["lang"] = lang
     return redirect(url_for("accounts.login"))
@@ -283,6 +285,17 @@ def api_token() -> ResponseReturnValue:
         "user_id": identity.user_id,
     }
     return _remember_device(jsonify(answer), device)
+
+
+@bp.route("/api/auth/token", methods=["DELETE"])
+def revoke_token() -> ResponseReturnValue:
+    """Revoke the bearer token this call carries (a tool logging out); it is refused from now on,
+    on HTTP and when a socket connects with it."""
+    header = request.headers.get("Authorization", "")
+    token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+    if not revoke(token):
+        raise Unauthenticated(_("Please log in first."))
+    return {"ok": True}
 
 
 @bp.route("/privacy")

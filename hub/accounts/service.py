@@ -13,10 +13,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from hub.accounts import throttle
-from hub.accounts.access import Identity
+from hub.accounts.access import Identity, revoke_all
 from hub.accounts.models import Organisation, Role, Site, User
 from hub.catalog.models import GRADES, Language, Subject
 from hub.config import HubConfig
@@ -500,8 +500,16 @@ def helpers_with_expired_certificates(s: Session, now: datetime) -> list[int]:
 
 
 def set_user_active(user: User, active: bool) -> None:
-    """Deactivated accounts cannot log in."""
+    """Deactivated accounts cannot log in, and their logins and tokens are revoked."""
     user.active = active
+    if not active:
+        _revoke_credentials(user)
+
+
+def _revoke_credentials(user: User) -> None:
+    s = object_session(user)
+    if s is not None and user.id is not None:
+        revoke_all(s, user.id)
 
 
 def set_helper_skills(
@@ -563,6 +571,7 @@ def forget_visitor(user: User) -> None:
     """A kiosk visit ended: its nickname and grade go; the row stays, closed, for its requests
     and rooms until the retention period ends."""
     user.display_name, user.grade, user.active = "", None, False
+    _revoke_credentials(user)  # the visit's token
 
 
 def delete_login_failures_before(s: Session, cutoff: datetime) -> None:

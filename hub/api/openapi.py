@@ -133,7 +133,16 @@ def _paths() -> dict[str, Any]:
                     },
                     **_errors(400, 401, 429),
                 },
-            }
+            },
+            "delete": {
+                "operationId": "revoke_token",
+                "summary": "Revoke the bearer token the call carries; refused from then on",
+                "security": [{"bearer": []}],
+                "responses": {
+                    "200": {"description": "Revoked", "content": _json(_ok({}))},
+                    **_errors(401),
+                },
+            },
         },
         "/api/me": {
             "get": {

@@ -13,7 +13,7 @@ from flask_socketio import join_room, leave_room, rooms
 from pydantic import Field
 
 from hub import clock
-from hub.accounts.access import Identity, make_token
+from hub.accounts.access import VISIT, Identity, make_token
 from hub.accounts.models import Role
 from hub.devices import service
 from hub.realtime.events import SocketEvents, act_as, user_connected
@@ -84,7 +84,7 @@ def visit_start(kiosk: Identity, data: VisitIn) -> dict[str, Any]:
     with hub_state().db.transaction() as s:
         visit, student = service.start_visit(s, kiosk, data.nickname, data.grade, clock.now())
     _act_on_this_connection(student)
-    return {"visit_id": visit.id, "visit_token": make_token(student.user_id)}
+    return {"visit_id": visit.id, "visit_token": make_token(student.user_id, VISIT)}
 
 
 @events.handler("visit:resume", roles=[Role.KIOSK], payload=VisitRef)
@@ -93,7 +93,7 @@ def visit_resume(kiosk: Identity, data: VisitRef) -> dict[str, Any]:
         visit, student = service.resume_visit(s, kiosk, data.visit_id)
     if student.user_id != kiosk.user_id:
         _act_on_this_connection(student)
-    return {"visit_id": visit.id, "visit_token": make_token(student.user_id)}
+    return {"visit_id": visit.id, "visit_token": make_token(student.user_id, VISIT)}
 
 
 @events.handler("visit:end", roles=[Role.KIOSK], payload=Empty)

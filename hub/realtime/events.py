@@ -24,6 +24,7 @@ from hub.accounts.access import (
     current_identity,
     load_identity,
     require,
+    session_identity,
     user_id_from_token,
 )
 from hub.accounts.models import Role
@@ -219,6 +220,4 @@ def _identify(auth: dict[str, Any], identify_kiosk: KioskIdentifier) -> Identity
     if isinstance(device_token, str):
         with hub_state().db.transaction() as s:
             return identify_kiosk(s, device_token, clock.now())
-    if "identity" in session:
-        return load_identity(Identity.from_session(session["identity"]).user_id)
-    return None
+    return session_identity()  # a browser's login cookie, if its key is still live
