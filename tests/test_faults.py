@@ -478,6 +478,15 @@ def test_a_hub_process_killed_behind_nginx_its_clients_get_their_queue_place_and
             offered = other.wait_for("offer", timeout=15)
             other.ok("offer:accept", {"offer_id": offered["offer_id"]})
             assert student.wait_for("match", timeout=15)["room_id"]
+            # nginx found the dead process refusing and passed each request to the next one
+            # (proxy_next_upstream's default, "error timeout"): the shipped config needs no more.
+            refused = [
+                line
+                for line in front.error_log.read_text().splitlines()
+                if "(111: Connection refused) while connecting to upstream" in line
+            ]
+            assert refused, "nginx never tried the dead process"
+            assert all(victim.url.removeprefix("http://") in line for line in refused)
             print(f"clients back on the other process {recovered_s:.1f} s after the SIGKILL")
     finally:
         for client in clients:
