@@ -54,18 +54,35 @@ class StatsFact(Base):
 
 class StatsDay(Base):
     """One day's figures, all sites together, in a form that adds up over days exactly
-    (`hub.stats.service.Cells`): counts and sums per chart bar, up to five students per bar (all
-    suppression needs), the students who asked per site and had a session (as int64 arrays), and
-    the waits and session lengths as histograms of whole seconds (for exact medians)."""
+    (`hub.stats.service.Cells`), beside its bars in `StatsDayCell`: the students who asked, per
+    site, and who had a session (int64 arrays), and the waits and session lengths as histograms
+    of whole seconds (for exact medians), each a dense array of uint32 counts, so that the days of
+    a period add up as one big integer each."""
 
     __tablename__ = "stats_days"
 
     day: Mapped[date] = mapped_column(primary_key=True)
-    cells: Mapped[str] = mapped_column(Text)  # JSON
+    sites: Mapped[str] = mapped_column(Text)  # JSON: [[site id, how many of `asked`], ...]
     asked: Mapped[bytes] = mapped_column(LargeBinary)
     helped: Mapped[bytes] = mapped_column(LargeBinary)
     waits: Mapped[bytes] = mapped_column(LargeBinary)
     lengths: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class StatsDayCell(Base):
+    """One bar or count of one day (all sites): requests, a sum (seconds or ratings), and up to
+    five of the students behind it, all small-cell suppression needs; the database adds these up
+    over a period (GROUP BY dim, key)."""
+
+    __tablename__ = "stats_day_cells"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    dim: Mapped[str] = mapped_column(String(24), primary_key=True)
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)  # JSON of the key
+    n: Mapped[int]
+    total: Mapped[float]
+    few: Mapped[int]  # how many students are in `students` (at most five)
+    students: Mapped[str] = mapped_column(Text)  # their keys, space-separated
 
 
 class StatsDirty(Base):

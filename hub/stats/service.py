@@ -23,6 +23,7 @@ import json
 import math
 import secrets
 import statistics
+import sys
 from array import array
 from bisect import bisect_right
 from collections import Counter
@@ -31,20 +32,21 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from flask_babel import format_decimal
 from flask_babel import gettext as _
-from sqlalchemy import Select, case, delete, func, insert, select, text, update
+from sqlalchemy import Select, Table, case, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from hub.accounts.models import Organisation, Role, Site, User
 from hub.catalog.models import GRADES, Subject
+from hub.db import Base
 from hub.devices.models import KioskVisit
 from hub.matching.models import HelpRequest, RequestStatus
 from hub.rooms.models import Feedback, Room
-from hub.stats.models import StatsDay, StatsDirty, StatsFact
+from hub.stats.models import StatsDay, StatsDayCell, StatsDirty, StatsFact
 
 MIN_STUDENTS = 5
 # Days in the statistics are the café's days, not UTC's.
@@ -127,6 +129,11 @@ def _live_query(dialect: str) -> Select:
     )
 
 
+def _table(model: type[Base]) -> Table:
+    """A model's table, for Core's executemany inserts (faster than the ORM's bulk insert)."""
+    return cast(Table, model.__table__)
+
+
 def _live_fact(row: Any) -> Fact:
     """A row of the live query as a Fact, its durations in whole seconds (SQLite's julianday
     arithmetic is off by microseconds; the dashboard shows tenths of minutes)."""
@@ -155,7 +162,7 @@ def _store_facts(s: Session, ids: list[int], dialect: str) -> set[date]:
         rows[request_id] = {**values, "day": fact.day, "request_id": request_id}
     s.execute(delete(StatsFact).where(StatsFact.request_id.in_(ids)))
     if rows:
-        s.execute(insert(StatsFact), list(rows.values()))
+        s.connection().execute(insert(_table(StatsFact)), list(rows.values()))
     return touched | {r["day"] for r in rows.values()}
 
 
@@ -185,9 +192,13 @@ def rebuild_days(s: Session, days: Iterable[date]) -> None:
     for day in sorted(set(days)):
         rows = s.execute(select(*FACT_COLUMNS).where(StatsFact.day == day)).all()
         s.execute(delete(StatsDay).where(StatsDay.day == day))
+        s.execute(delete(StatsDayCell).where(StatsDayCell.day == day))
         if rows:
             found = cells_from_facts([_stored_fact(row, day) for row in rows])
-            s.execute(insert(StatsDay), [_encode_day(day, found)])
+            whole, cells = _encode_day(day, found)
+            connection = s.connection()
+            connection.execute(insert(_table(StatsDay)), [whole])
+            connection.execute(insert(_table(StatsDayCell)), cells)
 
 
 def facts(s: Session, start: datetime, end: datetime, site_id: int | None) -> list[Fact]:
@@ -528,60 +539,116 @@ def _from_int64(data: bytes) -> array[int]:
     return found
 
 
-def _encode_day(day: date, c: Cells) -> dict[str, Any]:
-    """A day's cells as a stats_days row (from stored facts: keys and seconds are integers)."""
+def _dense(histogram: Counter[float]) -> bytes:
+    """Counts of whole seconds 0, 1, 2, … as little-endian uint32 (stored facts: integers)."""
+    counts = array("I", bytes(4 * (int(max(histogram, default=-1)) + 1)))
+    for value, count in histogram.items():
+        counts[int(value)] = count
+    if sys.byteorder != "little":
+        counts.byteswap()
+    return counts.tobytes()
+
+
+def _undense(total: int) -> Counter[float]:
+    """A sum of `_dense` arrays, read as one little-endian integer, as a histogram again."""
+    size = (total.bit_length() + 31) // 32
+    counts = array("I", total.to_bytes(4 * size, "little"))
+    if sys.byteorder != "little":
+        counts.byteswap()
+    return Counter({value: count for value, count in enumerate(counts) if count})
+
+
+def _encode_day(day: date, c: Cells) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A day's cells as its stats_days row and stats_day_cells rows (from stored facts: keys
+    and seconds are integers)."""
     cells = [
-        [dim, key.isoformat() if dim == "day" else key, cell.n, cell.total, sorted(cell.students)]
+        {
+            "day": day,
+            "dim": dim,
+            "key": json.dumps(key.isoformat() if dim == "day" else key),
+            "n": cell.n,
+            "total": cell.total,
+            "few": cell.few,
+            "students": " ".join(str(k) for k in sorted(cell.students)),
+        }
         for (dim, key), cell in c.cells.items()
     ]
     sites = [[site, len(who)] for site, who in c.asked.items()]
     asked = [k for who in c.asked.values() for k in sorted(who)]
     helped = sorted(set().union(*c.helped.values()))
-    return {
+    whole = {
         "day": day,
-        "cells": json.dumps({"cells": cells, "sites": sites}, separators=(",", ":")),
+        "sites": json.dumps(sites, separators=(",", ":")),
         "asked": _int64(asked),
         "helped": _int64(helped),
-        "waits": _int64(x for pair in sorted(c.waits.items()) for x in pair),
-        "lengths": _int64(x for pair in sorted(c.lengths.items()) for x in pair),
+        "waits": _dense(c.waits),
+        "lengths": _dense(c.lengths),
     }
+    return whole, cells
+
+
+# Stands in for the students of a cell that has at least MIN_STUDENTS of them.
+_MANY = frozenset(f"many{n}" for n in range(MIN_STUDENTS))
 
 
 def cells_from_days(s: Session, period: Period) -> Cells:
-    """All sites' cells of a period, added up from its days' rows in stats_days."""
+    """All sites' cells of a period, added up from its days: the bars by the database, the
+    students and histograms from stats_days."""
     c = Cells()
+    in_period = (StatsDayCell.day >= period.first, StatsDayCell.day <= period.last)
+    few = func.max(StatsDayCell.few)
+    if s.get_bind().dialect.name == "sqlite":
+        listed = func.group_concat(StatsDayCell.students, " ")
+    else:
+        listed = func.string_agg(StatsDayCell.students, " ")
+    bars = s.execute(
+        select(
+            StatsDayCell.dim,
+            StatsDayCell.key,
+            func.sum(StatsDayCell.n),
+            func.sum(StatsDayCell.total),
+            few,
+            case((few < MIN_STUDENTS, listed), else_=None),
+        )
+        .where(*in_period)
+        .group_by(StatsDayCell.dim, StatsDayCell.key)
+    )
+    for dim, key_json, n, total, most, keys in bars:
+        key = json.loads(key_json)
+        if dim == "day":
+            key = date.fromisoformat(key)
+        if most >= MIN_STUDENTS:  # one day alone had enough
+            students: set[Any] = set(_MANY)
+        else:
+            students = set()
+            for student in {int(k) for k in (keys or "").split()}:
+                if len(students) >= MIN_STUDENTS:
+                    break
+                students.add(student)
+        c.cells[(dim, key)] = Cell(int(n), float(total), students)
+    waits = lengths = 0
     rows = s.execute(
         select(
             StatsDay.day,
-            StatsDay.cells,
+            StatsDay.sites,
             StatsDay.asked,
             StatsDay.helped,
             StatsDay.waits,
             StatsDay.lengths,
         ).where(StatsDay.day >= period.first, StatsDay.day <= period.last)
     )
-    for day, cells_json, asked, helped, waits, lengths in rows:
-        data = json.loads(cells_json)
-        for dim, key, n, total, few in data["cells"]:
-            if dim == "day":
-                key = date.fromisoformat(key)
-            found = c.cells.get((dim, key))
-            if found is None:
-                c.cells[(dim, key)] = Cell(n, total, set(few))
-            else:
-                found.merge(n, total, few)
+    for day, sites, asked, helped, day_waits, day_lengths in rows:
         who, at = _from_int64(asked), 0
-        for site, count in data["sites"]:
+        for site, count in json.loads(sites):
             inside = c.asked.get(site)
             if inside is None:
                 inside = c.asked[site] = set()
             inside.update(who[at : at + count])
             at += count
         c.helped[day] = set(_from_int64(helped))
-        for histogram, pairs in ((c.waits, waits), (c.lengths, lengths)):
-            values = _from_int64(pairs)
-            for value, count in zip(values[::2], values[1::2], strict=True):
-                histogram[value] += count
+        waits += int.from_bytes(day_waits, "little")
+        lengths += int.from_bytes(day_lengths, "little")
+    c.waits, c.lengths = _undense(waits), _undense(lengths)
     return c
 
 

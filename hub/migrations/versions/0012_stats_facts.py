@@ -106,15 +106,28 @@ def upgrade() -> None:
     )
     op.create_index("ix_stats_facts_day_site", "stats_facts", ["day", "site_id"])
     op.create_index("ix_stats_facts_student_key", "stats_facts", ["student_key"])
+    # A fact joins its request's room; without this every refresh scanned all rooms.
+    op.create_index("ix_rooms_request_id", "rooms", ["request_id"])
     op.create_table(
         "stats_days",
         sa.Column("day", sa.Date(), nullable=False),
-        sa.Column("cells", sa.Text(), nullable=False),
+        sa.Column("sites", sa.Text(), nullable=False),
         sa.Column("asked", sa.LargeBinary(), nullable=False),
         sa.Column("helped", sa.LargeBinary(), nullable=False),
         sa.Column("waits", sa.LargeBinary(), nullable=False),
         sa.Column("lengths", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("day"),
+    )
+    op.create_table(
+        "stats_day_cells",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("dim", sa.String(length=24), nullable=False),
+        sa.Column("key", sa.String(length=40), nullable=False),
+        sa.Column("n", sa.Integer(), nullable=False),
+        sa.Column("total", sa.Double(), nullable=False),
+        sa.Column("few", sa.Integer(), nullable=False),
+        sa.Column("students", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("day", "dim", "key"),
     )
     op.create_table(
         "stats_dirty",
@@ -172,7 +185,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     _drop_triggers()
+    op.drop_index("ix_rooms_request_id", table_name="rooms")
     op.drop_table("stats_dirty")
+    op.drop_table("stats_day_cells")
     op.drop_table("stats_days")
     op.drop_index("ix_stats_facts_student_key", table_name="stats_facts")
     op.drop_index("ix_stats_facts_day_site", table_name="stats_facts")
