@@ -2,6 +2,7 @@
 
 from hub.accounts import models as accounts
 from hub.attachments import models as attachments
+from hub.audit import models as audit
 from hub.breakroom import models as breakroom
 from hub.catalog import models as catalog
 from hub.db import Base
@@ -18,6 +19,7 @@ metadata = Base.metadata
 __all__ = [
     "accounts",
     "attachments",
+    "audit",
     "breakroom",
     "catalog",
     "devices",
