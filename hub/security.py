@@ -24,8 +24,10 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "form-action 'self'",
     ]
 )
-# Two years, the subdomains too: once a browser has seen it, it never asks over plain HTTP again.
-STRICT_TRANSPORT_SECURITY = "max-age=63072000; includeSubDomains"
+# Two years: once a browser has seen it, it never asks this name over plain HTTP again. Not
+# includeSubDomains: other hosts of the school or library may still need plain HTTP (the same as
+# deploy/nginx/lektiecafe.conf sends for what nginx answers itself).
+STRICT_TRANSPORT_SECURITY = "max-age=63072000"
 
 
 def over_tls() -> bool:

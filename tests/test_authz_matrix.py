@@ -448,3 +448,66 @@ def test_every_socket_event_admits_only_its_roles_for_every_kind_of_caller(hub):
             answer = client.call(event, payload)
             refused = answer.get("error", {}).get("code") == "forbidden"
             assert refused == (role not in allowed), (event, role, answer)
+
+
+# ---------------------------------------------------------------------------------------------
+# Security headers beyond the matrix's pages
+
+
+@pytest.fixture
+def app(tmp_path):
+    config = HubConfig(data_dir=tmp_path / "app", database_url=f"sqlite:///{tmp_path}/app.db")
+    return create_app(config)
+
+
+@pytest.mark.parametrize(
+    ("peer", "headers", "hsts"),
+    [
+        ("127.0.0.1", {}, False),  # plain HTTP on loopback (the test hub, a health check)
+        ("127.0.0.1", {"X-Forwarded-Proto": "https"}, True),  # nginx on the same machine
+        ("127.0.0.1", {"X-Forwarded-Proto": "http"}, False),
+        ("203.0.113.9", {"X-Forwarded-Proto": "https"}, False),  # anyone else may claim it
+    ],
+)
+def test_hsts_only_over_tls_or_behind_a_trusted_proxy_that_says_so(app, peer, headers, hsts):
+    answer = app.test_client().get("/login", headers=headers, environ_base={"REMOTE_ADDR": peer})
+    assert answer.status_code == 200
+    assert answer.headers.get("Strict-Transport-Security") == ("max-age=63072000" if hsts else None)
+
+
+def test_hsts_when_the_hub_itself_is_reached_over_https(app):
+    answer = app.test_client().get("/healthz", base_url="https://localhost")
+    assert answer.headers["Strict-Transport-Security"] == "max-age=63072000"
+
+
+def test_error_pages_and_json_answers_carry_the_headers_too(app):
+    client = app.test_client()
+    for path in ("/no-such-page", "/api/me", "/api/no-such-thing", "/static/css/app.css"):
+        check_page(path, _as_requests(client.get(path)))
+
+
+def _as_requests(answer: Any) -> requests.Response:
+    converted = requests.Response()
+    converted.status_code = answer.status_code
+    converted.headers.update(answer.headers)
+    converted._content = answer.get_data()
+    return converted
+
+
+TEMPLATES = Path(__file__).parent.parent / "hub" / "templates"
+
+
+def test_no_template_has_inline_script_or_event_handlers():
+    """What the strict CSP would block anyway, found before a browser does: every script is a
+    file (or a JSON data block), no on*= attribute, no javascript: address."""
+    found = []
+    for template in sorted(TEMPLATES.rglob("*.html")):
+        source = template.read_text()
+        for attributes in SCRIPT_TAG.findall(source):
+            if "src=" not in attributes and 'type="application/json"' not in attributes:
+                found.append((template.name, f"<script{attributes}>"))
+        found += [(template.name, m.group(0)) for m in INLINE_HANDLER.finditer(source)]
+        if "javascript:" in source.lower():
+            found.append((template.name, "javascript:"))
+    assert found == []
+    assert len(list(TEMPLATES.rglob("*.html"))) >= 20
