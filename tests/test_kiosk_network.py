@@ -192,13 +192,20 @@ def kiosk_network() -> Iterator[KioskNetwork]:
     if os.geteuid() != 0:
         pytest.skip("a network namespace for the kiosk needs root (ip netns, veth)")
     tag = secrets.token_hex(3)
-    subnet = f"10.{random.randint(200, 250)}.{random.randint(0, 255)}"
+    routes = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True)
+    words = set(routes.stdout.decode().replace("/", " ").split())
+    subnet = ""
+    while not subnet or any(word.startswith(f"{subnet}.") for word in words):  # a free one
+        subnet = f"10.{random.randint(200, 250)}.{random.randint(0, 255)}"
     net = KioskNetwork(f"lc-kiosk-{tag}", f"lck{tag}h", f"lck{tag}k", f"{subnet}.1", f"{subnet}.2")
     made = subprocess.run(["ip", "netns", "add", net.namespace], capture_output=True, text=True)
     if made.returncode != 0:
         pytest.skip(f"this machine cannot make a network namespace: {made.stderr.strip()}")
     try:
-        net.run("ip", "link", "add", net.host_link, "type", "veth", "peer", "name", net.kiosk_link)
+        pair = ["ip", "link", "add", net.host_link, "type", "veth", "peer", "name", net.kiosk_link]
+        made = subprocess.run(pair, capture_output=True, text=True)
+        if made.returncode != 0:
+            pytest.skip(f"this machine cannot make a veth pair: {made.stderr.strip()}")
         net.run("ip", "link", "set", net.kiosk_link, "netns", net.namespace)
         net.run("ip", "addr", "add", f"{net.hub_ip}/30", "dev", net.host_link)
         net.run("ip", "link", "set", net.host_link, "up")
