@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -324,34 +325,30 @@ def test_every_route_admits_only_the_roles_the_table_names(hub, tmp_path):
         if endpoint not in NOT_CALLED
     ]
 
-    # First every refusal, with the database watched: nothing may change.
-    before = fingerprint(hub)
-    wrongly_admitted = []
-    for endpoint, path, methods in rules:
-        allowed = ALLOWED[endpoint]
-        if allowed == PUBLIC:
-            continue
-        for caller in callers:
-            if caller.role in allowed:
+    # First every refusal, with the database watched: nothing may change. Each caller in a
+    # thread of its own (they share nothing), so the hub's answers overlap.
+    def refusals(caller: Caller) -> list[tuple[str, str, str, int]]:
+        wrong = []
+        for endpoint, path, methods in rules:
+            allowed = ALLOWED[endpoint]
+            if allowed == PUBLIC or caller.role in allowed:
                 continue
             for method in sorted(methods):
-                answer = caller.send(
-                    hub.url, method, path, TEMPTING_FORM if method != "GET" else {}
-                )
+                form = TEMPTING_FORM if method != "GET" else {}
+                answer = caller.send(hub.url, method, path, form)
                 if not _refused(caller.role, answer):
-                    wrongly_admitted.append((caller.role, method, path, answer.status_code))
-    assert wrongly_admitted == []
-    after = fingerprint(hub)
-    assert {t for t in before if before[t] != after.get(t)} == set()
+                    wrong.append((caller.role, method, path, answer.status_code))
+                check_page(path, answer)
+        return wrong
 
-    # Then the allowed roles: past the door (whatever the empty form then earns), and every
-    # page they get carries the security headers and no inline script.
-    wrongly_refused, pages = [], 0
-    for endpoint, path, methods in rules:
-        allowed = ALLOWED[endpoint]
-        if endpoint in NOT_CALLED_WHEN_ALLOWED:
-            continue
-        for caller in callers:
+    def admissions(caller: Caller) -> tuple[list[tuple[str, str, str, int]], int]:
+        """Past the door (whatever the empty form then earns), and every page the caller gets
+        carries the security headers and no inline script."""
+        wrong, pages = [], 0
+        for endpoint, path, methods in rules:
+            allowed = ALLOWED[endpoint]
+            if endpoint in NOT_CALLED_WHEN_ALLOWED:
+                continue
             if allowed != PUBLIC and caller.role not in allowed:
                 continue
             for method in sorted(methods):
@@ -361,10 +358,21 @@ def test_every_route_admits_only_the_roles_the_table_names(hub, tmp_path):
                 if answer.status_code >= 500 or (
                     allowed != PUBLIC and _refused(caller.role, answer)
                 ):
-                    wrongly_refused.append((caller.role, method, path, answer.status_code))
+                    wrong.append((caller.role, method, path, answer.status_code))
                 pages += check_page(path, answer)
-    assert wrongly_refused == []
-    assert pages >= 30
+        return wrong, pages
+
+    before = fingerprint(hub)
+    with ThreadPoolExecutor(len(callers)) as pool:
+        wrongly_admitted = [w for found in pool.map(refusals, callers) for w in found]
+    assert wrongly_admitted == []
+    after = fingerprint(hub)
+    assert {t for t in before if before[t] != after.get(t)} == set()
+
+    with ThreadPoolExecutor(len(callers)) as pool:
+        admitted = list(pool.map(admissions, callers))
+    assert [w for found, _pages in admitted for w in found] == []
+    assert sum(pages for _found, pages in admitted) >= 30
     visit_kiosk.close()
 
 
