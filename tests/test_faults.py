@@ -428,6 +428,7 @@ def test_a_hub_process_killed_behind_nginx_its_clients_get_their_queue_place_and
             holding = [hub for hub in cluster.hubs if held_clients(hub) > 0]
             assert len(holding) == 1, [held_clients(hub) for hub in cluster.hubs]
             (victim,) = holding
+            assert held_clients(victim) >= 3  # the kiosk, the helper and the waiting student
             (survivor,) = [hub for hub in cluster.hubs if hub is not victim]
             student.drain("queue:update")
             helper.drain("room:rejoined")
