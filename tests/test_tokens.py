@@ -201,3 +201,22 @@ def test_forged_tokens_are_refused(hub):
         assert me(hub, **bearer(forged)).status_code == 401
         assert socket_refused(hub, auth={"token": forged})
         assert socket_refused(hub, auth={"device_token": forged})
+
+
+def test_tokens_minted_in_bulk_work_and_are_stored_hashed(database_url, tmp_path):
+    """bench/ mints thousands of tokens at once: one transaction, the same kind of token."""
+    from hub import create_app
+    from hub.accounts.access import make_tokens, user_id_from_token
+    from hub.config import HubConfig
+
+    app = create_app(HubConfig(data_dir=tmp_path / "app", database_url=database_url))
+    with app.app_context():
+        state = app.extensions["lektiecafe"]
+        with state.db.transaction() as s:
+            ids = list(s.scalars(select(User.id).where(User.username.like("student%"))))
+        tokens = make_tokens(ids)
+        assert len(set(tokens)) == len(ids) >= 5
+        assert [user_id_from_token(t) for t in tokens] == ids
+        with state.db.transaction() as s:
+            hashes = set(s.scalars(select(Credential.token_hash)))
+        assert hashes == {sha256(t) for t in tokens}

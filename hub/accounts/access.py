@@ -75,9 +75,11 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def issue(s: Session, user_id: int, kind: str, now: datetime) -> str:
-    """A new secret for `user_id`, valid for `token_max_age_s`; only its hash is stored."""
-    s.execute(delete(Credential).where(Credential.expires_at < now))  # the expired ones go
+def issue(s: Session, user_id: int, kind: str, now: datetime, sweep: bool = True) -> str:
+    """A new secret for `user_id`, valid for `token_max_age_s`; only its hash is stored. With
+    `sweep`, the expired ones of everybody go first (the index on expires_at makes it cheap)."""
+    if sweep:
+        s.execute(delete(Credential).where(Credential.expires_at < now))
     secret = secrets.token_urlsafe(32)
     lifetime = timedelta(seconds=hub_state().config.token_max_age_s)
     s.add(
@@ -96,6 +98,13 @@ def make_token(user_id: int, kind: str = API) -> str:
     """An API token (or a kiosk visit's token) for `user_id`."""
     with hub_state().db.transaction() as s:
         return issue(s, user_id, kind, clock.now())
+
+
+def make_tokens(user_ids: Iterable[int], kind: str = API) -> list[str]:
+    """API tokens for many users in one transaction (benchmarks mint thousands)."""
+    with hub_state().db.transaction() as s:
+        now = clock.now()
+        return [issue(s, user_id, kind, now, sweep=i == 0) for i, user_id in enumerate(user_ids)]
 
 
 def revoke(secret: str) -> bool:
