@@ -1,12 +1,17 @@
-"""Checking and storing attachments. Files are judged by their content, never their name:
-images are decoded and re-encoded (dropping metadata such as GPS position and anything hidden
-after the picture); PDFs must look like PDFs. Everything else is refused."""
+"""Checking and storing attachments. Files are judged by their content, never their name or the
+type the browser declared: images are decoded and re-encoded (dropping metadata such as GPS
+position and anything hidden after the picture, e.g. a ZIP or HTML of a polyglot), after their
+declared size is checked, so a small file that unpacks to a huge picture is refused unread; PDFs
+must look like PDFs, with no scripts, launch actions, attached files or web page inside (a
+helper opens them). Everything else is refused. The name a file came with is never used."""
 
 from __future__ import annotations
 
 import errno
 import io
+import re
 import secrets
+import zlib
 from datetime import datetime
 from pathlib import Path
 
@@ -22,8 +27,23 @@ from hub.errors import Invalid, NotFound, StorageFull, TooLarge
 from hub.matching.models import HelpRequest, Offer
 from hub.rooms.models import Room
 
-MAX_PIXELS = 40_000_000  # refuses decompression bombs
+MAX_PIXELS = 40_000_000  # a bigger picture is refused before it is decoded (decompression bombs)
 MAX_SIDE = 2400  # photos are scaled down to this; enough to read a worksheet
+# What Pillow may open at all (not TIFF, EPS, PSD, ICO, ...: each decoder is attack surface).
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
+IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8")
+
+# PDF names that run something or carry something: JavaScript, launching programs, attached
+# files, Flash/video, XML forms, form submission, actions on open/close of a page.
+PDF_ACTIVE = re.compile(
+    rb"/(?:JavaScript|JS|Launch|EmbeddedFiles?|RichMedia|XFA|SubmitForm|ImportData|GoToE|AA)"
+    rb"(?![A-Za-z0-9#])"
+)
+PDF_NAME_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")  # /J#61vaScript is /JavaScript
+# A web page at the start of a "PDF" (where browsers sniff): a PDF/HTML polyglot.
+MARKUP = re.compile(rb"<\s*(?:!doctype|html|head|body|script|iframe|svg|object|embed)\b", re.I)
+PDF_OBJECT_STREAM = re.compile(rb"/Type\s*/ObjStm\b")
+PDF_INFLATED_MAX = 32 * 1024 * 1024  # of object streams, in all; past it the PDF is refused
 
 
 def clean_upload(data: bytes, max_bytes: int) -> tuple[bytes, str]:
@@ -35,22 +55,79 @@ def clean_upload(data: bytes, max_bytes: int) -> tuple[bytes, str]:
             _("The file is too large. The limit is %(mb)d MB.", mb=max_bytes // (1024 * 1024))
         )
     if data.startswith(b"%PDF-"):
-        if b"%%EOF" not in data[-2048:]:
-            raise Invalid(_("The PDF file is damaged or incomplete."))
+        _check_pdf(data)
         return data, "application/pdf"
     return _reencode_image(data), "image/jpeg"
 
 
+def _check_pdf(data: bytes) -> None:
+    if b"%%EOF" not in data[-2048:]:
+        raise Invalid(_("The PDF file is damaged or incomplete."))
+    active = _(
+        "This PDF file contains scripts, attached files or a web page, so it cannot be attached. "
+        "Save it again as a plain PDF, or take a photo of the page."
+    )
+    if MARKUP.search(data[:1024]):
+        raise Invalid(active)
+    for part in (data, *_object_streams(data)):
+        if PDF_ACTIVE.search(PDF_NAME_ESCAPE.sub(lambda m: bytes([int(m[1], 16)]), part)):
+            raise Invalid(active)
+
+
+def _object_streams(data: bytes) -> list[bytes]:
+    """The inflated object streams of a PDF (PDF 1.5 packs dictionaries, actions too, into
+    compressed streams), at most PDF_INFLATED_MAX in all."""
+    found: list[bytes] = []
+    budget = PDF_INFLATED_MAX
+    for match in re.finditer(rb"stream\r?\n", data):
+        head = data[max(0, match.start() - 512) : match.start()]
+        if not PDF_OBJECT_STREAM.search(head.rsplit(b"obj", 1)[-1]):
+            continue
+        end = data.find(b"endstream", match.end())
+        raw = data[match.end() : end if end >= 0 else len(data)]
+        inflater = zlib.decompressobj()
+        try:
+            inflated = inflater.decompress(raw, budget + 1)
+        except zlib.error:
+            continue  # not Flate: nothing a reader could take actions from either
+        budget -= len(inflated)
+        if budget < 0 or inflater.unconsumed_tail:
+            raise Invalid(
+                _(
+                    "The PDF file is too complex to check. Save it again as a plain PDF, "
+                    "or take a photo of the page."
+                )
+            )
+        found.append(inflated)
+    return found
+
+
 def _reencode_image(data: bytes) -> bytes:
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    only_photos = _("Only photos (JPEG, PNG, WebP) and PDF files can be attached.")
+    too_big = _(
+        "The picture is too large: at most %(mp)d megapixels. Take the photo again with a "
+        "lower resolution.",
+        mp=MAX_PIXELS // 1_000_000,
+    )
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.format not in ("JPEG", "PNG", "WEBP", "GIF", "HEIF", "BMP"):
-                raise Invalid(_("Only photos (JPEG, PNG, WebP) and PDF files can be attached."))
+        img = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
+    except Image.DecompressionBombError as exc:  # declared far past Pillow's own limit
+        raise Invalid(too_big) from exc
+    except (UnidentifiedImageError, OSError) as exc:
+        if data.startswith(IMAGE_SIGNATURES):  # a photo's start, and too little after it
+            raise Invalid(_("The picture is damaged or incomplete.")) from exc
+        raise Invalid(only_photos) from exc
+    with img:
+        width, height = img.size
+        if width * height > MAX_PIXELS:  # read from the header: nothing decoded yet
+            raise Invalid(too_big)
+        try:
+            if img.format == "JPEG":
+                img.draft("RGB", (MAX_SIDE, MAX_SIDE))  # decode at 1/2, 1/4, 1/8 when it can
             img.load()
             picture = _upright(img).convert("RGB")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise Invalid(_("Only photos (JPEG, PNG, WebP) and PDF files can be attached.")) from exc
+        except Exception as exc:  # Pillow's decoders raise many kinds for broken data
+            raise Invalid(_("The picture is damaged or incomplete.")) from exc
     picture.thumbnail((MAX_SIDE, MAX_SIDE))
     out = io.BytesIO()
     picture.save(out, "JPEG", quality=85, optimize=True)
