@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+import jsonschema_rs  # schemathesis's validator
 import pytest
 import requests
 import schemathesis
@@ -104,6 +105,28 @@ def test_the_hub_serves_its_description(hub):
     assert served.status_code == 200 and served.headers["Content-Type"] == "application/json"
     assert served.json() == document()
     assert served.json()["openapi"].startswith("3.1")
+
+
+def schemas_in(node):
+    """Every JSON Schema in the document: the values of its "schema" keys, and its components."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "schema" or (key == "schemas" and isinstance(value, dict)):
+                yield from [value] if key == "schema" else value.values()
+            else:
+                yield from schemas_in(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from schemas_in(item)
+
+
+def test_every_schema_in_the_description_is_valid_json_schema():
+    """schemathesis reads a mistyped schema leniently (it would then check nothing): each one
+    is checked against JSON Schema 2020-12, the dialect of OpenAPI 3.1."""
+    found = list(schemas_in(document()))
+    assert len(found) > 40
+    for schema in found:
+        jsonschema_rs.meta.validate(schema)
 
 
 @pytest.fixture
