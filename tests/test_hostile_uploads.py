@@ -35,6 +35,13 @@ def png(size: tuple[int, int] = (64, 48), mode: str = "RGB") -> bytes:
     return out.getvalue()
 
 
+def mpo() -> bytes:
+    out = io.BytesIO()
+    first, second = Image.new("RGB", (64, 48), "red"), Image.new("RGB", (64, 48), "blue")
+    first.save(out, "MPO", save_all=True, append_images=[second])
+    return out.getvalue()
+
+
 def tiff() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (8, 8)).save(out, "TIFF")
@@ -212,6 +219,8 @@ def test_polyglots_and_mislabelled_files_are_kept_only_as_what_their_content_is(
         ("a JPEG that is also a ZIP", jpeg() + zip_archive(), "image/jpeg", "image/jpeg"),
         ("a JPEG that is also a web page", jpeg() + HTML_MARK, "text/html", "image/jpeg"),
         ("a PNG declared as a PDF", png(), "application/pdf", "image/jpeg"),
+        # a phone camera's multi-picture JPEG (Pillow says MPO), refused before as no photo
+        ("a phone's MPO photo", mpo(), "image/jpeg", "image/jpeg"),
         (
             "a plain PDF declared as a photo",
             pdf(b"1 0 obj<</Type/Catalog>>endobj"),
