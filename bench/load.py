@@ -1034,10 +1034,11 @@ def run_config(
             watched = {f"hub {i}": h.pid for i, h in enumerate(cluster.hubs)}
             watched["nginx"] = cluster.front.process.pid
             hub_urls = {f"hub {i}": h.url for i, h in enumerate(cluster.hubs)}
+            direct = args.direct and hubs == 1
             hour = run_hour(
                 args,
-                front,
-                str(cluster.front.ca),
+                cluster.hubs[0].url if direct else front,
+                None if direct else str(cluster.front.ca),
                 hour_users,
                 students,
                 subjects,
@@ -1048,7 +1049,7 @@ def run_config(
             result: dict[str, Any] = {
                 "hubs": hubs,
                 "scale": scale,
-                "label": label,
+                "label": label + (", direct" if direct else ""),
                 "database": database_version(db.url),
                 "hour": hour,
             }
@@ -1078,8 +1079,31 @@ def run_config(
 # The report
 
 
+def hub_cpu(hour: dict[str, Any]) -> float:
+    return sum(v for k, v in hour["processes"]["cpu_s"].items() if k.startswith("hub"))
+
+
+def deliveries(hour: dict[str, Any]) -> int:
+    """Chat messages and document updates that reached the peer: the hour's unit of work."""
+    by_name = {m["name"]: m["n"] for m in hour["measures"]}
+    return int(
+        by_name.get("chat:send -> chat:message at the peer", 0)
+        + by_name.get("document update -> the peer", 0)
+    )
+
+
+def cpu_per_delivery(hour: dict[str, Any]) -> float:
+    """Hub CPU milliseconds (every hub process) per delivery: everything else the hub does in
+    the hour (connects, matching, queue places) counted in, so it compares configurations."""
+    return 1000 * hub_cpu(hour) / max(1, deliveries(hour))
+
+
+def cpu_per_session(hour: dict[str, Any]) -> float:
+    return hub_cpu(hour) / max(1, hour["counts"].get("sessions done", 0))
+
+
 def _measure_rows(measures: list[list[dict[str, Any]]], labels: list[str]) -> list[str]:
-    lines = ["  " + f"{'measure, p50 / p99':<42}" + "".join(f"{lab:>26}" for lab in labels)]
+    lines = ["  " + f"{'measure, p50 / p99':<42}" + "".join(f"{lab:>30}" for lab in labels)]
     for i, first in enumerate(measures[0]):
         cells = []
         for ms in measures:
@@ -1087,7 +1111,7 @@ def _measure_rows(measures: list[list[dict[str, Any]]], labels: list[str]) -> li
             cells.append(
                 f"{fmt_ms(m['p50_ms'])} / {fmt_ms(m['p99_ms'])} ({m['n']})" if m["n"] else "-"
             )
-        lines.append("  " + f"{first['name']:<42}" + "".join(f"{c:>26}" for c in cells))
+        lines.append("  " + f"{first['name']:<42}" + "".join(f"{c:>30}" for c in cells))
     return lines
 
 
@@ -1107,7 +1131,7 @@ def report(result: dict[str, Any]) -> str:
         lines.append("")
 
         def row(name: str, cell: Callable[[dict[str, Any]], str]) -> str:
-            return "  " + f"{name:<42}" + "".join(f"{cell(c):>26}" for c in configs)
+            return "  " + f"{name:<42}" + "".join(f"{cell(c):>30}" for c in configs)
 
         h = lambda c: c["hour"]  # noqa: E731
         lines += [
@@ -1140,6 +1164,8 @@ def report(result: dict[str, Any]) -> str:
             ),
             row("nginx CPU s", lambda c: f"{h(c)['processes']['cpu_s'].get('nginx', 0):.0f}"),
             row("client processes CPU s", lambda c: f"{h(c)['client_cpu_s']:.0f}"),
+            row("hub CPU ms per delivery (all hubs)", lambda c: f"{cpu_per_delivery(h(c)):.2f}"),
+            row("hub CPU s per session (all hubs)", lambda c: f"{cpu_per_session(h(c)):.2f}"),
             row("wall s", lambda c: f"{h(c)['wall_s']:.0f}"),
             row("machine busy", lambda c: f"{h(c)['processes']['machine_busy']:.0%}"),
             row(
@@ -1217,6 +1243,12 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--churn", action="store_true", help="students come again after leaving")
     g.add_argument("--gap-s", type=float, default=5.0, help="between visits, with --churn")
     g.add_argument("--seed", type=int, default=1)
+    g.add_argument(
+        "--direct",
+        action="store_true",
+        help="1 hub process: clients straight to it, not through nginx (nginx needs 4 open "
+        "files per WebSocket: 5,000 clients need a limit above 20,000)",
+    )
     t = p.add_argument_group("chat throughput against the echo server")
     t.add_argument("--throughput-pairs", type=int, default=50, help="rooms (0: skip)")
     t.add_argument("--window", type=int, default=4, help="messages in flight per member")
