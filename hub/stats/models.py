@@ -22,6 +22,7 @@ class StatsFact(Base):
     __tablename__ = "stats_facts"
     __table_args__ = (
         Index("ix_stats_facts_day_site", "day", "site_id"),
+        Index("ix_stats_facts_site_day", "site_id", "day"),  # one site's period
         Index("ix_stats_facts_student_key", "student_key"),
     )
 
@@ -62,9 +63,13 @@ class StatsDay(Base):
     __tablename__ = "stats_days"
 
     day: Mapped[date] = mapped_column(primary_key=True)
-    sites: Mapped[str] = mapped_column(Text)  # JSON: [[site id, how many of `asked`], ...]
+    # Bitmaps of `StatsNumber`s (bit n: byte n // 8, bit n % 8): who asked, who had a session
+    # (global numbers), and who asked at each site (that site's numbers, one after the other,
+    # `sites` giving [[site id or 0, bytes], ...]).
     asked: Mapped[bytes] = mapped_column(LargeBinary)
     helped: Mapped[bytes] = mapped_column(LargeBinary)
+    sites: Mapped[str] = mapped_column(Text)
+    site_asked: Mapped[bytes] = mapped_column(LargeBinary)
     waits: Mapped[bytes] = mapped_column(LargeBinary)
     lengths: Mapped[bytes] = mapped_column(LargeBinary)
 
@@ -83,6 +88,20 @@ class StatsDayCell(Base):
     total: Mapped[float]
     few: Mapped[int]  # how many students are in `students` (at most five)
     students: Mapped[str] = mapped_column(Text)  # their keys, space-separated
+
+
+class StatsNumber(Base):
+    """A small number for each student in the statistics, once overall (scope -1) and once per
+    site they asked at (scope: the site's id, 0 without one), so the days can keep who asked
+    as bitmaps that a period ORs together (exact distinct counts at the speed of integers).
+    The key changes with the facts' when an account is deleted; the number does not lead back."""
+
+    __tablename__ = "stats_numbers"
+    __table_args__ = (Index("ix_stats_numbers_scope_number", "scope", "number", unique=True),)
+
+    scope: Mapped[int] = mapped_column(primary_key=True)
+    student_key: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)
+    number: Mapped[int]
 
 
 class StatsDirty(Base):

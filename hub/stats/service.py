@@ -46,7 +46,7 @@ from hub.db import Base
 from hub.devices.models import KioskVisit
 from hub.matching.models import HelpRequest, RequestStatus
 from hub.rooms.models import Feedback, Room
-from hub.stats.models import StatsDay, StatsDayCell, StatsDirty, StatsFact
+from hub.stats.models import StatsDay, StatsDayCell, StatsDirty, StatsFact, StatsNumber
 
 MIN_STUDENTS = 5
 # Days in the statistics are the café's days, not UTC's.
@@ -189,16 +189,62 @@ def refresh(s: Session) -> int:
 
 def rebuild_days(s: Session, days: Iterable[date]) -> None:
     """Work the figures of these days out again from their facts."""
+    tops: dict[int, int] = {}  # the highest number of each scope, read when first needed
     for day in sorted(set(days)):
         rows = s.execute(select(*FACT_COLUMNS).where(StatsFact.day == day)).all()
         s.execute(delete(StatsDay).where(StatsDay.day == day))
         s.execute(delete(StatsDayCell).where(StatsDayCell.day == day))
         if rows:
             found = cells_from_facts([_stored_fact(row, day) for row in rows])
-            whole, cells = _encode_day(day, found)
+            whole, cells = _encode_day(day, found, _numbers(s, found, tops))
             connection = s.connection()
             connection.execute(insert(_table(StatsDay)), [whole])
             connection.execute(insert(_table(StatsDayCell)), cells)
+
+
+EVERYWHERE = -1  # the scope of a student's number across all sites
+
+
+def _scope(site_id: int | None) -> int:
+    return site_id or 0
+
+
+def _numbers(s: Session, c: Cells, tops: dict[int, int]) -> dict[tuple[int, Any], int]:
+    """The numbers of the students in these cells, overall and at each site they asked at;
+    new ones are given the next free number of their scope (`tops`: the highest so far)."""
+    wanted = {(EVERYWHERE, k) for who in c.asked.values() for k in who}
+    wanted |= {(_scope(site), k) for site, who in c.asked.items() for k in who}
+    keys = sorted({k for _scope_, k in wanted})
+    found: dict[tuple[int, Any], int] = {}
+    for at in range(0, len(keys), REFRESH_CHUNK):
+        chunk = keys[at : at + REFRESH_CHUNK]
+        query = select(StatsNumber.scope, StatsNumber.student_key, StatsNumber.number).where(
+            StatsNumber.student_key.in_(chunk)
+        )
+        for scope, key, number in s.execute(query):
+            found[(scope, key)] = number
+    new = []
+    for scope, key in sorted(wanted - found.keys()):
+        if scope not in tops:
+            highest = s.scalar(
+                select(func.max(StatsNumber.number)).where(StatsNumber.scope == scope)
+            )
+            tops[scope] = -1 if highest is None else highest
+        number = tops[scope] = tops[scope] + 1
+        found[(scope, key)] = number
+        new.append({"scope": scope, "student_key": key, "number": number})
+    if new:
+        s.connection().execute(insert(_table(StatsNumber)), new)
+    return found
+
+
+def _bitmap(numbers: Iterable[int]) -> bytes:
+    """Bit n set for each number n (byte n // 8, bit n % 8): int.from_bytes(…, "little")."""
+    ordered = sorted(numbers)
+    bits = bytearray((ordered[-1] // 8 + 1) if ordered else 0)
+    for n in ordered:
+        bits[n >> 3] |= 1 << (n & 7)
+    return bytes(bits)
 
 
 def facts(s: Session, start: datetime, end: datetime, site_id: int | None) -> list[Fact]:
@@ -227,9 +273,9 @@ def archive_student(s: Session, user_id: int) -> int:
     refresh(s)
     owned = StatsFact.student_key == user_id
     days = set(s.scalars(select(StatsFact.day).where(owned).distinct()))
-    kept = s.execute(
-        update(StatsFact).where(owned).values(student_key=new_student_key(), request_id=None)
-    )
+    key = new_student_key()
+    kept = s.execute(update(StatsFact).where(owned).values(student_key=key, request_id=None))
+    s.execute(update(StatsNumber).where(StatsNumber.student_key == user_id).values(student_key=key))
     rebuild_days(s, days)  # the days' figures held the user id too
     return int(getattr(kept, "rowcount", 0) or 0)
 
@@ -473,6 +519,31 @@ class Cells:
     helped: dict[date, set[Any]] = field(default_factory=dict)  # day: who had a session
     waits: Counter[float] = field(default_factory=Counter)  # sessions' waits, seconds
     lengths: Counter[float] = field(default_factory=Counter)  # ended sessions, seconds
+    # Counted already (by `cells_from_days`, from bitmaps) instead of `asked` and `helped`.
+    asked_total: int | None = None
+    asked_at_site: dict[int | None, int] | None = None
+    returning_total: int | None = None
+
+    def students_asked(self) -> int:
+        if self.asked_total is not None:
+            return self.asked_total
+        return len(set().union(*self.asked.values()))
+
+    def students_at(self, site_id: int | None) -> int:
+        if self.asked_at_site is not None:
+            return self.asked_at_site.get(site_id, 0)
+        return len(self.asked.get(site_id, ()))
+
+    def returning(self) -> int:
+        """Students with sessions on more than one day."""
+        if self.returning_total is not None:
+            return self.returning_total
+        seen: set[Any] = set()
+        twice: set[Any] = set()
+        for who in self.helped.values():
+            twice |= seen & who
+            seen |= who
+        return len(twice)
 
     def cell(self, dim: str, key: Any) -> Cell:
         return self.cells.get((dim, key)) or Cell()
@@ -529,16 +600,6 @@ def cells_from_facts(found: Iterable[Fact]) -> Cells:
     return c
 
 
-def _int64(values: Iterable[Any]) -> bytes:
-    return array("q", values).tobytes()
-
-
-def _from_int64(data: bytes) -> array[int]:
-    found = array("q")
-    found.frombytes(data)
-    return found
-
-
 def _dense(histogram: Counter[float]) -> bytes:
     """Counts of whole seconds 0, 1, 2, … as little-endian uint32 (stored facts: integers)."""
     counts = array("I", bytes(4 * (int(max(histogram, default=-1)) + 1)))
@@ -558,7 +619,9 @@ def _undense(total: int) -> Counter[float]:
     return Counter({value: count for value, count in enumerate(counts) if count})
 
 
-def _encode_day(day: date, c: Cells) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _encode_day(
+    day: date, c: Cells, numbers: dict[tuple[int, Any], int]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A day's cells as its stats_days row and stats_day_cells rows (from stored facts: keys
     and seconds are integers)."""
     cells = [
@@ -573,14 +636,19 @@ def _encode_day(day: date, c: Cells) -> tuple[dict[str, Any], list[dict[str, Any
         }
         for (dim, key), cell in c.cells.items()
     ]
-    sites = [[site, len(who)] for site, who in c.asked.items()]
-    asked = [k for who in c.asked.values() for k in sorted(who)]
-    helped = sorted(set().union(*c.helped.values()))
+    asked = {numbers[(EVERYWHERE, k)] for who in c.asked.values() for k in who}
+    helped = {numbers[(EVERYWHERE, k)] for who in c.helped.values() for k in who}
+    sites, site_asked = [], []
+    for site, who in c.asked.items():
+        bits = _bitmap(numbers[(_scope(site), k)] for k in who)
+        sites.append([_scope(site), len(bits)])
+        site_asked.append(bits)
     whole = {
         "day": day,
+        "asked": _bitmap(asked),
+        "helped": _bitmap(helped),
         "sites": json.dumps(sites, separators=(",", ":")),
-        "asked": _int64(asked),
-        "helped": _int64(helped),
+        "site_asked": b"".join(site_asked),
         "waits": _dense(c.waits),
         "lengths": _dense(c.lengths),
     }
@@ -626,28 +694,32 @@ def cells_from_days(s: Session, period: Period) -> Cells:
                     break
                 students.add(student)
         c.cells[(dim, key)] = Cell(int(n), float(total), students)
-    waits = lengths = 0
+    waits = lengths = asked = seen = twice = 0
+    at_site: dict[int, int] = {}
     rows = s.execute(
         select(
-            StatsDay.day,
-            StatsDay.sites,
             StatsDay.asked,
             StatsDay.helped,
+            StatsDay.sites,
+            StatsDay.site_asked,
             StatsDay.waits,
             StatsDay.lengths,
         ).where(StatsDay.day >= period.first, StatsDay.day <= period.last)
     )
-    for day, sites, asked, helped, day_waits, day_lengths in rows:
-        who, at = _from_int64(asked), 0
-        for site, count in json.loads(sites):
-            inside = c.asked.get(site)
-            if inside is None:
-                inside = c.asked[site] = set()
-            inside.update(who[at : at + count])
-            at += count
-        c.helped[day] = set(_from_int64(helped))
+    for day_asked, day_helped, sites, site_asked, day_waits, day_lengths in rows:
+        asked |= int.from_bytes(day_asked, "little")
+        helped = int.from_bytes(day_helped, "little")
+        twice |= seen & helped
+        seen |= helped
+        at = 0
+        for scope, size in json.loads(sites):
+            bits = int.from_bytes(site_asked[at : at + size], "little")
+            at_site[scope] = at_site.get(scope, 0) | bits
+            at += size
         waits += int.from_bytes(day_waits, "little")
         lengths += int.from_bytes(day_lengths, "little")
+    c.asked_total, c.returning_total = asked.bit_count(), twice.bit_count()
+    c.asked_at_site = {(scope or None): bits.bit_count() for scope, bits in at_site.items()}
     c.waits, c.lengths = _undense(waits), _undense(lengths)
     return c
 
@@ -718,16 +790,6 @@ WAIT_BANDS = (0, 2, 5, 10, 20)
 LENGTH_BANDS = (0, 10, 20, 30, 45)
 
 
-def _returning(c: Cells) -> int:
-    """Students with sessions on more than one day."""
-    seen: set[Any] = set()
-    twice: set[Any] = set()
-    for who in c.helped.values():
-        twice |= seen & who
-        seen |= who
-    return len(twice)
-
-
 def _minutes(seconds: float | None) -> float | None:
     return None if seconds is None else seconds / 60
 
@@ -751,8 +813,8 @@ def from_cells(c: Cells, period: Period, site_id: int | None, by: str, names: Na
     left = c.cell("outcome", RequestStatus.LEFT.value)
     by_students, by_helpers = c.cell("rated_by_students", None), c.cell("rated_by_helpers", None)
     requests = sessions.n + gave_up.n + left.n
-    asked = len(set().union(*c.asked.values()))
-    returning = _returning(c)
+    asked = c.students_asked()
+    returning = c.returning()
     summary = [
         Measure(
             "requests", _("Requests for help"), _requests_total(requests, gave_up, left, asked)
@@ -844,7 +906,7 @@ def from_cells(c: Cells, period: Period, site_id: int | None, by: str, names: Na
 
     students_by_site: list[Group] = []
     for key, label in by_site.items():
-        who = len(c.asked.get(key, ()))
+        who = c.students_at(key)
         students_by_site.append((str(key), label, who, who))
 
     breakdowns = [

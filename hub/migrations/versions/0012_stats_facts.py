@@ -105,15 +105,17 @@ def upgrade() -> None:
         sa.UniqueConstraint("request_id"),
     )
     op.create_index("ix_stats_facts_day_site", "stats_facts", ["day", "site_id"])
+    op.create_index("ix_stats_facts_site_day", "stats_facts", ["site_id", "day"])
     op.create_index("ix_stats_facts_student_key", "stats_facts", ["student_key"])
     # A fact joins its request's room; without this every refresh scanned all rooms.
     op.create_index("ix_rooms_request_id", "rooms", ["request_id"])
     op.create_table(
         "stats_days",
         sa.Column("day", sa.Date(), nullable=False),
-        sa.Column("sites", sa.Text(), nullable=False),
         sa.Column("asked", sa.LargeBinary(), nullable=False),
         sa.Column("helped", sa.LargeBinary(), nullable=False),
+        sa.Column("sites", sa.Text(), nullable=False),
+        sa.Column("site_asked", sa.LargeBinary(), nullable=False),
         sa.Column("waits", sa.LargeBinary(), nullable=False),
         sa.Column("lengths", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("day"),
@@ -128,6 +130,17 @@ def upgrade() -> None:
         sa.Column("few", sa.Integer(), nullable=False),
         sa.Column("students", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("day", "dim", "key"),
+    )
+    op.create_table(
+        "stats_numbers",
+        sa.Column("scope", sa.Integer(), nullable=False),
+        sa.Column("student_key", sa.BigInteger(), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("scope", "student_key"),
+    )
+    op.create_index("ix_stats_numbers_student_key", "stats_numbers", ["student_key"])
+    op.create_index(
+        "ix_stats_numbers_scope_number", "stats_numbers", ["scope", "number"], unique=True
     )
     op.create_table(
         "stats_dirty",
@@ -188,8 +201,12 @@ def downgrade() -> None:
     op.drop_index("ix_rooms_request_id", table_name="rooms")
     op.drop_table("stats_dirty")
     op.drop_table("stats_day_cells")
+    op.drop_index("ix_stats_numbers_scope_number", table_name="stats_numbers")
+    op.drop_index("ix_stats_numbers_student_key", table_name="stats_numbers")
+    op.drop_table("stats_numbers")
     op.drop_table("stats_days")
     op.drop_index("ix_stats_facts_student_key", table_name="stats_facts")
+    op.drop_index("ix_stats_facts_site_day", table_name="stats_facts")
     op.drop_index("ix_stats_facts_day_site", table_name="stats_facts")
     op.drop_table("stats_facts")
     # The archive comes back empty: the facts of deleted accounts are not turned back.
