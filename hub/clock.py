@@ -17,7 +17,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Flask, abort, request
+from flask import Blueprint, Flask, abort
 from flask.typing import ResponseReturnValue
 from pydantic import Field
 
@@ -25,7 +25,7 @@ from hub.config import HubConfig
 from hub.errors import NotFound
 from hub.extensions import socketio
 from hub.state import hub_state
-from hub.validation import Payload, parse
+from hub.validation import Payload, parsed_json
 
 log = logging.getLogger(__name__)
 _ahead = timedelta(0)  # how far the test hook has moved this process's clock
@@ -54,7 +54,7 @@ def advance_clock() -> ResponseReturnValue:
     state = hub_state()
     if not state.config.test_clock:
         abort(404)
-    moved_to = advance(timedelta(seconds=parse(request.get_json(silent=True), AdvanceIn).advance_s))
+    moved_to = advance(timedelta(seconds=parsed_json(AdvanceIn).advance_s))
     state.kick_matching()
     return {"ok": True, "now": moved_to.isoformat()}
 

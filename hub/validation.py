@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from flask import request
 from flask_babel import gettext as _
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -30,3 +31,12 @@ def parse(payload: Any, model: type[M]) -> M:
             ".".join(str(p) for p in err["loc"]) or "payload": err["type"] for err in exc.errors()
         }
         raise Invalid(_("Some fields are missing or not valid."), fields=fields) from exc
+
+
+def parsed_json(model: type[M]) -> M:
+    """The HTTP request's JSON body as `model`. No body asks with the model's defaults; a body
+    that is not JSON is refused like any other malformed payload."""
+    payload = request.get_json(silent=True)
+    if payload is None and request.get_data(cache=True):
+        raise Invalid(_("The request must be a JSON object."))
+    return parse(payload, model)

@@ -31,7 +31,7 @@ from hub.accounts.models import Role, User
 from hub.config import HubConfig
 from hub.errors import HubError, RateLimited, Unauthenticated
 from hub.state import hub_state
-from hub.validation import Payload, parse
+from hub.validation import Payload, parse, parsed_json
 
 bp = Blueprint("accounts", __name__)
 
@@ -275,7 +275,7 @@ def set_language(code: str) -> ResponseReturnValue:
 @bp.route("/api/auth/token", methods=["POST"])
 def api_token() -> ResponseReturnValue:
     try:
-        identity, device = _authenticate(parse(request.get_json(silent=True), LoginIn))
+        identity, device = _authenticate(parsed_json(LoginIn))
     except RateLimited as exc:
         return {"ok": False, "error": exc.as_dict()}, exc.status, _retry_after(exc)
     answer = {

@@ -25,7 +25,7 @@ from hub.forms import Failure, failure_of, parsed_form
 from hub.realtime.notices import Notice, deliver
 from hub.realtime.presence import disconnect_user
 from hub.state import hub_state
-from hub.validation import Payload, parse
+from hub.validation import Payload, parsed_json
 
 bp = Blueprint("devices", __name__)
 
@@ -87,7 +87,7 @@ class SettingsIn(Payload):
 @bp.route("/api/devices/pair", methods=["POST"])
 def pair() -> ResponseReturnValue:
     state = hub_state()
-    data = parse(request.get_json(silent=True), PairIn)
+    data = parsed_json(PairIn)
     with state.db.transaction() as s:
         new = service.start_pairing(
             s,
@@ -111,7 +111,7 @@ def pair() -> ResponseReturnValue:
 @bp.route("/api/devices/pair/poll", methods=["POST"])
 def poll() -> ResponseReturnValue:
     state = hub_state()
-    data = parse(request.get_json(silent=True), PollIn)
+    data = parsed_json(PollIn)
     with state.db.transaction() as s:
         outcome = service.poll(s, data.device_code, clock.now(), state.config)
     if isinstance(outcome, HubError):
