@@ -38,6 +38,9 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime()}
 
 
+MATCHING_IN_FLIGHT = 4  # per process; the pool holds 10 (+ 20 overflow)
+
+
 class Database:
     """The engine and session factory of one hub process."""
 
@@ -57,6 +60,16 @@ class Database:
             )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._lock = threading.RLock() if self.is_sqlite else None
+        # On PostgreSQL at most MATCHING_IN_FLIGHT matching transactions of one process hold a
+        # connection at once; the others queue here before they take one. The advisory lock
+        # serialises them anyway, and with every waiter holding a pooled connection a burst of
+        # connects (each a matching transaction) used up the pool and timed out (bench/
+        # matching.py on PostgreSQL; docs/performance.md). More than one may wait in PostgreSQL
+        # so the next one's connection, BEGIN and lock request are on their way before the lock
+        # is free, not inside the serialised part.
+        self._matching_slots = (
+            threading.BoundedSemaphore(MATCHING_IN_FLIGHT) if not self.is_sqlite else None
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -68,7 +81,7 @@ class Database:
     def matching_transaction(self) -> Iterator[Session]:
         """A transaction that changes matching state: serialised across hub processes, so the
         dispatcher's pass never sees half of another change (e.g. an offer just accepted)."""
-        with self.transaction() as session:
+        with self._matching_slots or nullcontext(), self.transaction() as session:
             if not self.is_sqlite:  # on SQLite the process lock already serialises everything
                 session.execute(text("SELECT pg_advisory_xact_lock(4242)"))
             yield session
