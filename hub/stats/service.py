@@ -86,6 +86,7 @@ FACT_COLUMNS = tuple(getattr(StatsFact, name) for name in FACT_FIELDS)
 # Dirty requests are turned into facts this many at a time.
 REFRESH_CHUNK = 2000
 REFRESH_LOCK = 4709  # PostgreSQL advisory lock: one refresh at a time
+EVERY_DAY = -1  # in stats_dirty: rebuild the figures of every day that has facts
 
 
 def _seconds(later: Any, earlier: Any, dialect: str) -> Any:
@@ -180,6 +181,9 @@ def refresh(s: Session) -> int:
         return 0
     ids = sorted(set(s.scalars(select(StatsDirty.request_id).where(StatsDirty.seq <= last))))
     touched: set[date] = set()
+    if ids and ids[0] == EVERY_DAY:  # e.g. after migration 0012 moved the old archive in
+        ids.pop(0)
+        touched |= set(s.scalars(select(StatsFact.day).distinct()))
     for at in range(0, len(ids), REFRESH_CHUNK):
         touched |= _store_facts(s, ids[at : at + REFRESH_CHUNK], dialect)
     s.execute(delete(StatsDirty).where(StatsDirty.seq <= last))

@@ -5,8 +5,9 @@ Revises: 0014
 Create Date: 2026-12-03 18:15:00.000000
 
 The anonymous rows of `stats_archived_requests` become facts without a request (their keys
-random negative numbers, one per former key); every finished live request is marked dirty, so the
-hub builds its fact and the day's figures the first time the statistics are read.
+random negative numbers, one per former key); every finished live request is marked dirty (and, if
+there were archived rows, -1: every day), so the hub builds the facts and the days' figures the
+first time the statistics are read.
 """
 
 import secrets
@@ -193,6 +194,8 @@ def upgrade() -> None:
         "INSERT INTO stats_dirty (request_id) SELECT id FROM help_requests "
         "WHERE ended_at IS NOT NULL AND status != 'waiting'"
     )
+    if rows:  # -1: the hub rebuilds the figures of every day with facts (service.EVERY_DAY)
+        op.execute("INSERT INTO stats_dirty (request_id) VALUES (-1)")
     _create_triggers()
 
 
