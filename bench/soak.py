@@ -15,6 +15,7 @@ answered. See bench/README.md and docs/performance.md."""
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import threading
@@ -163,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             result["hub_fds"] = psutil.Process(hub.pid).num_fds()
         finally:
             cluster.stop()
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
     return finish(result, report, args.json)
 
 
