@@ -20,6 +20,7 @@ from hub.matching.models import DutyStatus
 from hub.matching.service import duty_of, take_off_duty
 from hub.realtime.notices import Notice, deliver
 from hub.rooms.service import delete_expired_content as delete_expired_room_content
+from hub.stats.service import refresh as refresh_statistics
 
 # An upload never attached to a request (the student gave up) is kept this long.
 UNUSED_ATTACHMENT_AGE = timedelta(hours=24)
@@ -34,6 +35,9 @@ def run(s: Session, config: HubConfig, now: datetime) -> None:
     accounts.delete_login_failures_before(s, now - LOGIN_FAILURE_AGE)
     delete_closed_tickets(s, now, config.ticket_retention_days)
     delete_old_audit_entries(s, now, config.audit_retention_days)
+    # The few requests finished since the last pass become facts now, not when an admin opens
+    # the dashboard (which would then wait for all of them).
+    refresh_statistics(s)
     _deliver_after_commit(s, take_expired_helpers_off_duty(s, now))
 
 

@@ -12,8 +12,11 @@ from hub import clock, housekeeping
 from hub.accounts.models import User
 from hub.attachments.models import Attachment
 from hub.breakroom.models import BreakroomMessage
+from hub.catalog.models import Subject
 from hub.config import HubConfig
 from hub.db import Database
+from hub.matching.models import HelpRequest, RequestStatus
+from hub.stats.models import StatsDirty, StatsFact
 from tests.hubclient import advance_clock
 from tests.test_attachments import png_with_secrets, upload
 
@@ -66,3 +69,26 @@ def test_the_running_hub_deletes_an_upload_never_used_once_it_is_a_day_old(hub):
     while stored.exists():
         assert time.monotonic() < deadline, "the hub's housekeeping kept an unused upload"
         time.sleep(0.05)
+
+
+def test_requests_finished_since_the_last_pass_become_statistics(database_url, tmp_path):
+    db = Database(database_url)
+    now = clock.now()
+    with db.transaction() as s:
+        student = s.scalar(select(User).where(User.username == "student1"))
+        request = HelpRequest(
+            student_id=student.id,
+            subject_id=s.scalar(select(Subject.id).limit(1)),
+            grade=9,
+            status=RequestStatus.CANCELLED,
+            created_at=now - timedelta(minutes=5),
+            ended_at=now,
+        )
+        s.add(request)
+    with db.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(StatsDirty)) > 0
+        housekeeping.run(s, HubConfig(data_dir=tmp_path), now)
+    with db.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(StatsDirty)) == 0
+        assert s.scalar(select(StatsFact.request_id).where(StatsFact.request_id == request.id))
+    db.dispose()
