@@ -3,7 +3,9 @@ type the browser declared: images are decoded and re-encoded (dropping metadata 
 position and anything hidden after the picture, e.g. a ZIP or HTML of a polyglot), after their
 declared size is checked, so a small file that unpacks to a huge picture is refused unread; PDFs
 must look like PDFs, with no scripts, launch actions, attached files or web page inside (a
-helper opens them). Everything else is refused. The name a file came with is never used."""
+helper opens them). Everything else is refused. The name a file came with is never used.
+A photo of a worksheet is stored as a scan of the page (hub/attachments/scan.py: flattened,
+evened out); a photo in which no page is found is stored as it is, re-encoded."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import zlib
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 from flask_babel import gettext as _
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import ColumnElement, select
@@ -22,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from hub.accounts.access import Identity
 from hub.accounts.models import Role
+from hub.attachments import scan
 from hub.attachments.models import Attachment
 from hub.errors import Invalid, NotFound, StorageFull, TooLarge
 from hub.matching.models import HelpRequest, Offer
@@ -129,6 +133,9 @@ def _reencode_image(data: bytes) -> bytes:
         except Exception as exc:  # Pillow's decoders raise many kinds for broken data
             raise Invalid(_("The picture is damaged or incomplete.")) from exc
     picture.thumbnail((MAX_SIDE, MAX_SIDE))
+    scanned = scan.scan(np.asarray(picture))  # a worksheet photo becomes a scan of the page
+    if scanned is not None:
+        picture = Image.fromarray(scanned)
     out = io.BytesIO()
     picture.save(out, "JPEG", quality=85, optimize=True)
     return out.getvalue()
