@@ -66,7 +66,7 @@ def photograph(
     xs = np.linspace(1.0, 0.55, width, dtype=np.float32)
     ys = np.linspace(1.0, 0.85, height, dtype=np.float32)
     light = np.outer(ys, xs)[..., None] * np.array([1.0, 0.96, 0.88], np.float32)  # warm, dim
-    photo = photo * light + rng.normal(0, 6, photo.shape).astype(np.float32)
+    photo = photo * light + np.asarray(rng.normal(0, 6, size=photo.shape), np.float32)
     return np.clip(photo, 0, 255).astype(np.uint8)
 
 
