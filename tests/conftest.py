@@ -33,6 +33,9 @@ FAST = {
     "LEKTIECAFE_LOGIN_FREE_FAILURES": "3",
     "LEKTIECAFE_LOGIN_WAIT_S": "2",
     "LEKTIECAFE_TEST_CLOCK": "1",  # hub/clock.py's test-only edges (Client.nothing's barrier)
+    # Tests move the hub's clock on by days (shifts, reminders, retention): logins would run out
+    # (12 h by default) in the middle of them. tests/test_tokens.py checks the expiry itself.
+    "LEKTIECAFE_TOKEN_MAX_AGE_S": str(400 * 24 * 3600),
 }
 
 
