@@ -9,12 +9,13 @@ import json
 import time
 import zlib
 
+import pytest
 import requests
 import socketio
 from sqlalchemy import inspect, select, text
 
 from hub.accounts.models import Credential, User
-from tests.hubclient import Browserless
+from tests.hubclient import Browserless, advance_clock
 from tests.kiosks import StaffPage, connect_kiosk, pair
 
 
@@ -83,6 +84,28 @@ def test_login_starts_a_new_session_and_the_cookie_from_before_stays_anonymous(h
     with hub.db.transaction() as s:
         kinds = s.scalars(select(Credential.kind).join(User).where(User.username == "student1"))
         assert sorted(kinds) == ["session", "session"]
+
+
+@pytest.fixture
+def hub_env() -> dict[str, str]:
+    """The default login lifetime (tests/conftest.py gives other test hubs 400 days)."""
+    return {"LEKTIECAFE_TOKEN_MAX_AGE_S": str(12 * 3600)}
+
+
+def test_a_login_and_an_api_token_run_out_12_hours_after_they_were_made(hub):
+    web = Browserless(hub.url)
+    web.login("helper1")
+    cookie, token = cookie_header(web.http), hub.token("student1")
+    advance_clock(hub.url, 11 * 3600)  # in use all along: still good
+    assert me(hub, headers=cookie).status_code == 200
+    assert me(hub, **bearer(token)).status_code == 200
+    advance_clock(hub.url, 2 * 3600)
+    assert me(hub, headers=cookie).status_code == 401
+    assert me(hub, **bearer(token)).status_code == 401
+    page = requests.get(hub.url + "/helper", headers=cookie, allow_redirects=False, timeout=10)
+    assert page.status_code == 302 and page.headers["Location"].startswith("/login")
+    assert socket_refused(hub, headers=cookie)
+    assert socket_refused(hub, auth={"token": token})
 
 
 def test_logout_ends_the_login_for_every_copy_of_the_cookie(hub):
