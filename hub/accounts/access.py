@@ -75,6 +75,11 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _could_be_ours(secret: str) -> bool:
+    """Whether `secret` is worth a lookup: the hub's are 43 characters."""
+    return bool(secret) and len(secret) <= 200
+
+
 def issue(s: Session, user_id: int, kind: str, now: datetime, sweep: bool = True) -> str:
     """A new secret for `user_id`, valid for `token_max_age_s`; only its hash is stored. With
     `sweep`, the expired ones of everybody go first (the index on expires_at makes it cheap)."""
@@ -109,7 +114,7 @@ def make_tokens(user_ids: Iterable[int], kind: str = API) -> list[str]:
 
 def revoke(secret: str) -> bool:
     """Revoke a session key or token at once; whether there was one."""
-    if not secret or len(secret) > 200:
+    if not _could_be_ours(secret):
         return False
     with hub_state().db.transaction() as s:
         gone = s.execute(delete(Credential).where(Credential.token_hash == _digest(secret)))
@@ -123,7 +128,7 @@ def revoke_all(s: Session, user_id: int) -> None:
 
 def _holder(secret: str, kinds: Iterable[str]) -> tuple[Identity, str] | None:
     """The active user a live secret of one of `kinds` stands for, and the kind."""
-    if not secret or len(secret) > 200:
+    if not _could_be_ours(secret):
         return None
     with hub_state().db.transaction() as s:
         found = s.execute(
