@@ -15,7 +15,7 @@ import socketio
 from sqlalchemy import inspect, select, text
 
 from hub.accounts.models import Credential, User
-from tests.hubclient import Browserless, advance_clock
+from tests.hubclient import Browserless, Client, advance_clock
 from tests.kiosks import StaffPage, connect_kiosk, pair
 
 
@@ -50,6 +50,14 @@ def socket_refused(hub, auth=None, headers=None) -> bool:
         return True
     client.disconnect()
     return False
+
+
+def closed_by_hub(client, timeout: float = 10) -> bool:
+    """Whether the hub closes this open socket within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while client.sio.connected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not client.sio.connected
 
 
 def cookie_header(session: requests.Session) -> dict[str, str]:
@@ -114,6 +122,10 @@ def test_logout_ends_the_login_for_every_copy_of_the_cookie(hub):
     copied = cookie_header(web.http)  # e.g. left in a shared computer's browser profile
     assert me(hub, headers=copied).status_code == 200
     assert not socket_refused(hub, headers=copied)
+    open_page = Client(hub.url, headers=copied).connect()  # the helper station, still open
+    elsewhere = Browserless(hub.url)
+    elsewhere.login("helper1")  # the same helper on another computer
+    other_page = Client(hub.url, headers=cookie_header(elsewhere.http)).connect()
     logged_out = web.http.post(
         hub.url + "/logout", data={"csrf_token": web.csrf("/helper")}, allow_redirects=False
     )
@@ -122,8 +134,12 @@ def test_logout_ends_the_login_for_every_copy_of_the_cookie(hub):
     page = requests.get(hub.url + "/helper", headers=copied, allow_redirects=False, timeout=10)
     assert page.status_code == 302 and page.headers["Location"].startswith("/login")
     assert socket_refused(hub, headers=copied)
+    assert closed_by_hub(open_page)
+    assert other_page.sio.connected and other_page.ok("test-only:settle")
+    other_page.close()
     with hub.db.transaction() as s:
-        assert s.scalar(select(Credential.id).join(User).where(User.username == "helper1")) is None
+        kinds = s.scalars(select(Credential.kind).join(User).where(User.username == "helper1"))
+        assert list(kinds) == ["session"]  # the other computer's login only
 
 
 def test_an_api_token_is_stored_hashed_and_revoked_at_once_on_http_and_socket(hub):
@@ -135,11 +151,15 @@ def test_an_api_token_is_stored_hashed_and_revoked_at_once_on_http_and_socket(hu
     student.token = token
     student.connect()
     assert student.ok("help:request", {"subject": 1, "grade": 9})["position"] == 1
+    other = hub.client("student1")  # the same student with another token
 
     revoked = requests.delete(hub.url + "/api/auth/token", timeout=10, **bearer(token))
     assert revoked.status_code == 200 and revoked.json() == {"ok": True}
     assert me(hub, **bearer(token)).status_code == 401
     assert socket_refused(hub, auth={"token": token})
+    assert closed_by_hub(student)  # the socket it opened is closed, not only new ones refused
+    assert other.sio.connected and other.ok("test-only:settle")
+    other.close()
     again = requests.delete(hub.url + "/api/auth/token", timeout=10, **bearer(token))
     assert again.status_code == 401 and again.json()["error"]["code"] == "unauthenticated"
     assert requests.delete(hub.url + "/api/auth/token", timeout=10).status_code == 401
@@ -229,7 +249,7 @@ def test_forged_tokens_are_refused(hub):
 def test_tokens_minted_in_bulk_work_and_are_stored_hashed(database_url, tmp_path):
     """bench/ mints thousands of tokens at once: one transaction, the same kind of token."""
     from hub import create_app
-    from hub.accounts.access import make_tokens, user_id_from_token
+    from hub.accounts.access import make_tokens, token_holder
     from hub.config import HubConfig
 
     app = create_app(HubConfig(data_dir=tmp_path / "app", database_url=database_url))
@@ -239,7 +259,7 @@ def test_tokens_minted_in_bulk_work_and_are_stored_hashed(database_url, tmp_path
             ids = list(s.scalars(select(User.id).where(User.username.like("student%"))))
         tokens = make_tokens(ids)
         assert len(set(tokens)) == len(ids) >= 5
-        assert [user_id_from_token(t) for t in tokens] == ids
+        assert [token_holder(t).identity.user_id for t in tokens] == ids
         with state.db.transaction() as s:
             hashes = set(s.scalars(select(Credential.token_hash)))
         assert hashes == {sha256(t) for t in tokens}

@@ -14,8 +14,9 @@ import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
+from blinker import Namespace
 from flask import g, request, session
 from flask_babel import gettext as _
 from sqlalchemy import delete, select
@@ -70,6 +71,18 @@ class Identity:
 SESSION, API, VISIT = "session", "api", "visit"
 VISIT_ENDPOINTS = frozenset({"attachments.upload", "attachments.download", "accounts.api_me"})
 
+# Sent with the ids of credentials just revoked one by one (a logout, `DELETE /api/auth/token`),
+# so the sockets opened with them close too (hub.realtime), not only the next request.
+credentials_revoked = Namespace().signal("credentials-revoked")
+
+
+class Holder(NamedTuple):
+    """Who a live secret stands for, its kind, and which credential it is."""
+
+    identity: Identity
+    kind: str
+    credential_id: int
+
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
@@ -113,12 +126,21 @@ def make_tokens(user_ids: Iterable[int], kind: str = API) -> list[str]:
 
 
 def revoke(secret: str) -> bool:
-    """Revoke a session key or token at once; whether there was one."""
+    """Revoke a session key or token at once, closing the sockets it opened; whether there was
+    one."""
     if not _could_be_ours(secret):
         return False
     with hub_state().db.transaction() as s:
-        gone = s.execute(delete(Credential).where(Credential.token_hash == _digest(secret)))
-        return bool(getattr(gone, "rowcount", 0))
+        gone = list(
+            s.scalars(
+                delete(Credential)
+                .where(Credential.token_hash == _digest(secret))
+                .returning(Credential.id)
+            )
+        )
+    if gone:
+        credentials_revoked.send(gone)
+    return bool(gone)
 
 
 def revoke_all(s: Session, user_id: int) -> None:
@@ -126,13 +148,13 @@ def revoke_all(s: Session, user_id: int) -> None:
     s.execute(delete(Credential).where(Credential.user_id == user_id))
 
 
-def _holder(secret: str, kinds: Iterable[str]) -> tuple[Identity, str] | None:
-    """The active user a live secret of one of `kinds` stands for, and the kind."""
+def _holder(secret: str, kinds: Iterable[str]) -> Holder | None:
+    """The active user a live secret of one of `kinds` stands for, and which credential it is."""
     if not _could_be_ours(secret):
         return None
     with hub_state().db.transaction() as s:
         found = s.execute(
-            select(User, Credential.kind)
+            select(User, Credential.kind, Credential.id)
             .join(Credential, Credential.user_id == User.id)
             .where(
                 Credential.token_hash == _digest(secret),
@@ -142,13 +164,12 @@ def _holder(secret: str, kinds: Iterable[str]) -> tuple[Identity, str] | None:
         ).first()
         if found is None or not found[0].active:
             return None
-        return Identity.of(found[0]), found[1]
+        return Holder(Identity.of(found[0]), found[1], found[2])
 
 
-def user_id_from_token(token: str) -> int | None:
-    """The user of a live API token (not a visit's token: those never open a socket)."""
-    held = _holder(token, [API])
-    return held[0].user_id if held is not None else None
+def token_holder(token: str) -> Holder | None:
+    """Who a live API token stands for (not a visit's token: those never open a socket)."""
+    return _holder(token, [API])
 
 
 def load_identity(user_id: int) -> Identity | None:
@@ -176,15 +197,15 @@ def logout_session() -> None:
     session.clear()
 
 
-def session_identity() -> Identity | None:
+def session_holder() -> Holder | None:
     """The browser's login from its session cookie, if its key is still live."""
     key = session.get("key")
     if "identity" not in session or not isinstance(key, str):
         return None
     held = _holder(key, [SESSION])
-    if held is None or held[0].user_id != Identity.from_session(session["identity"]).user_id:
+    if held is None or held.identity.user_id != session["identity"]["uid"]:
         return None
-    return held[0]
+    return held
 
 
 def current_identity() -> Identity | None:
@@ -196,16 +217,17 @@ def current_identity() -> Identity | None:
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         held = _holder(header[7:].strip(), [API, VISIT])
-        if held is not None and held[1] == VISIT and request.endpoint not in VISIT_ENDPOINTS:
+        if held is not None and held.kind == VISIT and request.endpoint not in VISIT_ENDPOINTS:
             raise Forbidden(_("A kiosk visit's token is only for the visit's photo."))
-        identity = held[0] if held is not None else None
+        identity = held.identity if held is not None else None
     elif getattr(request, "sid", None):
         # A socket: checked when it connected (hub.realtime.events), then kept for its lifetime.
         if "identity" in session:
             identity = Identity.from_session(session["identity"])
     elif "identity" in session:
         # Re-read on HTTP so a logout, a revoked login or a deactivated account stops it at once.
-        identity = session_identity()
+        login = session_holder()
+        identity = login.identity if login is not None else None
     g.identity = identity
     return identity
 

@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 from hub import clock, metrics
 from hub.accounts.access import (
     Identity,
+    credentials_revoked,
     current_identity,
-    load_identity,
     require,
-    session_identity,
-    user_id_from_token,
+    session_holder,
+    token_holder,
 )
 from hub.accounts.models import Role
 from hub.accounts.mydata import account_deleted
@@ -140,12 +140,12 @@ def register(socketio: SocketIO, identify_kiosk: KioskIdentifier) -> None:
 
     def on_connect(auth: Any = None) -> bool:
         try:
-            identity = _identify(auth if isinstance(auth, dict) else {}, identify_kiosk)
-            if identity is None:
+            found = _identify(auth if isinstance(auth, dict) else {}, identify_kiosk)
+            if found is None:
                 return False  # the client sees a connect_error
             if isinstance(auth, dict) and auth.get("lang") in ("da", "en"):
                 session["lang"] = auth["lang"]
-            act_as(identity)
+            act_as(*found)
         except DATABASE_DOWN as exc:
             # Refused with a reason, so the client tries again later (socket.js, the kiosk)
             # instead of waiting on a connection that never opens or taking it as "unpaired".
@@ -157,16 +157,23 @@ def register(socketio: SocketIO, identify_kiosk: KioskIdentifier) -> None:
     socketio.on_event("connect", on_connect)
     socketio.on_event("disconnect", _on_disconnect)
     account_deleted.connect(_close_connections)
+    credentials_revoked.connect(_close_opened_with)
 
 
-def act_as(identity: Identity) -> None:
-    """Register this connection as `identity`'s: when it connects, and when a kiosk's connection
+def act_as(identity: Identity, credential_id: int | None = None) -> None:
+    """Register this connection as `identity`'s, opened with `credential_id` (a login or API
+    token; None for a kiosk's device token): when it connects, and when a kiosk's connection
     starts or ends a student's visit (hub.devices)."""
     session["identity"] = identity.as_session()
     g.identity = identity
     join_room(user_room(identity.user_id))
     presence.connected(
-        hub_state().db, _sid(), identity.user_id, hub_state().instance_id, clock.now()
+        hub_state().db,
+        _sid(),
+        identity.user_id,
+        hub_state().instance_id,
+        clock.now(),
+        credential_id,
     )
     user_connected.send(identity)
 
@@ -211,13 +218,23 @@ def _close_connections(user_id: int) -> None:
     presence.disconnect_user(hub_state().db, user_id)
 
 
-def _identify(auth: dict[str, Any], identify_kiosk: KioskIdentifier) -> Identity | None:
+def _close_opened_with(credential_ids: list[int]) -> None:
+    """A login or token was revoked: close the sockets it opened, on any hub process."""
+    presence.disconnect_credentials(hub_state().db, credential_ids)
+
+
+def _identify(
+    auth: dict[str, Any], identify_kiosk: KioskIdentifier
+) -> tuple[Identity, int | None] | None:
+    """Who is connecting, and with which credential (None for a kiosk's device token)."""
     token = auth.get("token")
-    if isinstance(token, str):
-        uid = user_id_from_token(token)
-        return load_identity(uid) if uid is not None else None
     device_token = auth.get("device_token")
-    if isinstance(device_token, str):
+    if isinstance(token, str):
+        held = token_holder(token)
+    elif isinstance(device_token, str):
         with hub_state().db.transaction() as s:
-            return identify_kiosk(s, device_token, clock.now())
-    return session_identity()  # a browser's login cookie, if its key is still live
+            kiosk = identify_kiosk(s, device_token, clock.now())
+        return (kiosk, None) if kiosk is not None else None
+    else:
+        held = session_holder()  # a browser's login cookie, if its key is still live
+    return (held.identity, held.credential_id) if held is not None else None

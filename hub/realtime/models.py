@@ -25,3 +25,7 @@ class Connection(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     instance_id: Mapped[str] = mapped_column(String(32), index=True)
     connected_at: Mapped[datetime]
+    # The login or API token it was opened with (hub.accounts.Credential; None for a kiosk's
+    # device token): revoking that closes the connection. No foreign key: the revocation reads
+    # it after the credential is gone.
+    credential_id: Mapped[int | None] = mapped_column(index=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
 from hub.db import Database
@@ -16,9 +16,24 @@ from hub.extensions import socketio
 from hub.realtime.models import Connection, HubInstance
 
 
-def connected(db: Database, sid: str, user_id: int, instance_id: str, now: datetime) -> None:
+def connected(
+    db: Database,
+    sid: str,
+    user_id: int,
+    instance_id: str,
+    now: datetime,
+    credential_id: int | None = None,
+) -> None:
     with db.transaction() as s:
-        s.merge(Connection(sid=sid, user_id=user_id, instance_id=instance_id, connected_at=now))
+        s.merge(
+            Connection(
+                sid=sid,
+                user_id=user_id,
+                instance_id=instance_id,
+                connected_at=now,
+                credential_id=credential_id,
+            )
+        )
 
 
 def disconnected(db: Database, sid: str) -> bool:
@@ -38,8 +53,17 @@ def _has_connection(s: Session, user_id: int) -> bool:
 
 def disconnect_user(db: Database, user_id: int) -> None:
     """Close every connection of a user, on any hub process (e.g. when deactivated)."""
+    _disconnect(db, Connection.user_id == user_id)
+
+
+def disconnect_credentials(db: Database, credential_ids: list[int]) -> None:
+    """Close the connections opened with these (revoked) logins or tokens, on any hub process."""
+    _disconnect(db, Connection.credential_id.in_(credential_ids))
+
+
+def _disconnect(db: Database, which: ColumnElement[bool]) -> None:
     with db.transaction() as s:
-        sids = list(s.scalars(select(Connection.sid).where(Connection.user_id == user_id)))
+        sids = list(s.scalars(select(Connection.sid).where(which)))
     for sid in sids:
         socketio.server.disconnect(sid, namespace="/")
 
