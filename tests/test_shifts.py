@@ -19,7 +19,7 @@ from hub.catalog.models import Language, Subject
 from hub.matching.models import HelpRequest
 from hub.schedule.models import OpeningHours
 from hub.schedule.service import Shift, shifts_between
-from hub.shifts.models import ShiftSignup, SwapProposal
+from hub.shifts.models import ShiftFeed, ShiftSignup, SwapProposal
 from hub.shifts.service import next_covered_shift
 from tests.conftest import both_backends
 from tests.hubclient import PASSWORD, Browserless, advance_clock
@@ -366,10 +366,18 @@ def test_a_helpers_calendar_feed_lists_their_shifts_at_a_secret_address(hub, shi
     assert feed.text.startswith("BEGIN:VCALENDAR\r\n") and feed.text.endswith("END:VCALENDAR\r\n")
     starts = re.findall(r"DTSTART:(\d{8}T\d{6}Z)", feed.text)
     assert starts == [shift.starts_at.strftime("%Y%m%dT%H%M%SZ") for shift in shifts[0:3:2]]
+    # The database does not hold the address's secret (a copy of it opens no calendar).
+    secret = url.rsplit("/", 1)[1].removesuffix(".ics").split("-", 1)[1]
+    with hub.db.transaction() as s:
+        assert all(secret not in nonce for nonce in s.scalars(select(ShiftFeed.nonce)))
+    helper_id = url.rsplit("/", 1)[1].split("-")[0]
+    for forged in (f"{helper_id}-{secret[:-1]}A", f"{helper_id}-", helper_id, "guess"):
+        assert requests.get(f"{hub.url}/shifts/feed/{forged}.ics", timeout=10).status_code == 404
 
     helper.post("/shifts/feed/renew")
     assert requests.get(url, timeout=10).status_code == 404
-    assert requests.get(hub.url + "/shifts/feed/guess.ics", timeout=10).status_code == 404
+    renewed = texts(helper.get("/shifts").text, "feed-url")[0]
+    assert renewed != url and requests.get(renewed, timeout=10).status_code == 200
 
 
 def test_the_next_covered_shift_is_the_first_with_a_helper_for_that_subject_grade_language(

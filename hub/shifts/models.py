@@ -60,11 +60,12 @@ class SwapProposal(Base):
 
 
 class ShiftFeed(Base):
-    """The secret in the address of a helper's own calendar feed; a new one replaces it."""
+    """What the secret in the address of a helper's own calendar feed is derived from, with the
+    hub's secret key (hub.shifts.service.feed_token); a new nonce replaces the address."""
 
     __tablename__ = "shift_feeds"
 
     helper_id: Mapped[int] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
-    token: Mapped[str] = mapped_column(String(64), unique=True)
+    nonce: Mapped[str] = mapped_column(String(64))

@@ -128,7 +128,7 @@ def _mine_page(error: str) -> str:
         colleagues = service.swap_partners(s, me)
         swaps_to_me = [_swap_view(s, w) for w in offered_to_me]
         swaps_by_me = [_swap_view(s, w) for w in offered_by_me]
-        feed = service.feed_token(s, me_id)
+        feed = service.feed_token(s, me_id, hub_state().config.secret_key)
     return render_template(
         "shifts/mine.html",
         me=me,
@@ -256,7 +256,7 @@ def set_reminder_email() -> ResponseReturnValue:
 def renew_feed() -> ResponseReturnValue:
     me = caller().user_id
     return _mine_change(
-        lambda s, _now, _cut: service.feed_token(s, me, renew=True),
+        lambda s, _now, _cut: service.feed_token(s, me, hub_state().config.secret_key, renew=True),
         _("Your calendar has a new address. The old one no longer works."),
     )
 
@@ -266,9 +266,9 @@ def feed(token: str) -> ResponseReturnValue:
     """A helper's own shifts for their calendar app; the secret address is the only key."""
     if len(token) > 64:
         raise NotFound(_("This page does not exist."))
-    now = clock.now()
+    now, key = clock.now(), hub_state().config.secret_key
     with hub_state().db.transaction() as s:
-        shifts = service.feed_shifts(s, token, now - timedelta(days=30))
+        shifts = service.feed_shifts(s, token, key, now - timedelta(days=30))
     body = service.icalendar(shifts, _("Shift at Lektiecafé Online"), now, request.host)
     return Response(body, mimetype="text/calendar", headers={"Cache-Control": "no-store"})
 

@@ -6,6 +6,9 @@ the cut-off from the caller, so they are plain functions of the database and tim
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -614,22 +617,32 @@ def reminder_email_text(reminder: Reminder, zone: ZoneInfo, locale: str) -> tupl
 # A helper's calendar feed
 
 
-def feed_token(s: Session, helper_id: int, renew: bool = False) -> str:
-    """The secret of the helper's calendar address; `renew` replaces it (the old one stops)."""
+def feed_token(s: Session, helper_id: int, key: str, renew: bool = False) -> str:
+    """The secret of the helper's calendar address; `renew` replaces it (the old one stops).
+
+    The database keeps only a random nonce; the secret is derived from it with the hub's secret
+    `key`, so a copy of the database alone opens nobody's calendar."""
     feed = s.get(ShiftFeed, helper_id)
     if feed is None:
-        feed = ShiftFeed(helper_id=helper_id, token=secrets.token_urlsafe(24))
+        feed = ShiftFeed(helper_id=helper_id, nonce=secrets.token_urlsafe(24))
         s.add(feed)
     elif renew:
-        feed.token = secrets.token_urlsafe(24)
-    return feed.token
+        feed.nonce = secrets.token_urlsafe(24)
+    return f"{helper_id}-{_feed_mac(key, helper_id, feed.nonce)}"
 
 
-def feed_shifts(s: Session, token: str, since: datetime) -> list[Shift]:
+def _feed_mac(key: str, helper_id: int, nonce: str) -> str:
+    mac = hmac.new(key.encode(), f"shift-feed:{helper_id}:{nonce}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+
+
+def feed_shifts(s: Session, token: str, key: str, since: datetime) -> list[Shift]:
     """The shifts of the helper whose feed secret is `token`, from `since` on (NotFound)."""
-    helper_id = s.scalar(select(ShiftFeed.helper_id).where(ShiftFeed.token == token))
-    if helper_id is None:
+    helper, _dash, mac = token.partition("-")
+    feed = s.get(ShiftFeed, int(helper)) if helper.isdigit() and len(helper) < 12 else None
+    if feed is None or not hmac.compare_digest(mac, _feed_mac(key, feed.helper_id, feed.nonce)):
         raise NotFound(_("This page does not exist."))
+    helper_id = feed.helper_id
     keys = sorted(signed_up_keys(s, helper_id, since))
     return [shift for key in keys if (shift := shift_at(s, key)) is not None]
 
