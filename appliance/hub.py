@@ -253,14 +253,18 @@ class HubConnection:
         """A JSON HTTP call to the hub, in the connection's language unless `lang` is given."""
         return request_json(method, self.url + path, lang or self.lang, bearer, **kwargs)
 
-    def upload_attachment(self, data: bytes, visit_token: str, mime: str = "image/jpeg") -> str:
-        """`POST /api/attachments` as the visiting student; returns the attachment id."""
+    def upload_attachment(
+        self, data: bytes, visit_token: str, mime: str = "image/jpeg", scan: bool = True
+    ) -> str:
+        """`POST /api/attachments` as the visiting student; returns the attachment id. `scan`:
+        the hub stores a photo of a page as its scan (False: the photo as it is)."""
         extension = mime.split("/")[-1]
         answer = self.http(
             "POST",
             "/api/attachments",
             bearer=visit_token,
             files={"file": (f"assignment.{extension}", data, mime)},
+            data={"scan": "1" if scan else "0"},
         )
         return str(answer["attachment_id"])
 

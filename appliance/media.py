@@ -131,12 +131,19 @@ def _draw_text(rgb: np.ndarray, text: str, x: int, y: int, scale: int) -> None:
 
 class SyntheticVideo(MediaStreamTrack):
     """A camera that needs no camera: colour bars sliding by, a bouncing square, the wall-clock
-    time and the frame number in big digits, and the machine-readable time stamp on top."""
+    time and the frame number in big digits, and the machine-readable time stamp on top. Or,
+    given a `still` (RGB), that picture in every frame: a worksheet held up to the camera, for
+    the photo screen's tests and demos."""
 
     kind = "video"
 
-    def __init__(self, width: int = 640, height: int = 480, fps: int = 15) -> None:
+    def __init__(
+        self, width: int = 640, height: int = 480, fps: int = 15, still: np.ndarray | None = None
+    ) -> None:
         super().__init__()
+        self.still = still
+        if still is not None:
+            height, width = still.shape[:2]
         self.width, self.height, self.fps = width, height, fps
         colours = np.array(
             [
@@ -174,6 +181,8 @@ class SyntheticVideo(MediaStreamTrack):
         return frame
 
     def picture(self, count: int, now: float) -> np.ndarray:
+        if self.still is not None:
+            return self.still
         w, h = self.width, self.height
         shift = (count * max(1, w // 80)) % w
         rgb = self._bars[:, shift : shift + w].copy()
@@ -317,10 +326,12 @@ class MediaEngine:
         fps: int = 15,
         speaker: str | None = "default",
         polite: bool = True,
+        still: np.ndarray | None = None,
     ) -> None:
         """`polite`: the kiosk's role, answering the helper's offers; False takes the helper's
-        role (tests and benchmarks call a kiosk engine from another engine)."""
-        self.polite = polite
+        role (tests and benchmarks call a kiosk engine from another engine). `still`: what the
+        synthetic camera shows instead of its test pattern (see `SyntheticVideo`)."""
+        self.polite, self.still = polite, still
         self.fake, self.camera, self.microphone = fake, camera, microphone
         self.size, self.fps, self.speaker = size, fps, speaker
         self.camera_ok = False
@@ -420,7 +431,7 @@ class MediaEngine:
             except Exception as exc:
                 log.warning("microphone %s could not be opened: %s", self.microphone, exc)
         self.camera_ok = video is not None or self.fake
-        self._video = video or SyntheticVideo(*self.size, fps=self.fps)
+        self._video = video or SyntheticVideo(*self.size, fps=self.fps, still=self.still)
         self._audio = audio or SyntheticAudio()
         self._spawn(
             self._keep_latest(self._relay.subscribe(self._video, buffered=False), self.local)

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from hub.attachments import scan
+import pagescan as scan
 from hub.attachments.service import MAX_SIDE, clean_upload
 from tests.test_scan import jpeg_of, photograph, webcam_corners, worksheet
 

@@ -272,19 +272,23 @@ def frame_surface(frame: Any) -> pygame.Surface:
 
 @dataclass(eq=False)
 class Video(Widget):
-    """Live video: the newest frame from the media engine, or a friendly placeholder text."""
+    """Live video: the newest frame from the media engine, or a friendly placeholder text.
+    `outline`: corners in the frame's pixels (the page found in the photo screen's preview),
+    drawn as a closed line over the picture."""
 
     frame: Any = None
     mirror: bool = False
+    outline: Sequence[tuple[float, float]] | None = None
     kind = "video"
     opaque = True
 
     def describe(self) -> dict[str, Any]:
         live = self.frame is not None
-        return {**super().describe(), "live": live}
+        outline = [list(corner) for corner in self.outline] if self.outline else None
+        return {**super().describe(), "live": live, "outline": outline}
 
     def signature(self) -> tuple[Any, ...]:
-        return (*super().signature(), id(self.frame))
+        return (*super().signature(), id(self.frame), self.outline)
 
     def draw(self, surface: pygame.Surface, theme: Theme, pressed: bool) -> None:
         pygame.draw.rect(surface, t.VIDEO_BACK, self.rect)
@@ -303,7 +307,20 @@ class Video(Widget):
         clip = surface.get_clip()
         surface.set_clip(self.rect)
         blit_fitted(surface, image, self.rect)
+        if self.outline and self.frame is not None:
+            self._draw_outline(surface, theme, image.get_size())
         surface.set_clip(clip)
+
+    def _draw_outline(self, surface: pygame.Surface, theme: Theme, size: tuple[int, int]) -> None:
+        w, h = size
+        factor = min(self.rect.w / w, self.rect.h / h)
+        left = self.rect.centerx - w * factor / 2
+        top = self.rect.centery - h * factor / 2
+        points = [
+            (left + ((w - x) if self.mirror else x) * factor, top + y * factor)
+            for x, y in self.outline or ()
+        ]
+        pygame.draw.lines(surface, t.ACCENT, True, points, theme.px(5))
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The worksheet scan (hub/attachments/scan.py) on photographs made here: a known worksheet (text
+"""The worksheet scan (pagescan) on photographs made here: a known worksheet (text
 lines and a grid) on a darker table, seen at a known angle, with a shadow across it and camera
 noise. The scan must find the page's corners within a few pixels, and the flattened page must
 look like the worksheet (structural similarity); a photo with no page is kept as it is; and
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from hub.attachments import scan
+import pagescan as scan
 from tests.test_attachments import upload
 
 PAGE = (840, 1188)  # width, height: A4's proportions (1 : √2)
@@ -203,3 +203,35 @@ def test_the_hub_keeps_a_photo_without_a_page_as_it_is(hub):
     assert picture.size == (1280, 720)
     kept = np.asarray(picture.convert("RGB")).astype(np.int16)
     assert np.abs(kept - wall).mean() < 4  # re-encoded, not changed
+
+
+def upload_with_scan(hub, photo: np.ndarray, scan_field: str):
+    import requests
+
+    return requests.post(
+        hub.url + "/api/attachments",
+        files={"file": ("opgave.jpg", jpeg_of(photo), "image/jpeg")},
+        data={"scan": scan_field},
+        headers={"Authorization": f"Bearer {hub.token('student1')}"},
+        timeout=10,
+    )
+
+
+def test_the_hub_stores_the_original_photo_when_asked_not_to_scan(hub):
+    photo = photograph(worksheet(), (1280, 720), webcam_corners())
+    r = upload_with_scan(hub, photo, "0")
+    assert r.status_code == 201, r.text
+    picture = stored(hub, r.json()["attachment_id"])
+    assert picture.size == (1280, 720)  # the whole photo, table and all: not flattened
+    kept = np.asarray(picture.convert("RGB")).astype(np.int16)
+    assert np.abs(kept - photo).mean() < 10  # its noise through two JPEG encodings
+    scanned = upload_with_scan(hub, photo, "1")
+    assert scanned.status_code == 201, scanned.text
+    assert stored(hub, scanned.json()["attachment_id"]).size != (1280, 720)
+
+
+@pytest.mark.parametrize("value", ["", "no", "2", "true"])
+def test_the_hub_refuses_a_scan_field_that_is_not_0_or_1(hub, value):
+    r = upload_with_scan(hub, photograph(worksheet(), (1280, 720), webcam_corners()), value)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["details"] == {"fields": {"scan": "invalid"}}

@@ -40,8 +40,10 @@ import os
 import signal
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Literal
 
+import av
 import numpy as np
 
 from appliance.hub import HubCallError
@@ -93,6 +95,13 @@ log = logging.getLogger(__name__)
 CLOSE_WAIT_S = 5.0  # close() gives the worker this long to tell the hub the visit ended
 
 
+def _picture(path: Path) -> np.ndarray:
+    """The picture in an image file (PNG, JPEG) as RGB, through the video library."""
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        return frame.to_ndarray(format="rgb24")
+
+
 def _terminate_self() -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
@@ -117,6 +126,7 @@ class Visit:
             microphone=options.microphone,
             size=options.video_size,
             fps=options.fps,
+            still=_picture(options.fake_picture) if options.fake_picture else None,
         )
         self._link = HubLink(
             ctx,
@@ -208,10 +218,16 @@ class Visit:
         return self._ctx.run(self._asking.catalog, quiet=True)
 
     def ask(
-        self, subject_id: int, language: str | None, note: str, photo_jpeg: bytes | None
+        self,
+        subject_id: int,
+        language: str | None,
+        note: str,
+        photo_jpeg: bytes | None,
+        scan: bool = True,
     ) -> Future[None]:
-        """Upload the photo (if any) and ask for help (→ phase "waiting")."""
-        return self._ctx.run(self._asking.ask, subject_id, language, note, photo_jpeg)
+        """Upload the photo (if any) and ask for help (→ phase "waiting"). `scan`: the hub
+        stores a photo of a page as its scan; False keeps the photo as it is."""
+        return self._ctx.run(self._asking.ask, subject_id, language, note, photo_jpeg, scan)
 
     def cancel(self) -> Future[None]:
         """Withdraw the waiting request (→ phase "asking")."""

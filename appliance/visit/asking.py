@@ -83,12 +83,14 @@ class Asking:
         )
         return self._catalog
 
-    def ask(self, subject_id: int, language: str | None, note: str, photo: bytes | None) -> None:
+    def ask(
+        self, subject_id: int, language: str | None, note: str, photo: bytes | None, scan: bool
+    ) -> None:
         v = self.ctx.v
         if v.phase != "asking":
             raise HubCallError("conflict", "Start a visit first.")
         conn = self.link.hub()
-        attachments = [conn.upload_attachment(photo, v.visit_token)] if photo else []
+        attachments = [conn.upload_attachment(photo, v.visit_token, scan=scan)] if photo else []
         answer = self.link.visit_call(
             "help:request",
             {

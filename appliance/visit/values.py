@@ -22,6 +22,7 @@ class Options:
     hub_url: str | None = None  # overrides (and is stored over) the hub address in the state
     site_code: str | None = None  # the same for the site's code offered when pairing
     fake_camera: bool = False  # the synthetic camera and tone even when a webcam exists
+    fake_picture: Path | None = None  # a picture file the synthetic camera shows (a worksheet)
     camera: str = "/dev/video0"
     microphone: str = "default"  # ALSA device
     video_size: tuple[int, int] = (640, 480)

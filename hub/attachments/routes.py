@@ -19,13 +19,24 @@ bp = Blueprint("attachments", __name__)
 @bp.route("/api/attachments", methods=["POST"])
 @roles_required(Role.STUDENT)
 def upload() -> ResponseReturnValue:
+    """Form fields: `file` (the photo or PDF) and, optionally, `scan`: "1" (the default) stores a
+    photo of a page as its scan (flattened, evened out), "0" stores the photo as it is (the
+    kiosk's "Use the original"). Anything else is refused."""
     state = hub_state()
     identity = caller()
     upload = request.files.get("file")
     if upload is None:
         raise Invalid(_("Choose a file to attach."), fields={"file": "missing"})
+    scan = request.form.get("scan", "1")
+    if scan not in ("0", "1"):
+        raise Invalid(
+            _("scan must be 0 (keep the photo as it is) or 1 (scan the page)."),
+            fields={"scan": "invalid"},
+        )
     data, mime = service.clean_upload(
-        upload.read(state.config.attachment_max_bytes + 1), state.config.attachment_max_bytes
+        upload.read(state.config.attachment_max_bytes + 1),
+        state.config.attachment_max_bytes,
+        scan=scan == "1",
     )
     with state.db.transaction() as s:
         attachment = service.store(

@@ -4,8 +4,8 @@ position and anything hidden after the picture, e.g. a ZIP or HTML of a polyglot
 declared size is checked, so a small file that unpacks to a huge picture is refused unread; PDFs
 must look like PDFs, with no scripts, launch actions, attached files or web page inside (a
 helper opens them). Everything else is refused. The name a file came with is never used.
-A photo of a worksheet is stored as a scan of the page (hub/attachments/scan.py: flattened,
-evened out); a photo in which no page is found is stored as it is, re-encoded."""
+A photo of a worksheet is stored as a scan of the page (pagescan: flattened, evened
+out); a photo in which no page is found is stored as it is, re-encoded."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
+import pagescan
 from hub.accounts.access import Identity
 from hub.accounts.models import Role
-from hub.attachments import scan
 from hub.attachments.models import Attachment
 from hub.errors import Invalid, NotFound, StorageFull, TooLarge
 from hub.matching.models import HelpRequest, Offer
@@ -50,8 +50,9 @@ PDF_OBJECT_STREAM = re.compile(rb"/Type\s*/ObjStm\b")
 PDF_INFLATED_MAX = 32 * 1024 * 1024  # of object streams, in all; past it the PDF is refused
 
 
-def clean_upload(data: bytes, max_bytes: int) -> tuple[bytes, str]:
-    """The bytes to store and their MIME type, or an error saying what is wrong."""
+def clean_upload(data: bytes, max_bytes: int, scan: bool = True) -> tuple[bytes, str]:
+    """The bytes to store and their MIME type, or an error saying what is wrong. A photo of a
+    page is stored as its scan unless `scan` is False (the student chose the original)."""
     if not data:
         raise Invalid(_("The file is empty."))
     if len(data) > max_bytes:
@@ -61,7 +62,7 @@ def clean_upload(data: bytes, max_bytes: int) -> tuple[bytes, str]:
     if data.startswith(b"%PDF-"):
         _check_pdf(data)
         return data, "application/pdf"
-    return _reencode_image(data), "image/jpeg"
+    return _reencode_image(data, scan), "image/jpeg"
 
 
 def _check_pdf(data: bytes) -> None:
@@ -106,7 +107,7 @@ def _object_streams(data: bytes) -> list[bytes]:
     return found
 
 
-def _reencode_image(data: bytes) -> bytes:
+def _reencode_image(data: bytes, scan: bool) -> bytes:
     only_photos = _("Only photos (JPEG, PNG, WebP) and PDF files can be attached.")
     too_big = _(
         "The picture is too large: at most %(mp)d megapixels. Take the photo again with a "
@@ -133,7 +134,8 @@ def _reencode_image(data: bytes) -> bytes:
         except Exception as exc:  # Pillow's decoders raise many kinds for broken data
             raise Invalid(_("The picture is damaged or incomplete.")) from exc
     picture.thumbnail((MAX_SIDE, MAX_SIDE))
-    scanned = scan.scan(np.asarray(picture))  # a worksheet photo becomes a scan of the page
+    # A worksheet photo becomes a scan of the page.
+    scanned = pagescan.scan(np.asarray(picture)) if scan else None
     if scanned is not None:
         picture = Image.fromarray(scanned)
     out = io.BytesIO()

@@ -8,10 +8,11 @@ import io
 from concurrent.futures import Future
 from functools import partial
 
+import numpy as np
 import pygame
 
 from appliance.visit import Catalog
-from kiosk_ui import i18n
+from kiosk_ui import i18n, outline
 from kiosk_ui import theme as t
 from kiosk_ui.i18n import _
 from kiosk_ui.icons import subject_icon
@@ -24,7 +25,16 @@ from kiosk_ui.screens.common import (
     notice_box,
     problem,
 )
-from kiosk_ui.widgets import Button, Icon, Label, Picture, TextInput, Video, Widget
+from kiosk_ui.widgets import (
+    Button,
+    Icon,
+    Label,
+    Picture,
+    TextInput,
+    Video,
+    Widget,
+    frame_surface,
+)
 
 NOTE_MAX = 500
 
@@ -135,13 +145,27 @@ class SubjectScreen(Screen):
 
 
 class PhotoScreen(Screen):
-    """Photograph the assignment: live preview, take, retake, or go on without a photo."""
+    """Photograph the assignment: a live preview with the page's outline drawn over it, then the
+    scan of the page (flattened, evened out) to send, take again, or send as the photo it was."""
 
     name = "photo"
 
     def __init__(self, host: Host) -> None:
         super().__init__(host)
         self.error = ""
+        self.outline = outline.PageOutline()
+        self.scanning: Future[np.ndarray | None] | None = None
+
+    def update(self, dt: float) -> None:
+        draft = self.host.draft
+        if draft.photo is None:
+            camera = self.host.view.camera_ok
+            self.outline.follow(self.host.visit.local_frame() if camera else None, dt)
+        if self.scanning is not None and self.scanning.done():
+            scanned = outline.scan_result(self.scanning)
+            self.scanning = None
+            if scanned is not None and draft.photo is not None:
+                draft.scan_image = frame_surface(scanned).convert()
 
     def take(self) -> None:
         jpeg = self.host.visit.snapshot_jpeg()
@@ -151,11 +175,23 @@ class PhotoScreen(Screen):
             )
             return
         self.error = ""
-        self.host.draft.photo = jpeg
-        self.host.draft.photo_image = pygame.image.load(io.BytesIO(jpeg), "photo.jpg").convert()
+        draft = self.host.draft
+        draft.photo, draft.keep_original = jpeg, False
+        draft.photo_image = pygame.image.load(io.BytesIO(jpeg), "photo.jpg").convert()
+        # The scan is made from the JPEG the hub gets, so the student sees what the helper will.
+        rgb = np.ascontiguousarray(pygame.surfarray.array3d(draft.photo_image).swapaxes(0, 1))
+        self.scanning = outline.scan(rgb)
 
     def retake(self) -> None:
-        self.host.draft.photo = self.host.draft.photo_image = None
+        draft = self.host.draft
+        draft.photo = draft.photo_image = draft.scan_image = None
+        draft.keep_original = False
+        self.scanning = None
+        self.outline.corners = None
+
+    def send(self, keep_original: bool = False) -> None:
+        self.host.draft.keep_original = keep_original
+        self.next()
 
     def without_photo(self) -> None:
         self.retake()
@@ -166,13 +202,27 @@ class PhotoScreen(Screen):
 
     def widgets(self) -> list[Widget]:
         theme, draft = self.theme, self.host.draft
-        # Without a webcam the appliance still sends a test picture; the student is told instead.
-        camera = self.host.view.camera_ok
-        frame = self.host.visit.local_frame() if camera else None
         widgets: list[Widget] = [
             corner_button(
                 theme, "back", _("Back"), lambda: self.host.show(SubjectScreen(self.host))
             ),
+        ]
+        if draft.photo_image is not None:
+            widgets += self.result(theme)
+        else:
+            widgets += self.preview(theme)
+        if self.error:
+            widgets += notice_box(theme, "error", theme.rect(888, 410, 368, 190), self.error)
+        return widgets
+
+    def preview(self, theme: t.Theme) -> list[Widget]:
+        # Without a webcam the appliance still sends a test picture; the student is told instead.
+        camera = self.host.view.camera_ok
+        frame = self.host.visit.local_frame() if camera else None
+        no_camera = _(
+            "The camera is not working right now. You can still ask for help without a photo."
+        )
+        return [
             *heading(
                 theme,
                 208,
@@ -180,47 +230,22 @@ class PhotoScreen(Screen):
                 _("Take a photo of your assignment"),
                 _("Hold the paper up to the camera. The helper will see the photo."),
             ),
-        ]
-        preview = theme.rect(24, 124, 840, 630)
-        if draft.photo_image is not None:
-            widgets.append(Picture("photo", preview, _("Your photo"), image=draft.photo_image))
-            widgets += [
-                Button(
-                    "use",
-                    theme.rect(888, 124, 368, 140),
-                    _("Use this photo"),
-                    on_tap=self.next,
-                    style="success",
-                    size=32,
-                ),
-                Button(
-                    "retake",
-                    theme.rect(888, 288, 368, 100),
-                    _("Take a new photo"),
-                    on_tap=self.retake,
-                    style="secondary",
-                    size=28,
-                ),
-            ]
-        else:
-            no_camera = _(
-                "The camera is not working right now. You can still ask for help without a photo."
-            )
-            widgets.append(Video("preview", preview, "" if camera else no_camera, frame=frame))
-            widgets.append(
-                Button(
-                    "take",
-                    theme.rect(888, 124, 368, 140),
-                    _("Take photo"),
-                    on_tap=self.take,
-                    enabled=camera and frame is not None,
-                    style="success",
-                    size=34,
-                )
-            )
-        if self.error:
-            widgets += notice_box(theme, "error", theme.rect(888, 410, 368, 190), self.error)
-        widgets.append(
+            Video(
+                "preview",
+                theme.rect(24, 124, 840, 630),
+                "" if camera else no_camera,
+                frame=frame,
+                outline=self.outline.corners if frame is not None else None,
+            ),
+            Button(
+                "take",
+                theme.rect(888, 124, 368, 140),
+                _("Take photo"),
+                on_tap=self.take,
+                enabled=camera and frame is not None,
+                style="success",
+                size=34,
+            ),
             Button(
                 "skip",
                 theme.rect(888, 624, 368, 130),
@@ -228,8 +253,50 @@ class PhotoScreen(Screen):
                 on_tap=self.without_photo,
                 style="secondary" if camera else "primary",
                 size=28,
+            ),
+        ]
+
+    def result(self, theme: t.Theme) -> list[Widget]:
+        """The scan big (or the photo, when no page was found), and what to do with it."""
+        draft = self.host.draft
+        picture = theme.rect(24, 124, 840, 630)
+        if draft.scan_image is not None:
+            shown = Picture("scan", picture, _("Your page, scanned"), image=draft.scan_image)
+            hint = _("This is what the helper will see. Is the whole page there?")
+        else:
+            shown = Picture("photo", picture, _("Your photo"), image=draft.photo_image)
+            hint = _("This is what the helper will see. Can you read it?")
+        widgets: list[Widget] = [
+            *heading(theme, 208, 1048, _("Your photo"), hint),
+            shown,
+            Button(
+                "use",
+                theme.rect(888, 124, 368, 140),
+                _("Send"),
+                on_tap=self.send,
+                style="success",
+                size=34,
+            ),
+            Button(
+                "retake",
+                theme.rect(888, 288, 368, 120),
+                _("Retake"),
+                on_tap=self.retake,
+                style="secondary",
+                size=30,
+            ),
+        ]
+        if draft.scan_image is not None:
+            widgets.append(
+                Button(
+                    "original",
+                    theme.rect(888, 624, 368, 130),
+                    _("Use the original"),
+                    on_tap=partial(self.send, True),
+                    style="secondary",
+                    size=28,
+                )
             )
-        )
         return widgets
 
 
@@ -259,7 +326,13 @@ class QuestionScreen(Screen):
             return
         draft.note = self.note.text.strip()
         self.error = ""
-        self.asking = self.host.visit.ask(draft.subject_id, draft.language, draft.note, draft.photo)
+        self.asking = self.host.visit.ask(
+            draft.subject_id,
+            draft.language,
+            draft.note,
+            draft.photo,
+            scan=not draft.keep_original,
+        )
 
     def update(self, dt: float) -> None:
         if self.asking is not None and self.asking.done():
@@ -321,7 +394,7 @@ class QuestionScreen(Screen):
         if draft.photo_image is not None:
             widgets.append(
                 Picture(
-                    "photo", theme.rect(24, 124, 280, 210), _("Your photo"), image=draft.photo_image
+                    "photo", theme.rect(24, 124, 280, 210), _("Your photo"), image=draft.shown()
                 )
             )
         else:

@@ -5,7 +5,12 @@ read clearly. Plain functions on RGB images (numpy arrays, height × width × 3,
 The page is looked for on a small copy (edges, then the biggest four-sided outline); its sides are
 then fitted as straight lines to every point of that outline, which places the corners to within
 a pixel or two even where a corner is dog-eared or under a thumb. When nothing page-like is found
-(a plain wall, a close-up, a page filling the whole frame) the caller keeps the photo as it is."""
+(a plain wall, a close-up, a page filling the whole frame) the caller keeps the photo as it is.
+
+Shared by the hub (hub/attachments/service.py scans every attachment photo) and the kiosk
+(kiosk_ui/outline.py: the page's outline over the camera preview, the scan shown before it is
+sent), so it needs only OpenCV and numpy: no Flask, no pygame. OpenCV is an optional extra on the
+kiosk; without it the kiosk just shows no outline."""
 
 from __future__ import annotations
 
@@ -26,13 +31,14 @@ MIN_SIDE_PX = 64  # smaller photos are not scanned
 EDGE_WIDENING_PX = 1.0  # how far the dilated edges stand outside the page's true edge
 
 
-def find_page(image: Image) -> Corners | None:
+def find_page(image: Image, detect_side: int = DETECT_SIDE) -> Corners | None:
     """The page's four corners in `image`'s pixels, ordered top left, top right, bottom right,
-    bottom left; None when no page is seen."""
+    bottom left; None when no page is seen. The page is looked for on a copy at most
+    `detect_side` long (smaller is quicker and a little less exact)."""
     height, width = image.shape[:2]
     if min(height, width) < MIN_SIDE_PX:
         return None
-    scale = min(1.0, DETECT_SIDE / max(height, width))
+    scale = min(1.0, detect_side / max(height, width))
     small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
     # Closing (a max then a min filter) paints over dark print on the page, so only its outline
