@@ -28,6 +28,7 @@ EVENTS = {
     "breakroom:remove": ({"helper", "admin", "coordinator"}, {"msg_id": 1}),
     "room:join": ({"student", "helper"}, {"room_id": "r"}),
     "rtc:signal": ({"student", "helper"}, {"room_id": "r", "kind": "restart", "data": {}}),
+    "rtc:quality": ({"student", "helper"}, {"room_id": "r", "video": "off", "reason": "network"}),
     "chat:send": ({"student", "helper"}, {"room_id": "r", "text": "hej", "client_msg_id": "c"}),
     "room:end": ({"student", "helper"}, {"room_id": "r"}),
     "room:report": ({"student", "helper"}, {"room_id": "r", "text": "hm"}),

@@ -60,6 +60,14 @@ class ChatIn(RoomRef):
     client_msg_id: str = Field(min_length=1, max_length=64)
 
 
+class QualityIn(RoomRef):
+    """What the sender's video does now: `full`, `low` (lower resolution and frame rate) or `off`
+    (audio only), and why: the measured `network` or the student's `choice`."""
+
+    video: Literal["full", "low", "off"]
+    reason: Literal["network", "choice"]
+
+
 class EndIn(RoomRef):
     reason: str = Field(default="", max_length=200)
 
@@ -123,6 +131,20 @@ def rtc_signal(member: Identity, data: SignalIn) -> None:
     socketio.emit(
         "rtc:signal",
         {"room_id": room.id, "kind": data.kind, "data": signal, "from": sender},
+        to=service.room_channel(room.id),
+        skip_sid=_sid(),
+    )
+
+
+@events.handler("rtc:quality", roles=MEMBERS, payload=QualityIn)
+def rtc_quality(member: Identity, data: QualityIn) -> None:
+    """Tells the other member's tabs how the sender's video adapted, so both sides can say so."""
+    with hub_state().db.transaction() as s:
+        room = service.open_member_room(s, member, data.room_id)
+        sender = service.role_in(room, member.user_id)
+    socketio.emit(
+        "rtc:quality",
+        {"room_id": room.id, "video": data.video, "reason": data.reason, "from": sender},
         to=service.room_channel(room.id),
         skip_sid=_sid(),
     )

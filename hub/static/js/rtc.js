@@ -18,6 +18,68 @@ const OFFER_WAIT_MS = 2000; // the polite side asks for an offer when none came 
 const CONNECT_WATCHDOG_MS = 15000; // no connection after this long: try a fresh ICE round
 const EARLY_CANDIDATES_MAX = 64; // candidates kept for a description that has not come yet
 
+// How video adapts to the network. The thresholds and their reasons are documented once, in
+// appliance/quality.py (the kiosk's copy of this policy); change both together.
+export const VIDEO_POLICY = {
+  sampleMs: 2000,
+  poor: { loss: 0.04, rttS: 0.35, kbps: 400 },
+  bad: { loss: 0.1, rttS: 0.6, kbps: 150 },
+  downAfter: 2,
+  upAfter: 5,
+  low: { scaleResolutionDownBy: 2, maxFramerate: 10 },
+};
+const LEVELS = ["full", "low", "off"];
+
+/** "good", "poor" or "bad" for one sample {loss, rttS, kbps} (rttS, kbps may be null). */
+export function videoHealth({ loss = 0, rttS = null, kbps = null }) {
+  const past = (limit) =>
+    loss >= limit.loss ||
+    (rttS !== null && rttS >= limit.rttS) ||
+    (kbps !== null && kbps < limit.kbps);
+  if (past(VIDEO_POLICY.bad)) return "bad";
+  return past(VIDEO_POLICY.poor) ? "poor" : "good";
+}
+
+/** The policy {level, run, count} after one more sample; its level is what to send now. */
+export function nextVideoLevel(policy, sample) {
+  const now = videoHealth(sample);
+  const count = now === policy.run ? policy.count + 1 : 1;
+  const index = LEVELS.indexOf(policy.level);
+  if (now === "bad" && count >= VIDEO_POLICY.downAfter) return { level: "off", run: now, count: 0 };
+  if (now === "poor" && count >= VIDEO_POLICY.downAfter && index < LEVELS.length - 1)
+    return { level: LEVELS[index + 1], run: now, count: 0 };
+  if (now === "good" && count >= VIDEO_POLICY.upAfter && index > 0)
+    return { level: LEVELS[index - 1], run: now, count: 0 };
+  return { level: policy.level, run: now, count };
+}
+
+/**
+ * One sample from an RTCStatsReport (as a list of its values) and the counters of the sample
+ * before: loss is the share of our packets the other side reported lost since then.
+ */
+export function sampleFromStats(stats, before = { sent: 0, lost: 0 }) {
+  let sent = 0;
+  let lost = 0;
+  let rttS = null;
+  let kbps = null;
+  for (const s of stats) {
+    if (s.type === "outbound-rtp") sent += s.packetsSent || 0;
+    if (s.type === "remote-inbound-rtp") {
+      lost += Math.max(0, s.packetsLost || 0);
+      if (typeof s.roundTripTime === "number") rttS = Math.max(rttS || 0, s.roundTripTime);
+    }
+    if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") {
+      if (typeof s.availableOutgoingBitrate === "number") kbps = s.availableOutgoingBitrate / 1000;
+      if (typeof s.currentRoundTripTime === "number")
+        rttS = Math.max(rttS || 0, s.currentRoundTripTime);
+    }
+  }
+  const dSent = sent - before.sent;
+  const dLost = lost - before.lost;
+  const loss = dSent + dLost > 0 ? Math.max(0, dLost) / (dSent + dLost) : 0;
+  return { sample: { loss, rttS, kbps }, counters: { sent, lost } };
+}
+
 /** The o= session id of an SDP: the same for every negotiation of one RTCPeerConnection. */
 function sessionOf(sdp) {
   const match = /^o=\S+ (\d+) /m.exec(sdp || "");
@@ -45,7 +107,8 @@ function mediaProblem(err) {
  * onState(state): "idle" | "waiting" | "connecting" | "connected" | "reconnecting" | "closed".
  * onMedia({audio, video, problem}): what the local devices gave; problem is null, "refused",
  * "missing", "busy" or "unsupported". onSoundBlocked(): the browser refused to play the other
- * side's sound until the user presses something.
+ * side's sound until the user presses something. onQuality({video, reason}): our video changed
+ * to "full", "low" or "off" because of the "network" or the user's "choice" (audio only).
  */
 export function createCall({
   polite,
@@ -55,6 +118,7 @@ export function createCall({
   onState = () => {},
   onMedia = () => {},
   onSoundBlocked = () => {},
+  onQuality = () => {},
 }) {
   let config = null; // RTCConfiguration once the hub gave it
   let readyResolve;
@@ -76,6 +140,11 @@ export function createCall({
   let disconnectTimer = null;
   let offerWaitTimer = null;
   let watchdog = null;
+  let statsTimer = null;
+  let policy = { level: "full", run: "good", count: 0 };
+  let counters = { sent: 0, lost: 0 };
+  let audioOnly = false; // the user's choice, above whatever the network allows
+  let sentLevel = "full";
 
   function setState(next) {
     if (state === next) return;
@@ -228,9 +297,55 @@ export function createCall({
     }
     armWatchdog();
     showPeerState();
+    statsTimer = setInterval(measure, VIDEO_POLICY.sampleMs);
+  }
+
+  // ---- adapting video to the network -----------------------------------------------------
+
+  function videoSender() {
+    if (!pc) return null;
+    const transceiver = pc.getTransceivers().find((t) => transceiverKind(t) === "video");
+    return transceiver && !transceiver.stopped ? transceiver.sender : null;
+  }
+
+  /** Sends video at the level the network and the user's choice allow, and says so once. */
+  async function applyVideoLevel() {
+    const level = audioOnly ? "off" : policy.level;
+    const sender = videoSender();
+    if (sender) {
+      const params = sender.getParameters();
+      if (params.encodings && params.encodings.length) {
+        for (const encoding of params.encodings) {
+          encoding.active = level !== "off";
+          encoding.scaleResolutionDownBy =
+            level === "low" ? VIDEO_POLICY.low.scaleResolutionDownBy : 1;
+          if (level === "low") encoding.maxFramerate = VIDEO_POLICY.low.maxFramerate;
+          else delete encoding.maxFramerate;
+        }
+        await sender.setParameters(params).catch((err) => console.warn("setParameters", err));
+      }
+    }
+    if (level !== sentLevel) {
+      sentLevel = level;
+      onQuality({ video: level, reason: audioOnly ? "choice" : "network" });
+    }
+  }
+
+  async function measure() {
+    const conn = pc;
+    if (!conn || conn.connectionState !== "connected") return;
+    const report = await conn.getStats().catch(() => null);
+    if (!report || pc !== conn) return;
+    const { sample, counters: next } = sampleFromStats([...report.values()], counters);
+    counters = next;
+    policy = nextVideoLevel(policy, sample);
+    await applyVideoLevel();
   }
 
   function dropConnection() {
+    clearInterval(statsTimer);
+    statsTimer = null;
+    counters = { sent: 0, lost: 0 };
     clearTimeout(disconnectTimer);
     clearTimeout(watchdog);
     if (pc) {
@@ -451,6 +566,12 @@ export function createCall({
     setCameraOff(off) {
       const track = localTrack("video");
       if (track) track.enabled = !off;
+    },
+
+    /** The user's choice of audio only (true) or video as the network allows (false). */
+    setAudioOnly(on) {
+      audioOnly = Boolean(on);
+      return applyVideoLevel();
     },
 
     /** Lets the other side's sound play (after the user pressed a button). */
