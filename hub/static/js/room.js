@@ -29,6 +29,8 @@ export function createRoom({ hub, role }) {
   const muteBtn = $("room-mute");
   const cameraBtn = $("room-camera");
   const soundBtn = $("room-sound");
+  const audioOnlyBtn = $("room-audio-only");
+  const qualityNote = $("room-quality");
   const mediaError = $("room-media-error");
   const chatLog = $("room-chat-log");
   const chatForm = $("room-chat-form");
@@ -107,6 +109,41 @@ export function createRoom({ hub, role }) {
     onSoundBlocked: () => {
       soundBtn.hidden = false;
     },
+    onQuality: (quality) => {
+      if (roomId && !ended) hub.request("rtc:quality", { room_id: roomId, ...quality });
+      showQuality("mine", quality);
+    },
+  });
+
+  // ---- connection quality: what either side's video does, in plain words -------------------
+
+  const qualities = { mine: null, theirs: null };
+  const QUALITY_TEXTS = {
+    off: "Poor connection — we turned video off so you can still hear each other",
+    low: "Weak connection — we lowered the picture quality so the call keeps going",
+  };
+  /** side: "mine" | "theirs"; quality: {video, reason}. The worse of the two sides is shown. */
+  function showQuality(side, quality) {
+    qualities[side] = quality;
+    const network = [qualities.mine, qualities.theirs].filter((q) => q && q.reason === "network");
+    const level = network.some((q) => q.video === "off")
+      ? "off"
+      : network.some((q) => q.video === "low")
+        ? "low"
+        : null;
+    let text = level ? t(QUALITY_TEXTS[level]) : "";
+    const theirs = qualities.theirs;
+    if (!text && theirs && theirs.reason === "choice" && theirs.video === "off")
+      text = t("{name} chose audio only.", { name: peerName() });
+    qualityNote.textContent = text;
+    qualityNote.hidden = !text;
+    qualityNote.dataset.level = level || "";
+  }
+
+  audioOnlyBtn.addEventListener("click", () => {
+    const on = audioOnlyBtn.getAttribute("aria-pressed") !== "true";
+    audioOnlyBtn.setAttribute("aria-pressed", String(on));
+    call.setAudioOnly(on);
   });
 
   muteBtn.addEventListener("click", () => {
@@ -493,6 +530,9 @@ export function createRoom({ hub, role }) {
   hub.on("rtc:signal", (m) => {
     // The hub relays to every other connection in the room: my own other tabs too.
     if (mine(m) && !ended && m.from !== role) call.signal(m);
+  });
+  hub.on("rtc:quality", (m) => {
+    if (mine(m) && !ended && m.from !== role) showQuality("theirs", m);
   });
   hub.on("chat:message", (m) => {
     if (mine(m) && addMessage(m) && m.from_role !== role) tabs.unseenMessage();
