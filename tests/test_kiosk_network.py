@@ -269,22 +269,34 @@ def kiosk_in_namespace(
     through its test driver (a Unix socket, which no network cut touches)."""
     data_dir = tmp_path / "kiosk"
     pair_into(hub_on_the_link, data_dir)
+    process, driver, log = start_kiosk_in(kiosk_network, hub_on_the_link, data_dir)
+    try:
+        yield process, driver, log
+        driver.close()
+    finally:
+        stop(process)
+
+
+def start_kiosk_in(
+    net: KioskNetwork, hub: RunningHub, data_dir: Path
+) -> tuple[subprocess.Popen[bytes], DriverClient, Path]:
+    """`lektiecafe kiosk` on the kiosk state in `data_dir` (paired), inside the namespace; the
+    caller stops the process."""
     sock, log = data_dir / "driver.sock", data_dir / "kiosk.log"
-    command = [sys.executable, "-m", "lektiecafe.cli", "kiosk", "--hub", hub_on_the_link.url]
+    command = [sys.executable, "-m", "lektiecafe.cli", "kiosk", "--hub", hub.url]
     command += ["--windowed", "--test-driver", str(sock), "--data-dir", str(data_dir)]
     process = subprocess.Popen(
-        kiosk_network.inside(*command, "--fake-camera"),
+        net.inside(*command, "--fake-camera"),
         cwd=ROOT,
         env={**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"},
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
     try:
-        driver = DriverClient(sock, timeout=30)
-        yield process, driver, log
-        driver.close()
-    finally:
+        return process, DriverClient(sock, timeout=30), log
+    except BaseException:
         stop(process)
+        raise
 
 
 def kiosk_frames(d: DriverClient) -> int:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -46,7 +47,7 @@ from typing import Literal
 import av
 import numpy as np
 
-from appliance.hub import HubCallError
+from appliance.hub import HubCallError, HubUnreachable
 from appliance.media import MediaEngine
 from appliance.state import SITE_CODE_ENV, KioskState, mark_in_use
 from appliance.visit.asking import Asking
@@ -93,6 +94,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CLOSE_WAIT_S = 5.0  # close() gives the worker this long to tell the hub the visit ended
+# A resume, chat line or outbox entry that got no answer on a connection that stays up (a
+# timeout, not a drop) is tried again on it after this long.
+RETRY_S = 5.0
 
 
 def _picture(path: Path) -> np.ndarray:
@@ -138,11 +142,11 @@ class Visit:
         self._pairing = KioskPairing(ctx, connect=self._link.connect)
         self._outbox = Outbox(ctx, self._link)
         self._helpdesk = Helpdesk(ctx, self._outbox)
-        self._chat = Chat(ctx, self._link)
+        self._chat = Chat(ctx, self._link, self._outbox)
         self._document = Document(ctx, self._link)
         self._room = Room(ctx, self._link, self._media, self._chat, self._document)
         self._asking = Asking(ctx, self._link, self._chat, self._outbox)
-        self._link.on_connected(self._resume)
+        self._link.on_connected(self._connected)
 
     # ---- the device ----------------------------------------------------------------------
 
@@ -354,6 +358,41 @@ class Visit:
         return self._media.snapshot_jpeg()
 
     # ---- back on the hub (on the worker) -----------------------------------------------------
+
+    def _connected(self) -> None:
+        """After every (re)connect: resume, and keep at it while the connection stays up."""
+        try:
+            self._resume()
+        except HubUnreachable as exc:
+            log.info("resuming after a reconnect: %s", exc.code)
+        self._retry_later()
+
+    def _retry_later(self) -> None:
+        """A call that timed out leaves the connection up (the hub or the network was slow for
+        a moment), so no reconnect will resume the visit or flush the outbox: after RETRY_S, on
+        the same connection, whatever is left is tried again. A new connection starts over."""
+        conn, v = self._link.conn, self._ctx.v
+        resumed = v.visit_id is None or self._link.acting_for() == v.visit_id
+        chat_left = v.phase == "in_room" and any(line.pending for line in v.chat)
+        if conn is None or (resumed and not chat_left and not self._outbox.waiting()):
+            return
+        timer = threading.Timer(RETRY_S, self._ctx.submit, (self._retry, conn.epoch))
+        timer.daemon = True
+        timer.start()
+
+    def _retry(self, epoch: int) -> None:
+        conn, v = self._link.conn, self._ctx.v
+        if conn is None or conn.epoch != epoch or not conn.connected:
+            return
+        if v.visit_id is not None and self._link.acting_for() != v.visit_id:
+            self._connected()
+            return
+        try:
+            if v.phase == "in_room":
+                self._chat.flush("chat")
+            self._outbox.flush()
+        finally:
+            self._retry_later()
 
     def _resume(self) -> None:
         """Back on the hub after a (re)connect: act for the visit again and pick up where it

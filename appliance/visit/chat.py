@@ -1,7 +1,9 @@
 """The visit's lines: chat in the room and the break room while waiting. A line the student
 writes shows at once as pending and stays pending until the hub acknowledges it, so a line
-written offline goes after the next reconnect (the hub stores a resend only once), and one the
-hub could not store for now ("unavailable": its database restarts) goes again a moment later."""
+written offline goes after the next reconnect (the hub stores a resend only once, by its
+`client_msg_id`), and one the hub could not store for now ("unavailable": its database restarts)
+goes again a moment later. A chat line is also kept in the outbox on disk until the hub has
+answered it, so one written offline still arrives if the kiosk restarts before it is back."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any, Literal
 from appliance.hub import HubCallError, HubUnreachable
 from appliance.visit.connection import HubLink
 from appliance.visit.context import Context
+from appliance.visit.outbox import Outbox
 from appliance.visit.values import ChatLine
 
 MAX_LINES = 100  # chat and break-room lines kept for the screen
@@ -32,9 +35,11 @@ def _replace_line(lines: list[ChatLine], key: str, **changes: Any) -> bool:
 
 
 class Chat:
-    def __init__(self, ctx: Context, link: HubLink) -> None:
+    def __init__(self, ctx: Context, link: HubLink, outbox: Outbox) -> None:
         self.ctx = ctx
         self.link = link
+        self.outbox = outbox
+        self._kept: dict[str, str] = {}  # a pending chat line's key -> its outbox entry
         link.on("breakroom:message", self._breakroom_message)
         link.on("breakroom:removed", self._breakroom_removed)
         link.on("chat:message", self._chat_message, room_only=True)
@@ -54,7 +59,16 @@ class Chat:
                 return
             line = ChatLine(uuid.uuid4().hex, v.nickname, text, mine=True, pending=True)
             (v.chat if where == "chat" else v.breakroom).append(line)
+            if where == "chat":
+                payload = {"room_id": v.room_id, "text": text, "client_msg_id": line.key}
+                if (item_id := self.outbox.keep("chat:send", payload)) is not None:
+                    self._kept[line.key] = item_id
         self.ctx.submit(self.flush, where)
+
+    def _answered(self, key: str) -> None:
+        """The hub has stored or refused the line `key`: its copy on disk can go."""
+        if (item_id := self._kept.pop(key, None)) is not None:
+            self.outbox.done(item_id)
 
     def flush(self, where: Where) -> None:
         """Send the lines still pending, oldest first; the hub stores a resend only once."""
@@ -82,9 +96,11 @@ class Chat:
                         blocked_reason=reason,
                         blocked_message=exc.message,
                     )
+                self._answered(line.key)
                 continue
             with self.ctx.lock:
                 _replace_line(lines, line.key, pending=False, ts=answer.get("ts"))
+            self._answered(line.key)
 
     def _flush_later(self, where: Where) -> None:
         """One timer per kind of line: flush sends every pending line, oldest first."""
@@ -101,6 +117,7 @@ class Chat:
         with self.ctx.lock:
             if client_id and any(x.key == client_id and x.mine for x in lines):
                 _replace_line(lines, client_id, pending=False, ts=message.get("ts"))
+                self._answered(client_id)
                 return
             key = f"hub:{message.get('msg_id')}"
             if any(x.key == key for x in lines):
@@ -132,11 +149,12 @@ class Chat:
         self.got_line(self.ctx.v.chat, data)
 
     def _chat_blocked(self, data: dict[str, Any]) -> None:
-        v = self.ctx.v
+        v, key = self.ctx.v, str(data.get("client_msg_id"))
+        self._answered(key)
         with self.ctx.lock:
             _replace_line(
                 v.chat,
-                str(data.get("client_msg_id")),
+                key,
                 pending=False,
                 blocked_reason=str(data.get("reason")),
                 blocked_message=str(data.get("message")),

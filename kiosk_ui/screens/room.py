@@ -195,6 +195,16 @@ class RoomScreen(Screen):
             return _("The video is reconnecting…")
         return ""
 
+    def saved_label(self, rect: pygame.Rect) -> Label:
+        """Whether the hub has stored the shared notes and drawing: a student on a flaky network
+        sees that what they wrote is not lost, only not stored yet."""
+        view = self.host.view
+        if view.doc_unsaved > 0 or view.connection != "connected":
+            text, color = _("Not saved yet"), t.MUTED
+        else:
+            text, color = _("Saved"), t.SUCCESS
+        return Label("doc.saved", rect, text, size=26, color=color, bold=True, align="center")
+
     def widgets(self) -> list[Widget]:
         theme, view = self.theme, self.host.view
         widgets: list[Widget] = [
@@ -252,7 +262,8 @@ class RoomScreen(Screen):
         if typing:
             side = theme.rect(448, 108, 808, 300)
             if self.focus == "doc":
-                widgets.append(self.doc_input(side))
+                widgets.append(self.saved_label(theme.rect(448, 108, 808, 40)))
+                widgets.append(self.doc_input(theme.rect(448, 152, 808, 256)))
             else:
                 widgets += chat_panel(
                     self,
@@ -288,6 +299,7 @@ class RoomScreen(Screen):
                     size=26,
                 )
             )
+        widgets.append(self.saved_label(theme.rect(1036, 108, 220, 64)))
         if self.tab == "text":
             widgets.append(self.doc_input(theme.rect(568, 184, 688, 600)))
             return widgets
