@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 from hub.accounts.models import User
 from hub.matching.models import HelpRequest
+from hub.realtime.models import Connection
 from tests.conftest import both_backends, start_hub
 from tests.hubclient import Client, advance_clock
 
@@ -141,6 +142,34 @@ def test_a_helper_who_disconnects_goes_off_duty_and_the_offer_moves_on(hub):
     assert second.wait_for("offer", timeout=3)["request"]["nickname"] == "Elev 1"
     again = hub.client("helper1")
     assert again.wait_for("duty:status")["status"] == "off"
+
+
+def test_a_connection_left_without_a_socket_does_not_keep_a_helper_on_duty(hub):
+    """python-socketio never runs the disconnect handler of a client that leaves while its
+    connect handler runs, so its row in `connections` has no socket behind it: the heartbeat
+    finds such rows of its own process and forgets them."""
+    student, first, second = hub.client("student1"), hub.client("helper1"), hub.client("helper2")
+    on_duty(first)
+    with hub.db.transaction() as s:
+        real = s.scalars(select(Connection).join(User).where(User.username == "helper1")).one()
+        s.add(
+            Connection(
+                sid="left-while-connecting",
+                user_id=real.user_id,
+                instance_id=real.instance_id,
+                connected_at=real.connected_at,
+            )
+        )
+    ask(student, hub)
+    first.wait_for("offer")
+    first.close()
+    on_duty(second)
+    advance_clock(hub.url, 6)  # the next heartbeat, long before the offer would time out
+    assert second.wait_for("offer", timeout=5)["request"]["nickname"] == "Elev 1"
+    with hub.db.transaction() as s:
+        assert (
+            s.scalars(select(Connection.sid).where(Connection.user_id == real.user_id)).all() == []
+        )
 
 
 def test_a_student_who_cancels_leaves_the_queue_and_the_others_move_up(hub):

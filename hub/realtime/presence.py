@@ -69,9 +69,10 @@ def _disconnect(db: Database, which: ColumnElement[bool]) -> None:
 
 
 def heartbeat(db: Database, instance_id: str, now: datetime, stale_after_s: float) -> list[int]:
-    """Mark this process alive; close the connections of processes that stopped.
+    """Mark this process alive; forget its own connections whose socket is gone, and the
+    connections of processes that stopped.
 
-    Returns the users whose last connection went with a dead process."""
+    Returns the users whose last connection went that way."""
     with db.transaction() as s:
         s.merge(HubInstance(id=instance_id, seen_at=now))
         dead = list(
@@ -81,10 +82,24 @@ def heartbeat(db: Database, instance_id: str, now: datetime, stale_after_s: floa
                 )
             )
         )
-        if not dead:
+        mine = s.scalars(select(Connection.sid).where(Connection.instance_id == instance_id))
+        ghosts = [sid for sid in mine if not _socket_open(sid)]
+        if not dead and not ghosts:
             return []
-        users = set(s.scalars(select(Connection.user_id).where(Connection.instance_id.in_(dead))))
-        s.execute(delete(Connection).where(Connection.instance_id.in_(dead)))
+        gone = Connection.instance_id.in_(dead) | Connection.sid.in_(ghosts)
+        users = set(s.scalars(select(Connection.user_id).where(gone)))
+        s.execute(delete(Connection).where(gone))
         s.execute(delete(HubInstance).where(HubInstance.id.in_(dead)))
         s.flush()
-        return [u for u in users if not _has_connection(s, u)]
+        last = [u for u in users if not _has_connection(s, u)]
+    for sid in ghosts:
+        socketio.server.manager.disconnect(sid, "/", ignore_queue=True)
+    return last
+
+
+def _socket_open(sid: str) -> bool:
+    """Whether this process still holds the socket `sid`. A client that leaves while its connect
+    handler runs is left half-registered: python-socketio skips the disconnect handler for a
+    socket still connecting, then marks it connected with no Engine.IO session behind it."""
+    eio_sid = socketio.server.manager.eio_sid_from_sid(sid, "/")
+    return eio_sid is not None and eio_sid in socketio.server.environ
