@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.stats [--requests 500000] [--sites 100] [--students 20000]
         [--helpers 500] [--archived 0.25] [--repeat 30]
-        [--database-url postgresql+psycopg://127.0.0.1:5432/]
+        [--database-url postgresql+psycopg://127.0.0.1:5432/] [--reuse]
 
 Seeds a fresh database (SQLite in a temporary data dir, or a new PostgreSQL database) with the
 demo users, `--sites` sites with the students spread over them, and a year of finished help
@@ -20,6 +20,10 @@ Then it times, in the hub's own app and through its routes (`GET /admin/stats`,
   year, after 10 finished      all sites again, each time after 10 of today's requests changed
   CSV export, year             the export of the whole year, all sites
 
+With `--reuse` the seeded database is kept (SQLite: bench/results/stats-bench.db, PostgreSQL: the
+database `stats_bench`, or the one `--database-url` names) and a later run with `--reuse` times it
+again without seeding (a year takes some ten minutes per engine to seed); delete it to reseed.
+
 Prints the median, p95 and p99 of each, and writes the figures as JSON to bench/results/. See
 bench/README.md."""
 
@@ -29,13 +33,17 @@ import argparse
 import os
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bench.common import (
     PG_ADMIN,
+    RESULTS,
     SECRET_KEY,
+    BenchDatabase,
     Samples,
     bulk_insert,
     database_version,
@@ -50,6 +58,46 @@ from bench.common import (
 )
 
 TARGET_P95_MS = 300.0  # issue 9's target for the dashboard's queries
+KEPT_SQLITE = RESULTS / "stats-bench.db"
+KEPT_PG_NAME = "stats_bench"
+
+
+@contextmanager
+def kept_database(database_url: str | None, pg_admin: str) -> Iterator[BenchDatabase]:
+    """The benchmark's own database, created if missing and never dropped (`--reuse`)."""
+    if not database_url or database_url.startswith("sqlite"):
+        if not database_url:
+            KEPT_SQLITE.parent.mkdir(parents=True, exist_ok=True)
+        url = database_url or f"sqlite:///{KEPT_SQLITE}"
+        yield BenchDatabase(url, "sqlite", KEPT_SQLITE.parent)
+        return
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    parts = urlsplit(database_url)
+    name = parts.path.lstrip("/") or KEPT_PG_NAME
+    with psycopg.connect(pg_admin, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    yield BenchDatabase(urlunsplit(parts._replace(path=f"/{name}")), "postgresql", RESULTS)
+
+
+def seeded(url: str) -> bool:
+    """Whether a kept database holds a seeded year already (its days' figures are built last)."""
+    from sqlalchemy import inspect, select
+
+    from hub.db import Database
+    from hub.stats.models import StatsDay
+
+    db = Database(url)
+    try:
+        if "stats_days" not in inspect(db.engine).get_table_names():
+            return False
+        with db.transaction() as s:
+            return s.scalar(select(StatsDay.day).limit(1)) is not None
+    finally:
+        db.dispose()
 
 
 def spread_users(url: str, sites: int, organisations: int) -> None:
@@ -250,6 +298,22 @@ def timed(
     return samples
 
 
+def seed_all(db: BenchDatabase, args: argparse.Namespace, rng: random.Random) -> dict[str, float]:
+    """Users, sites and a year of requests, then the hub's refresh; how long each part took."""
+    progress(f"seeding {args.students:,} students, {args.helpers:,} helpers, {db.backend}")
+    start = time.perf_counter()
+    seed(db.url, args.students, args.helpers)
+    spread_users(db.url, args.sites, args.organisations)
+    timings = {"users_s": time.perf_counter() - start}
+    progress(f"  users in {timings['users_s']:.1f} s")
+    progress(f"seeding {args.requests:,} requests over a year across {args.sites} sites")
+    start = time.perf_counter()
+    timings |= seed_year(db.url, args, rng)
+    timings["refresh_s"] = build_facts(db.url)
+    timings["seed_s"] = time.perf_counter() - start
+    return timings
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from sqlalchemy import func, select
 
@@ -264,18 +328,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     load_before = os.getloadavg()
     timings: dict[str, float] = {}
-    with fresh_database(args.database_url, args.pg_admin) as db:
-        progress(f"seeding {args.students:,} students, {args.helpers:,} helpers, {db.backend}")
-        start = time.perf_counter()
-        seed(db.url, args.students, args.helpers)
-        spread_users(db.url, args.sites, args.organisations)
-        timings["users_s"] = time.perf_counter() - start
-        progress(f"  users in {timings['users_s']:.1f} s")
-        progress(f"seeding {args.requests:,} requests over a year across {args.sites} sites")
-        start = time.perf_counter()
-        timings |= seed_year(db.url, args, rng)
-        timings["refresh_s"] = build_facts(db.url)
-        timings["seed_s"] = time.perf_counter() - start
+    database_context = (
+        kept_database(args.database_url, args.pg_admin)
+        if args.reuse
+        else fresh_database(args.database_url, args.pg_admin)
+    )
+    with database_context as db:
+        if args.reuse and seeded(db.url):
+            progress(f"reusing the seeded {db.backend} database {db.url}")
+        else:
+            timings = seed_all(db, args, rng)
         database = database_version(db.url)
 
         app = create_app(HubConfig(database_url=db.url, secret_key=SECRET_KEY))
@@ -357,9 +419,13 @@ def report(result: dict[str, Any]) -> list[str]:
         f"  database  {result['database']}; {size['sites']} sites, {size['students']:,} "
         f"students, {size['helpers']:,} helpers, {size['requests']:,} requests over a year "
         f"({size['archived_share']:.0%} archived); {size['facts']:,} facts, {size['days']} days",
-        f"  seeding   {t['seed_s']:.1f} s: generate {t['generate_s']:.1f}, load "
-        + ", ".join(f"{k[5:-2]} {v:.1f}" for k, v in t.items() if k.startswith("load_"))
-        + f", refresh (facts + days) {t['refresh_s']:.1f} s; users {t['users_s']:.1f} s",
+        (
+            f"  seeding   {t['seed_s']:.1f} s: generate {t['generate_s']:.1f}, load "
+            + ", ".join(f"{k[5:-2]} {v:.1f}" for k, v in t.items() if k.startswith("load_"))
+            + f", refresh (facts + days) {t['refresh_s']:.1f} s; users {t['users_s']:.1f} s"
+            if t
+            else "  seeding   none: the database of an earlier run (--reuse)"
+        ),
         load_line(result["load_before"], result["load_after"]),
         f"  {'measure':<38}{'n':>5}{'p50':>10}{'p95':>10}{'p99':>10}{'max':>10}   target",
     ]
@@ -389,6 +455,9 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--pg-admin", default=PG_ADMIN)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep the seeded database; seed it only if empty"
+    )
     args = parser.parse_args()
     result = run(args)
     print("\n".join(report(result)))

@@ -668,36 +668,43 @@ def cells_from_days(s: Session, period: Period) -> Cells:
     students and histograms from stats_days."""
     c = Cells()
     in_period = (StatsDayCell.day >= period.first, StatsDayCell.day <= period.last)
-    few = func.max(StatsDayCell.few)
-    if s.get_bind().dialect.name == "sqlite":
-        listed = func.group_concat(StatsDayCell.students, " ")
-    else:
-        listed = func.string_agg(StatsDayCell.students, " ")
     bars = s.execute(
         select(
             StatsDayCell.dim,
             StatsDayCell.key,
             func.sum(StatsDayCell.n),
             func.sum(StatsDayCell.total),
-            few,
-            case((few < MIN_STUDENTS, listed), else_=None),
+            func.max(StatsDayCell.few),
         )
         .where(*in_period)
         .group_by(StatsDayCell.dim, StatsDayCell.key)
     )
-    for dim, key_json, n, total, most, keys in bars:
+    # The students of the cells no single day had enough for are listed by a second query of
+    # only the days' small cells (few of them): aggregating every cell's list would cost more.
+    small: dict[tuple[str, str], set[Any]] = {}
+    for dim, key_json, n, total, most in bars:
         key = json.loads(key_json)
         if dim == "day":
             key = date.fromisoformat(key)
         if most >= MIN_STUDENTS:  # one day alone had enough
             students: set[Any] = set(_MANY)
         else:
-            students = set()
-            for student in {int(k) for k in (keys or "").split()}:
-                if len(students) >= MIN_STUDENTS:
-                    break
-                students.add(student)
+            students = small[(dim, key_json)] = set()
         c.cells[(dim, key)] = Cell(int(n), float(total), students)
+    if small:
+        listed = s.execute(
+            select(StatsDayCell.dim, StatsDayCell.key, StatsDayCell.students).where(
+                *in_period, StatsDayCell.few < MIN_STUDENTS
+            )
+        )
+        for dim, key_json, keys in listed:
+            listed_for = small.get((dim, key_json))
+            if listed_for is None:  # a small day of a cell other days had enough for
+                continue
+            for student in {int(k) for k in keys.split()}:
+                if len(listed_for) >= MIN_STUDENTS:
+                    break
+                listed_for.add(student)
     waits = lengths = asked = seen = twice = 0
     at_site: dict[int, int] = {}
     rows = s.execute(
