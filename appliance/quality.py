@@ -6,13 +6,17 @@ browser; this is the single place that documents them, and both must change toge
 - a sample is *bad* when the outgoing loss is ≥ 10 %, the round trip ≥ 600 ms or the available
   outgoing bitrate < 150 kbit/s; *poor* when loss ≥ 4 %, round trip ≥ 350 ms or bitrate
   < 400 kbit/s; otherwise *good*.
-- one level down (full → low → off) after 2 poor-or-bad samples in a row, straight to off after
-  2 bad ones; one level up (off → low → full) only after 5 good samples in a row, so a network
-  that flickers does not make the picture flicker too.
+- full → low after 2 poor samples in a row; full or low → off after 2 bad ones.
+- up one level (off → low → full) only after good samples in a row: 5 from low; from off 5, then
+  10, then 20 each time video had to go off again since it was last full, so a network that
+  cannot carry video does not make the picture come and go every few seconds.
+- while video is off the bitrate estimate is ignored: with only sound to send the sender's
+  estimate stays low, and would keep video off for good; loss and round trip still count.
 - `low` is half the resolution at 10 frames per second; `off` sends no video, audio stays.
 
 Samples come every 2 s (`SAMPLE_S`): a bad network turns video off within about 4 s, and video
-comes back about 10 s after the network is good again."""
+comes back 10 s or more after the network is good again, then to full once the estimate has grown
+back past 400 kbit/s for 10 s."""
 
 from __future__ import annotations
 
@@ -40,12 +44,14 @@ class Sample:
     kbps: float | None = None
 
 
-def health(sample: Sample) -> Health:
+def health(sample: Sample, video_off: bool = False) -> Health:
+    kbps = None if video_off else sample.kbps
+
     def past(limit: dict[str, float]) -> bool:
         return (
             sample.loss >= limit["loss"]
             or (sample.rtt_s is not None and sample.rtt_s >= limit["rtt_s"])
-            or (sample.kbps is not None and sample.kbps < limit["kbps"])
+            or (kbps is not None and kbps < limit["kbps"])
         )
 
     return "bad" if past(BAD) else "poor" if past(POOR) else "good"
@@ -53,22 +59,29 @@ def health(sample: Sample) -> Health:
 
 @dataclass(frozen=True)
 class Policy:
-    """The current level and the run of samples that points the same way."""
+    """The current level, the run of samples that points the same way, and how often video went
+    off since it was last full."""
 
     level: Level = "full"
     run: Health = "good"
     count: int = 0
+    offs: int = 0
+
+
+def up_after(policy: Policy) -> int:
+    """Good samples in a row needed to go up a level."""
+    return UP_AFTER * 2 ** min(max(policy.offs - 1, 0), 2) if policy.level == "off" else UP_AFTER
 
 
 def step(policy: Policy, sample: Sample) -> Policy:
     """The policy after one more sample; its `level` is what to send now."""
-    now = health(sample)
+    now = health(sample, video_off=policy.level == "off")
     count = policy.count + 1 if now == policy.run else 1
-    index = LEVELS.index(policy.level)
-    if now == "bad" and count >= DOWN_AFTER:
-        return Policy("off", now, 0)
-    if now == "poor" and count >= DOWN_AFTER and index < len(LEVELS) - 1:
-        return Policy(LEVELS[index + 1], now, 0)
-    if now == "good" and count >= UP_AFTER and index > 0:
-        return Policy(LEVELS[index - 1], now, 0)
-    return Policy(policy.level, now, count)
+    if now == "bad" and count >= DOWN_AFTER and policy.level != "off":
+        return Policy("off", now, 0, policy.offs + 1)
+    if now == "poor" and count >= DOWN_AFTER and policy.level == "full":
+        return Policy("low", now, 0, policy.offs)
+    if now == "good" and count >= up_after(policy) and policy.level != "full":
+        up: Level = "low" if policy.level == "off" else "full"
+        return Policy(up, now, 0, 0 if up == "full" else policy.offs)
+    return Policy(policy.level, now, count, policy.offs)

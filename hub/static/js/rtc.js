@@ -28,29 +28,40 @@ export const VIDEO_POLICY = {
   upAfter: 5,
   low: { scaleResolutionDownBy: 2, maxFramerate: 10 },
 };
-const LEVELS = ["full", "low", "off"];
 
-/** "good", "poor" or "bad" for one sample {loss, rttS, kbps} (rttS, kbps may be null). */
-export function videoHealth({ loss = 0, rttS = null, kbps = null }) {
+/** "good", "poor" or "bad" for one sample {loss, rttS, kbps} (rttS, kbps may be null); the
+ * estimate kbps does not count while video is off (with only sound it stays low). */
+export function videoHealth({ loss = 0, rttS = null, kbps = null }, videoOff = false) {
+  const rate = videoOff ? null : kbps;
   const past = (limit) =>
     loss >= limit.loss ||
     (rttS !== null && rttS >= limit.rttS) ||
-    (kbps !== null && kbps < limit.kbps);
+    (rate !== null && rate < limit.kbps);
   if (past(VIDEO_POLICY.bad)) return "bad";
   return past(VIDEO_POLICY.poor) ? "poor" : "good";
 }
 
-/** The policy {level, run, count} after one more sample; its level is what to send now. */
+/** Good samples in a row needed to go up a level: more each time video had to go off again. */
+function upAfter(policy) {
+  if (policy.level !== "off") return VIDEO_POLICY.upAfter;
+  return VIDEO_POLICY.upAfter * 2 ** Math.min(Math.max((policy.offs || 0) - 1, 0), 2);
+}
+
+/** The policy {level, run, count, offs} after one more sample; its level is what to send now. */
 export function nextVideoLevel(policy, sample) {
-  const now = videoHealth(sample);
+  const offs = policy.offs || 0;
+  const now = videoHealth(sample, policy.level === "off");
   const count = now === policy.run ? policy.count + 1 : 1;
-  const index = LEVELS.indexOf(policy.level);
-  if (now === "bad" && count >= VIDEO_POLICY.downAfter) return { level: "off", run: now, count: 0 };
-  if (now === "poor" && count >= VIDEO_POLICY.downAfter && index < LEVELS.length - 1)
-    return { level: LEVELS[index + 1], run: now, count: 0 };
-  if (now === "good" && count >= VIDEO_POLICY.upAfter && index > 0)
-    return { level: LEVELS[index - 1], run: now, count: 0 };
-  return { level: policy.level, run: now, count };
+  const down = count >= VIDEO_POLICY.downAfter;
+  if (now === "bad" && down && policy.level !== "off")
+    return { level: "off", run: now, count: 0, offs: offs + 1 };
+  if (now === "poor" && down && policy.level === "full")
+    return { level: "low", run: now, count: 0, offs };
+  if (now === "good" && count >= upAfter(policy) && policy.level !== "full") {
+    const up = policy.level === "off" ? "low" : "full";
+    return { level: up, run: now, count: 0, offs: up === "full" ? 0 : offs };
+  }
+  return { level: policy.level, run: now, count, offs };
 }
 
 /**
@@ -141,7 +152,7 @@ export function createCall({
   let offerWaitTimer = null;
   let watchdog = null;
   let statsTimer = null;
-  let policy = { level: "full", run: "good", count: 0 };
+  let policy = { level: "full", run: "good", count: 0, offs: 0 };
   let counters = { sent: 0, lost: 0 };
   let audioOnly = false; // the user's choice, above whatever the network allows
   let sentLevel = "full";
