@@ -148,7 +148,7 @@ def ask_for_help(d: DriverClient, nickname: str = "Ali", note: str = "brøker") 
     d.wait_screen("photo")
     d.wait_for("preview", live=True)
     d.tap("take")
-    d.wait_for("photo")
+    d.wait_for("use")  # the scan, or the photo where no page was found
     big_enough_to_touch(d)
     d.tap("use")
     d.wait_screen("question")
