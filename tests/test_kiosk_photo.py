@@ -38,6 +38,8 @@ OUTLINE_TOLERANCE_PX = 5.0
 # camera showing a picture file (Options.fake_picture; the command line has no option for it).
 LAUNCH = """
 import sys
+if sys.argv[4] == "without-opencv":
+    sys.modules["cv2"] = None  # as on a kiosk without the extra: importing cv2 fails
 from pathlib import Path
 from appliance.visit import Options
 from kiosk_ui.app import run
@@ -51,17 +53,25 @@ sys.exit(run(options, Settings(), windowed=True, driver_path=Path(data_dir) / "d
 
 
 @pytest.fixture
-def worksheet_kiosk(hub: Any, tmp_path: Path) -> Iterator[Callable[[], DriverClient]]:
+def worksheet_kiosk(hub: Any, tmp_path: Path) -> Iterator[Callable[..., DriverClient]]:
     """Start a paired kiosk whose camera sees the worksheet; its test driver."""
     picture = tmp_path / "worksheet.png"
     Image.fromarray(photograph(worksheet(), FRAME, CORNERS)).save(picture)
     started: list[tuple[subprocess.Popen[bytes], DriverClient]] = []
 
-    def start() -> DriverClient:
+    def start(opencv: bool = True) -> DriverClient:
         data_dir = tmp_path / f"kiosk{len(started)}"
         pair_into(hub, data_dir)
         process = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, hub.url, str(data_dir), str(picture)],
+            [
+                sys.executable,
+                "-c",
+                LAUNCH,
+                hub.url,
+                str(data_dir),
+                str(picture),
+                "with-opencv" if opencv else "without-opencv",
+            ],
             cwd=ROOT,
             env={**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"},
             stdout=(data_dir / "kiosk.log").open("ab"),
@@ -186,3 +196,18 @@ def test_use_the_original_has_the_hub_keep_the_photo_as_it_was_taken(hub, worksh
     assert picture.size == FRAME  # the whole picture, table and all
     taken = photograph(worksheet(), FRAME, CORNERS).astype(np.int16)
     assert np.abs(np.asarray(picture.convert("RGB")).astype(np.int16) - taken).mean() < 12
+
+
+def test_a_kiosk_without_opencv_shows_no_outline_and_the_hub_still_scans(hub, worksheet_kiosk):
+    d = worksheet_kiosk(opencv=False)
+    to_the_photo_screen(d)
+    deadline = time.monotonic() + 2  # the outline would be there within a second
+    while time.monotonic() < deadline:
+        assert d.wait_for("preview")["outline"] is None
+        time.sleep(0.1)
+    d.tap("take")
+    assert d.wait_for("photo")["text"] == "Dit billede"  # the photo as taken: no scan here
+    assert d.widget("original") is None and d.widget("scan") is None
+    d.tap("use")
+    width, height = ask_and_get_the_photo(hub, d).size
+    assert abs(width / height - 210 / 297) < 0.05, (width, height)  # the hub made the scan
