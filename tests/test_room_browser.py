@@ -8,7 +8,9 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
+import pycrdt
 import pytest
 from PIL import Image
 from playwright.sync_api import (
@@ -16,10 +18,12 @@ from playwright.sync_api import (
     ConsoleMessage,
     Page,
     Playwright,
+    WebSocketRoute,
     expect,
     sync_playwright,
 )
 
+from hub.rooms.service import document_state
 from tests.test_browser import (
     CHROMIUM_ARGS,
     UNLABELLED_FIELDS,
@@ -336,6 +340,103 @@ def test_notes_chat_and_drawing_made_offline_arrive_when_the_connection_is_back(
     expect(student.get_by_test_id("whiteboard")).to_have_attribute("data-strokes", "1")
     expect(helper.get_by_test_id("doc-text")).to_have_attribute("data-pending", "0")
     expect(helper.get_by_test_id("chat-log").locator(".pending")).to_have_count(0)
+
+
+# Every state the notes' "saved" line shows on a page, from its first script on, in order.
+RECORD_SAVED_STATES = """(() => {
+  window.savedStates = [];
+  new MutationObserver(() => {
+    const el = document.getElementById("room-doc-saved");
+    const state = el && el.dataset.state;
+    if (state && state !== window.savedStates.at(-1)) window.savedStates.push(state);
+  }).observe(document, { subtree: true, attributes: true, attributeFilter: ["data-state"] });
+})();"""
+
+NOT_SAVED = "Ikke gemt endnu — gemmes når forbindelsen er tilbage"
+
+ROOM_DATABASES = """async () => (await indexedDB.databases())
+  .map((d) => d.name).filter((n) => n.startsWith("lektiecafe-doc-"))"""
+
+
+def stored_document(hub, room_id: str) -> tuple[str, int]:
+    """The room document as the hub has it in its database: the notes, and how many strokes."""
+    with hub.db.transaction() as s:
+        state, _ = document_state(s, room_id)
+    doc: pycrdt.Doc[Any] = pycrdt.Doc()
+    doc.apply_update(state)
+    return str(doc.get("text", type=pycrdt.Text)), len(doc.get("strokes", type=pycrdt.Array))
+
+
+def test_notes_and_drawing_made_offline_survive_a_reload_and_are_saved_when_the_hub_is_back(
+    plain_browser, hub
+):
+    student, helper = meet(
+        plain_browser, plain_browser, hub, student_context={"init_script": RECORD_SAVED_STATES}
+    )
+    room_id = student.get_by_test_id("room").get_attribute("data-room-id")
+    assert room_id
+    saved = student.get_by_test_id("doc-saved")
+    expect(saved).to_have_attribute("data-state", "saved")
+    expect(saved).to_have_text("Gemt")
+
+    # The document socket of the student's browser can be kept from reaching the hub.
+    doc_socket_blocked = True
+
+    def doc_socket(ws: WebSocketRoute) -> None:
+        if doc_socket_blocked:
+            ws.close()
+        else:
+            ws.connect_to_server()
+
+    student.context.route_web_socket(re.compile(r"/rooms/[^/?]+/doc"), doc_socket)
+
+    student.context.set_offline(True)
+    expect(student.get_by_test_id("connection")).not_to_have_attribute("data-state", "connected")
+    student.evaluate("window.savedStates = []")
+    student.get_by_test_id("doc-text").press_sequentially("Skrevet uden net")
+    draw(student, (0.2, 0.2), (0.5, 0.4))
+    expect(saved).to_have_attribute("data-state", "offline")
+    expect(saved).to_have_text(NOT_SAVED)
+    student.wait_for_timeout(1500)
+    assert "saved" not in student.evaluate("window.savedStates")
+    assert stored_document(hub, room_id) == ("", 0)
+
+    # A reload with the hub still out of reach for the document: the edits come from IndexedDB.
+    student.context.set_offline(False)
+    student.reload()
+    expect(student.get_by_test_id("room")).to_have_attribute("data-state", "joined")
+    expect(student.get_by_test_id("doc-text")).to_have_value("Skrevet uden net")
+    expect(student.get_by_test_id("whiteboard")).to_have_attribute("data-strokes", "1")
+    expect(saved).not_to_have_attribute("data-state", "saved")
+    student.wait_for_timeout(1500)
+    assert "saved" not in student.evaluate("window.savedStates")
+    assert stored_document(hub, room_id) == ("", 0)
+    expect(helper.get_by_test_id("doc-text")).to_have_value("")
+
+    # The hub is back: the edits go out, the hub stores them, then and only then "saved".
+    doc_socket_blocked = False
+    expect(helper.get_by_test_id("doc-text")).to_have_value("Skrevet uden net", timeout=SLOW)
+    expect(helper.get_by_test_id("whiteboard")).to_have_attribute("data-strokes", "1")
+    expect(saved).to_have_attribute("data-state", "saved", timeout=SLOW)
+    expect(saved).to_have_text("Gemt")
+    assert stored_document(hub, room_id) == ("Skrevet uden net", 1)
+    assert student.evaluate(ROOM_DATABASES) == [f"lektiecafe-doc-{room_id}"]
+
+    # The session ends: the browser's copy of the room goes.
+    student.get_by_test_id("end-session").click()
+    student.get_by_test_id("end-confirm").click()
+    expect(student.get_by_test_id("room")).to_have_attribute("data-state", "ended")
+    student.wait_for_function(f"({ROOM_DATABASES})().then((names) => names.length === 0)")
+
+
+def test_logging_out_deletes_the_browsers_copy_of_the_room_document(plain_browser, hub):
+    student, _ = meet(plain_browser, plain_browser, hub)
+    student.get_by_test_id("doc-text").press_sequentially("Hemmeligt")
+    expect(student.get_by_test_id("doc-saved")).to_have_attribute("data-state", "saved")
+    assert len(student.evaluate(ROOM_DATABASES)) == 1
+    student.get_by_test_id("logout").click()
+    student.wait_for_url(re.compile(r"/login"))
+    assert student.evaluate(ROOM_DATABASES) == []
 
 
 # Each side's offer or answer goes out 1.5 s after the browser set it, so the candidates that

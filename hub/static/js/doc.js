@@ -14,12 +14,22 @@
 // themselves, from the Yjs document; there is no outbox to keep. The hub answers each step 2 and
 // update this page sends with STORED (it is in the database) or ERROR, which is how the page
 // knows what is saved.
+//
+// The page also keeps the document in IndexedDB (y-indexeddb, in the Yjs bundle), one database
+// per room, from shared.persist(roomId): edits made while offline survive a reload and go out
+// with the next step 2. With it a flag "unsaved" says whether the hub had not yet stored
+// everything, so a reloaded page does not claim "saved" for edits that never left the browser.
+// Children use shared home computers: the database goes when the room ends (shared.forget()),
+// when another room is opened in this browser, and on logout (forgetAllDocs()).
 
 import * as Y from "../vendor/yjs/yjs.esm.min.js";
 
 export { Y };
 
-const { syncProtocol, encoding, decoding } = Y;
+const { syncProtocol, encoding, decoding, IndexeddbPersistence } = Y;
+
+const DB_PREFIX = "lektiecafe-doc-";
+const UNSAVED = "unsaved"; // key in y-indexeddb's custom store: true while the hub lacks edits
 
 /** Origin of updates that came from the hub: they are never sent back. */
 export const REMOTE = Symbol("remote");
@@ -39,7 +49,8 @@ function socketUrl(docUrl) {
 
 /**
  * onRefused(error): the hub refused a change for good ({code, message}, e.g. the room ended).
- * onPending(n): how many local changes are not yet stored (for the page's "saved" state).
+ * onPending(n, online): how many local changes are not yet stored (for the page's "saved"
+ * state), and whether the document socket is open (they are on their way) or not.
  * onTicketRefused(): the socket's ticket expired; call connect() with a fresh doc_url.
  */
 export function createSharedDoc({
@@ -58,9 +69,17 @@ export function createSharedDoc({
   let retries = 0;
   let retryTimer = null;
   let closed = false;
+  let store = null; // the IndexeddbPersistence of persist()
+  let restoring = false; // store opened, not yet read: whether it holds unsaved edits is unknown
+  let storedUnsaved = null; // the UNSAVED flag as last written
 
   function reportPending() {
-    onPending(unanswered + (changedOffline ? 1 : 0));
+    const n = unanswered + (changedOffline ? 1 : 0) + (restoring ? 1 : 0);
+    if (store && !restoring && storedUnsaved !== n > 0) {
+      storedUnsaved = n > 0;
+      store.set(UNSAVED, storedUnsaved);
+    }
+    onPending(n, open || restoring); // reading IndexedDB takes a moment: not a warning yet
   }
 
   function send(message, answered) {
@@ -126,8 +145,22 @@ export function createSharedDoc({
     };
   }
 
+  // The browser knows when its network is gone: a socket open then is dead (answers will not
+  // come), and when the network is back it is worth trying at once instead of after the wait.
+  window.addEventListener("offline", () => {
+    if (ws) ws.close();
+  });
+  window.addEventListener("online", () => {
+    if (!retryTimer) return;
+    clearTimeout(retryTimer);
+    openSocket();
+  });
+
   doc.on("update", (update, origin) => {
     if (origin === REMOTE) return;
+    // Restored from IndexedDB: whether the hub has it is in the UNSAVED flag; if the socket is
+    // open already, it goes out (the hub ignores what it has).
+    if (store && origin === store && !open) return;
     if (open) {
       const message = encoding.createEncoder();
       encoding.writeVarUint(message, MESSAGE_SYNC);
@@ -159,13 +192,55 @@ export function createSharedDoc({
       if (!ws && !retryTimer && !closed) openSocket();
     },
 
+    /** Keeps the document of this room in IndexedDB and brings back what it held; the
+     * databases of other rooms are deleted. Once per page. */
+    persist(roomId) {
+      if (store || !window.indexedDB) return;
+      const name = DB_PREFIX + roomId;
+      forgetAllDocs(name);
+      store = new IndexeddbPersistence(name, doc);
+      restoring = true;
+      reportPending();
+      store.whenSynced
+        .then(() => store.get(UNSAVED))
+        .then((unsaved) => {
+          storedUnsaved = unsaved === true;
+          if (storedUnsaved && !open) changedOffline = true;
+          restoring = false;
+          reportPending();
+        });
+    },
+
     /** The room has ended: no more socket. */
     close() {
       closed = true;
       clearTimeout(retryTimer);
       if (ws) ws.close();
     },
+
+    /** The room has ended: its copy in this browser goes too. */
+    forget() {
+      if (store) store.clearData();
+      store = null;
+    },
   };
+}
+
+/** Deletes this browser's room documents (all but keep, a database name); resolves when the
+ * deletions are done, or at once where the browser cannot list its databases. */
+export async function forgetAllDocs(keep = null) {
+  if (!window.indexedDB || typeof indexedDB.databases !== "function") return;
+  const names = (await indexedDB.databases()).map((d) => d.name);
+  const gone = names.filter((n) => n && n.startsWith(DB_PREFIX) && n !== keep);
+  await Promise.all(
+    gone.map(
+      (n) =>
+        new Promise((resolve) => {
+          const req = indexedDB.deleteDatabase(n);
+          req.onsuccess = req.onerror = req.onblocked = () => resolve();
+        }),
+    ),
+  );
 }
 
 // ---- the text area --------------------------------------------------------------------------

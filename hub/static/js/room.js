@@ -11,11 +11,12 @@ import { onConnectionChange } from "./socket.js";
 import { clockTime, pageTexts, randomId } from "./i18n.js";
 import { messageItem } from "./chat.js";
 import { createCall } from "./rtc.js";
-import { bindTextarea, createSharedDoc } from "./doc.js";
+import { bindTextarea, createSharedDoc, forgetAllDocs } from "./doc.js";
 import { mountWhiteboard } from "./whiteboard.js";
 import { mountRoomTabs } from "./roomtabs.js";
 
 const $ = (id) => document.getElementById(id);
+const QUIET_MS = 5000; // changes sent this long ago without the hub's answer: "not saved yet"
 
 /** role: "student" | "helper" (the page's user). */
 export function createRoom({ hub, role }) {
@@ -37,6 +38,7 @@ export function createRoom({ hub, role }) {
   const chatInput = $("room-chat-input");
   const chatError = $("room-chat-error");
   const docText = $("room-doc-text");
+  const docSaved = $("room-doc-saved");
 
   let roomId = null;
   let peer = { display_name: "" };
@@ -195,9 +197,47 @@ export function createRoom({ hub, role }) {
         reason: error.message || "",
       });
     },
-    onPending: (n) => {
+    onPending: (n, online) => {
       docText.dataset.pending = String(n);
+      showSaved(n === 0 ? "saved" : online ? "saving" : "offline");
     },
+  });
+
+  /** Notes and whiteboard: "saved" only once the hub has stored every change. "Saving…" that
+   * gets no answer for a while is a connection gone quiet: said so as when it is closed. */
+  let quietTimer = null;
+  let quiet = false;
+  function showSaved(wanted) {
+    if (wanted !== "saving") {
+      clearTimeout(quietTimer);
+      quietTimer = null;
+      quiet = false;
+    } else if (!quietTimer && !quiet) {
+      quietTimer = setTimeout(() => {
+        quiet = true;
+        showSaved("saving");
+      }, QUIET_MS);
+    }
+    const state = quiet ? "offline" : wanted;
+    if (docSaved.dataset.state === state) return;
+    docSaved.dataset.state = state;
+    docSaved.textContent = {
+      saved: t("Saved"),
+      saving: t("Saving…"),
+      offline: t("Not saved yet — will be saved when the connection is back"),
+    }[state];
+    docSaved.className = state === "offline" ? "room-saved notice warn" : "room-saved muted";
+  }
+
+  // Logging out on a shared computer takes this browser's copy of the room documents along.
+  const logoutForm = document.querySelector('form[action$="/logout"]');
+  logoutForm?.addEventListener("submit", (event) => {
+    if (logoutForm.dataset.forgotten) return;
+    event.preventDefault();
+    forgetAllDocs().finally(() => {
+      logoutForm.dataset.forgotten = "1";
+      logoutForm.requestSubmit();
+    });
   });
   bindTextarea(shared, docText);
   const board = mountWhiteboard({
@@ -493,6 +533,7 @@ export function createRoom({ hub, role }) {
     root.dataset.state = "ended";
     call.close();
     shared.close();
+    shared.forget();
     chatOutbox.clear();
     docText.readOnly = true;
     board.setEnabled(false);
@@ -567,6 +608,7 @@ export function createRoom({ hub, role }) {
       if (!roomId) {
         roomId = id;
         root.dataset.roomId = id;
+        shared.persist(id);
         if (peerInfo) peer = peerInfo;
         remoteNote.textContent = t("Video of {name}", { name: peerName() });
         showPeer("absent");
