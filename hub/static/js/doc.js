@@ -3,10 +3,12 @@
 // with pycrdt; both speak Yjs v1 updates (encodeStateAsUpdate / applyUpdate, never V2).
 //
 //   const shared = createSharedDoc({ onRefused, onPending, onTicketRefused });
+//   shared.persist(roomId);           // keep it in IndexedDB, bring back what an earlier page had
 //   shared.load(ack.doc_state);       // room:join: the whole document, at once
 //   shared.connect(ack.doc_url);      // the document socket; again with each new room:join
 //   bindTextarea(shared, textarea);
 //   shared.close();                   // the room has ended
+//   shared.forget();                  // and its copy in this browser goes
 //
 // The document socket (docs/protocol.md, "The shared document socket") speaks y-websocket's sync
 // protocol: on every (re)connect both sides send sync step 1 (their state vector) and answer the
