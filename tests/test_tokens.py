@@ -130,6 +130,7 @@ def test_logout_ends_the_login_for_every_copy_of_the_cookie(hub):
         hub.url + "/logout", data={"csrf_token": web.csrf("/helper")}, allow_redirects=False
     )
     assert logged_out.status_code == 302
+    assert logged_out.headers["Clear-Site-Data"] == '"storage"'  # the room documents' copies
     assert me(hub, headers=copied).status_code == 401
     page = requests.get(hub.url + "/helper", headers=copied, allow_redirects=False, timeout=10)
     assert page.status_code == 302 and page.headers["Location"].startswith("/login")

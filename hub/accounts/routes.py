@@ -155,7 +155,11 @@ def logout() -> ResponseReturnValue:
     logout_session()
     if lang:
         session["lang"] = lang
-    return redirect(url_for("accounts.login"))
+    answer = redirect(url_for("accounts.login"))
+    # The browser's copies of room documents (IndexedDB, doc.js) go with the login, also when
+    # the logout is made from a page without the room's own clean-up.
+    answer.headers["Clear-Site-Data"] = '"storage"'
+    return answer
 
 
 @bp.route("/register", methods=["GET", "POST"])
