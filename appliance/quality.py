@@ -10,8 +10,10 @@ browser; this is the single place that documents them, and both must change toge
 - up one level (off → low → full) only after good samples in a row: 5 from low; from off 5, then
   10, then 20 each time video had to go off again since it was last full, so a network that
   cannot carry video does not make the picture come and go every few seconds.
-- while video is off the bitrate estimate is ignored: with only sound to send the sender's
-  estimate stays low, and would keep video off for good; loss and round trip still count.
+- the bitrate estimate counts only while video is full: with only sound, or small video, to send
+  the sender's estimate stays near what it sends and would keep video down for good; loss and
+  round trip count at every level (a link that cannot carry the video loses packets or queues
+  them). Going up to full makes the sender probe, so its estimate grows back quickly.
 - `low` is half the resolution at 10 frames per second; `off` sends no video, audio stays.
 
 Samples come every 2 s (`SAMPLE_S`): a bad network turns video off within about 4 s, and video
@@ -44,8 +46,8 @@ class Sample:
     kbps: float | None = None
 
 
-def health(sample: Sample, video_off: bool = False) -> Health:
-    kbps = None if video_off else sample.kbps
+def health(sample: Sample, full: bool = True) -> Health:
+    kbps = sample.kbps if full else None
 
     def past(limit: dict[str, float]) -> bool:
         return (
@@ -75,7 +77,7 @@ def up_after(policy: Policy) -> int:
 
 def step(policy: Policy, sample: Sample) -> Policy:
     """The policy after one more sample; its `level` is what to send now."""
-    now = health(sample, video_off=policy.level == "off")
+    now = health(sample, full=policy.level == "full")
     count = policy.count + 1 if now == policy.run else 1
     if now == "bad" and count >= DOWN_AFTER and policy.level != "off":
         return Policy("off", now, 0, policy.offs + 1)

@@ -58,7 +58,7 @@ def test_health_of_a_sample():
 
 def test_video_steps_down_on_a_weak_network_goes_off_on_a_bad_one_and_comes_back_slowly():
     assert run([WEAK] * 4) == ["full", "low", "low", "low"]
-    assert run([WEAK] * 2 + [BAD] * 2) == ["full", "low", "low", "off"]
+    assert run([WEAK] * 2 + [Sample(loss=0.12)] * 2) == ["full", "low", "low", "off"]
     assert run([BAD] * 2) == ["full", "off"]
     back = run([CLEAN] * 10, Policy("off"))
     assert back == ["off"] * 4 + ["low"] + ["low"] * 4 + ["full"]
@@ -70,13 +70,15 @@ def test_one_bad_sample_among_good_ones_changes_nothing():
     assert run([CLEAN] * 4 + [Sample(loss=0.05)] + [CLEAN] * 4, Policy("off")) == ["off"] * 9
 
 
-def test_while_video_is_off_the_low_estimate_of_a_sound_only_call_does_not_keep_it_off():
+def test_below_full_video_the_low_estimate_of_a_small_stream_does_not_keep_it_down():
     assert run([Sample(kbps=64)] * 5, Policy("off")) == ["off"] * 4 + ["low"]
-    assert run([Sample(kbps=64)] * 2, Policy("low")) == ["low", "off"]
+    assert run([Sample(kbps=64)] * 5, Policy("low")) == ["low"] * 4 + ["full"]
+    assert run([Sample(kbps=64, loss=0.12)] * 2, Policy("low")) == ["low", "off"]
 
 
 def test_each_time_video_has_to_go_off_again_it_waits_longer_before_trying():
-    tries = run([BAD] * 2 + [CLEAN] * 5 + [BAD] * 2 + [CLEAN] * 10)
+    lossy = Sample(loss=0.12)  # the small video is too much for the link too
+    tries = run([BAD] * 2 + [CLEAN] * 5 + [lossy] * 2 + [CLEAN] * 10)
     assert tries[:7] == ["full", "off", "off", "off", "off", "off", "low"]
     assert tries[8:] == ["off"] * 10 + ["low"]  # the second time 10 good samples, not 5
     assert run([CLEAN] * 20, Policy("off", offs=3))[-1] == "low"
@@ -88,8 +90,8 @@ SEQUENCES = {
     "bad": [BAD] * 3,
     "flicker": [CLEAN, BAD, CLEAN, WEAK, CLEAN] * 3,
     "recover": [BAD] * 2 + [CLEAN] * 12,
-    "backoff": ([BAD] * 2 + [CLEAN] * 5) * 3 + [CLEAN] * 25,
-    "off ignores estimate": [BAD] * 2 + [Sample(kbps=64)] * 6,
+    "backoff": ([Sample(loss=0.12)] * 2 + [CLEAN] * 5) * 3 + [CLEAN] * 25,
+    "estimate below full": [BAD] * 2 + [Sample(kbps=64)] * 12,
     "unmeasured": [Sample(loss=0.05), Sample(), Sample(loss=0.05), Sample(loss=0.05)],
 }
 JS_POLICY = """async (sequences) => {

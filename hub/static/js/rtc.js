@@ -30,9 +30,9 @@ export const VIDEO_POLICY = {
 };
 
 /** "good", "poor" or "bad" for one sample {loss, rttS, kbps} (rttS, kbps may be null); the
- * estimate kbps does not count while video is off (with only sound it stays low). */
-export function videoHealth({ loss = 0, rttS = null, kbps = null }, videoOff = false) {
-  const rate = videoOff ? null : kbps;
+ * estimate kbps counts only while video is full (below that it stays near what is sent). */
+export function videoHealth({ loss = 0, rttS = null, kbps = null }, full = true) {
+  const rate = full ? kbps : null;
   const past = (limit) =>
     loss >= limit.loss ||
     (rttS !== null && rttS >= limit.rttS) ||
@@ -50,7 +50,7 @@ function upAfter(policy) {
 /** The policy {level, run, count, offs} after one more sample; its level is what to send now. */
 export function nextVideoLevel(policy, sample) {
   const offs = policy.offs || 0;
-  const now = videoHealth(sample, policy.level === "off");
+  const now = videoHealth(sample, policy.level === "full");
   const count = now === policy.run ? policy.count + 1 : 1;
   const down = count >= VIDEO_POLICY.downAfter;
   if (now === "bad" && down && policy.level !== "off")
@@ -75,14 +75,12 @@ export function sampleFromStats(stats, before = { sent: 0, lost: 0 }) {
   let kbps = null;
   for (const s of stats) {
     if (s.type === "outbound-rtp") sent += s.packetsSent || 0;
-    if (s.type === "remote-inbound-rtp") {
-      lost += Math.max(0, s.packetsLost || 0);
-      if (typeof s.roundTripTime === "number") rttS = Math.max(rttS || 0, s.roundTripTime);
-    }
+    if (s.type === "remote-inbound-rtp") lost += Math.max(0, s.packetsLost || 0);
+    // The round trip of the ICE checks: the RTCP one of a paused video stream keeps its last
+    // (bad) value and would keep video off.
     if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") {
       if (typeof s.availableOutgoingBitrate === "number") kbps = s.availableOutgoingBitrate / 1000;
-      if (typeof s.currentRoundTripTime === "number")
-        rttS = Math.max(rttS || 0, s.currentRoundTripTime);
+      if (typeof s.currentRoundTripTime === "number") rttS = s.currentRoundTripTime;
     }
   }
   const dSent = sent - before.sent;
