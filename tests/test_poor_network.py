@@ -1,7 +1,9 @@
 """A call that survives a poor network (issue 11): the video policy (appliance/quality.py, and its
 browser copy in rtc.js, which must decide alike), the `rtc:quality` room event that tells the
 other side, the room page's audio-only toggle and plain-words notice, and a real call between
-Chromium and the aiortc kiosk through a shaped network namespace."""
+two Chromiums (the student's inside a network namespace) through a shaped link. The kiosk does not
+adapt yet (appliance/quality.py is its policy, not yet wired into appliance/media.py): aiortc sends
+Opus at 96 kbit/s and VP8 at 250 kbit/s or more, more than the 64 kbit/s profile carries."""
 
 from __future__ import annotations
 
