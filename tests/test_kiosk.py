@@ -132,21 +132,36 @@ def big_enough_to_touch(d: DriverClient) -> None:
     assert small == [], f"too small to touch on {d.screen()}: {small}"
 
 
-def ask_for_help(d: DriverClient, nickname: str = "Ali", note: str = "brøker") -> None:
-    """From the attract screen to the waiting screen: name, grade, maths, a photo, a note."""
-    big_enough_to_touch(d)
+def to_the_photo_screen(
+    d: DriverClient, nickname: str = "Ali", *, live: bool = True, touch: bool = False
+) -> None:
+    """From the attract screen to the photo screen: name, grade 9, maths; with `live`, until
+    the camera's preview shows; with `touch`, every screen on the way checked for touch sizes."""
+
+    def check() -> None:
+        if touch:
+            big_enough_to_touch(d)
+
+    d.wait_for("start")
+    check()
     d.tap("start")
     d.wait_screen("nickname")
     d.type(nickname)
     d.tap("grade.9")
-    big_enough_to_touch(d)
+    check()
     d.tap("next")
     d.wait_screen("subject")
     d.tap(with_text(d, "Matematik"))
-    big_enough_to_touch(d)
+    check()
     d.tap("next")
     d.wait_screen("photo")
-    d.wait_for("preview", live=True)
+    if live:
+        d.wait_for("preview", live=True)
+
+
+def ask_for_help(d: DriverClient, nickname: str = "Ali", note: str = "brøker") -> None:
+    """From the attract screen to the waiting screen: name, grade, maths, a photo, a note."""
+    to_the_photo_screen(d, nickname, touch=True)
     d.tap("take")
     d.wait_for("use")  # the scan, or the photo where no page was found
     big_enough_to_touch(d)
@@ -352,13 +367,7 @@ def wait_items(d: DriverClient, list_id: str, done: Callable[[list[str]], bool])
 
 def test_without_a_camera_the_student_is_told_and_can_still_ask(start_kiosk):
     d = start_kiosk(camera="none").driver  # this machine has no webcam
-    d.tap("start")
-    d.type("Ali")
-    d.tap("grade.9")
-    d.tap("next")
-    d.wait_screen("subject")
-    d.tap(with_text(d, "Matematik"))
-    d.tap("next")
+    to_the_photo_screen(d, live=False)
     preview = d.wait_for("preview")
     assert not preview["live"] and "kameraet virker ikke" in preview["text"].lower()
     assert not d.wait_for("take")["enabled"]

@@ -24,7 +24,7 @@ from kiosk_ui import theme as t
 from kiosk_ui.driver import DriverClient
 from tests.conftest import ROOT
 from tests.kiosks import pair_into
-from tests.test_kiosk import big_enough_to_touch, with_text
+from tests.test_kiosk import big_enough_to_touch, to_the_photo_screen
 from tests.test_matching import on_duty
 from tests.test_scan import photograph, webcam_corners, worksheet
 
@@ -90,20 +90,6 @@ def worksheet_kiosk(hub: Any, tmp_path: Path) -> Iterator[Callable[..., DriverCl
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def to_the_photo_screen(d: DriverClient) -> None:
-    d.wait_for("start")
-    d.tap("start")
-    d.wait_screen("nickname")
-    d.type("Ali")
-    d.tap("grade.9")
-    d.tap("next")
-    d.wait_screen("subject")
-    d.tap(with_text(d, "Matematik"))
-    d.tap("next")
-    d.wait_screen("photo")
-    d.wait_for("preview", live=True)
 
 
 def outline_of(d: DriverClient, timeout: float = 10) -> np.ndarray:
