@@ -17,7 +17,18 @@ trickles none.
 The synthetic camera (`SyntheticVideo`) draws a moving test pattern with the time and a frame
 counter, and writes the capture time in milliseconds into the top of the picture as a row of black
 and white blocks (`stamp_time` / `read_time`), so a receiver can read back the glass-to-glass
-latency from the picture alone."""
+latency from the picture alone.
+
+The call adapts to the network as the browser's rtc.js does (appliance/quality.py has the policy
+and all its numbers): every `SAMPLE_S` the engine reads its senders' stats (loss and round trip
+from the helper's RTCP receiver reports, the helper's bitrate estimate from REMB), steps the
+policy, and sends its video at the level that comes out: `full`; `low`, half the width and height
+at 10 frames a second (`AdaptiveVideo` scales and drops frames between the camera and the
+sender); `off`, no video at all while the sound goes on. The student's choice of audio only
+(`set_audio_only`) turns video off too. aiortc's own encoders send more than a weak link carries,
+so the engine gives each call's senders encoders of its own (`LeanOpusEncoder`,
+`LeanVp8Encoder`, installed by `_install_encoders`) whose bitrates follow the level. Each change
+of the level is reported through `start_call`'s `quality(video, reason)`, so the helper is told."""
 
 from __future__ import annotations
 
@@ -41,14 +52,21 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
+from aiortc.codecs import opus, vpx
 from aiortc.contrib.media import MediaBlackhole, MediaPlayer, MediaRecorder, MediaRelay
 from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import candidate_from_sdp
+
+from appliance import quality
+from appliance.quality import Level, Policy, Sample
 
 log = logging.getLogger(__name__)
 
 RtcState = Literal["idle", "connecting", "connected", "reconnecting", "closed"]
 SendSignal = Callable[[str, dict[str, Any] | None], None]
+Reason = Literal["network", "choice"]
+REASONS: tuple[Reason, ...] = ("network", "choice")
+SendQuality = Callable[[Level, Reason], None]
 
 OFFER_WAIT_S = 2.0  # no offer this long after the call starts: ask for one (rtc.js does too)
 CONNECT_WATCHDOG_S = 15.0  # answered but not connected after this long: ask for a fresh round
@@ -275,6 +293,163 @@ def jpeg_of(frame: av.VideoFrame) -> bytes:
     return b"".join(bytes(packet) for packet in packets)
 
 
+# ---- what the call sends, level by level -------------------------------------------------------
+
+
+class AdaptiveVideo(MediaStreamTrack):
+    """The camera (a relay's copy) as the call sends it at `level`: `full` as it comes; `low` at
+    1/`LOW_SCALE` of the width and height and at most `LOW_FPS` frames a second (one frame per
+    1/`LOW_FPS` s of the camera's own clock is kept, so 15 fps become 10 and 30 become 10);
+    `off` none at all: `recv` reads and drops the camera's frames until the level changes, so the
+    sender waits and sends no video packets (its RTCP goes on), while the audio sender, which
+    has a track of its own, is not touched. Swapping the sender's track (`replaceTrack(None)`)
+    would do too; keeping one track keeps the encoder, so video comes back without a new
+    negotiation."""
+
+    kind = "video"
+
+    def __init__(self, source: MediaStreamTrack, level: Level = "full") -> None:
+        super().__init__()
+        self.source = source
+        self.level: Level = level
+        self._slot: int | None = None
+
+    async def recv(self) -> Any:
+        while True:
+            frame = await self.source.recv()
+            level = self.level
+            if level == "full" or not isinstance(frame, av.VideoFrame):
+                return frame
+            if level == "off":
+                continue
+            at = frame.time if frame.time is not None else time.monotonic()
+            slot = int(at * quality.LOW_FPS)
+            if slot == self._slot:
+                continue
+            self._slot = slot
+            small = frame.reformat(
+                width=max(2, frame.width // quality.LOW_SCALE),
+                height=max(2, frame.height // quality.LOW_SCALE),
+            )
+            small.pts, small.time_base = frame.pts, frame.time_base
+            return small
+
+    def stop(self) -> None:
+        super().stop()
+        self.source.stop()
+
+
+class LeanOpusEncoder(opus.OpusEncoder):
+    """aiortc's Opus encoder (aiortc/codecs/opus.py) at the bitrate `bitrate_bps` says, which may
+    change during the call. aiortc fixes Opus at 96 kbit/s (`OpusEncoder.__init__`), more than a
+    64 kbit/s link carries with anything else; speech needs far less (browsers send about 32).
+    FFmpeg's libopus wrapper reads the bitrate only when it opens, so a new bitrate opens a new
+    libopus context at the next frame, and the RTP timestamps carry on where the old one
+    stopped (aiortc counts them from each context's first packet)."""
+
+    def __init__(self, kbps: int) -> None:
+        super().__init__()
+        self.bitrate_bps = kbps * 1000
+        self.codec.bit_rate = self.bitrate_bps  # not opened yet: takes effect at the first frame
+        self._offset = 0
+        self._next: int | None = None  # the timestamp after the last packet
+
+    def encode(self, frame: Any, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+        if self.codec.bit_rate != self.bitrate_bps:
+            self._reopen()
+        payloads, timestamp = super().encode(frame, force_keyframe)
+        if not payloads:
+            return payloads, timestamp
+        timestamp += self._offset
+        self._next = timestamp + opus.SAMPLES_PER_FRAME * len(payloads)
+        return payloads, timestamp
+
+    def _reopen(self) -> None:
+        codec = av.CodecContext.create("libopus", "w")
+        codec.bit_rate = self.bitrate_bps
+        codec.format = "s16"
+        codec.layout = "stereo"
+        codec.options = {"application": "voip"}
+        codec.sample_rate = opus.SAMPLE_RATE
+        codec.time_base = opus.TIME_BASE
+        self.codec = codec
+        self.first_packet_pts = None
+        if self._next is not None:
+            self._offset = self._next
+
+
+class LeanVp8Encoder(vpx.Vp8Encoder):
+    """aiortc's VP8 encoder (aiortc/codecs/vpx.py) with a ceiling per level and a lower floor.
+    aiortc sets the target to the helper's estimate (REMB, through `target_bitrate`) clamped to
+    250–1500 kbit/s and starts at 500, so on a weak link it sends more than the link carries.
+    Here the estimate is kept as it came (`estimate_bps`, the policy's available bitrate) and the
+    target is the estimate, at most `max_bps` (the level's ceiling), at least
+    `VIDEO_MIN_KBPS`. The base class rebuilds its libvpx context when the target moves by more
+    than 10 % and sizes the rate buffer from its private copy of the target, which is kept equal
+    (`_Vp8Encoder__target_bitrate`, the name Python gives the base's `__target_bitrate`)."""
+
+    def __init__(self, max_kbps: int) -> None:
+        super().__init__()
+        self.estimate_bps: int | None = None
+        self.max_bps = max_kbps * 1000
+        self._target = vpx.DEFAULT_BITRATE
+        self._retarget()
+
+    @property
+    def target_bitrate(self) -> int:
+        return self._target
+
+    @target_bitrate.setter
+    def target_bitrate(self, bitrate: int) -> None:
+        self.estimate_bps = bitrate
+        self._retarget()
+
+    def set_max(self, kbps: int) -> None:
+        self.max_bps = kbps * 1000
+        self._retarget()
+
+    def _retarget(self) -> None:
+        wanted = vpx.DEFAULT_BITRATE if self.estimate_bps is None else self.estimate_bps
+        self._target = max(quality.VIDEO_MIN_KBPS * 1000, min(wanted, self.max_bps))
+        self._Vp8Encoder__target_bitrate = self._target
+
+
+class Counted(MediaStreamTrack):
+    """Another track's frames, counted as they are read (the helper's sound, which only goes to
+    the speaker, so a test can see it keeps arriving)."""
+
+    def __init__(self, source: MediaStreamTrack, count: Callable[[], None]) -> None:
+        super().__init__()
+        self.kind = source.kind
+        self.source, self._count = source, count
+
+    async def recv(self) -> Any:
+        frame = await self.source.recv()
+        self._count()
+        return frame
+
+
+def sample_of(stats: list[Any], before: tuple[int, int]) -> tuple[Sample, tuple[int, int]]:
+    """One sample from the stats of the call's senders (aiortc's outbound-rtp and
+    remote-inbound-rtp) and the (sent, lost) counters of the sample before: the loss is the share
+    of the packets sent since then that the helper's receiver reports say were lost, as rtc.js's
+    `sampleFromStats` counts it. The round trip is the sound's (from RTCP: aiortc has no ICE round
+    trip), which keeps being measured while video is off; the video's when there is no sound.
+    The available bitrate is the encoder's (`LeanVp8Encoder.estimate_bps`), not in these stats."""
+    sent = lost = 0
+    rtt: dict[str, float] = {}
+    for s in stats:
+        if s.type == "outbound-rtp":
+            sent += s.packetsSent or 0
+        elif s.type == "remote-inbound-rtp":
+            lost += max(0, s.packetsLost or 0)
+            if s.roundTripTime is not None:
+                rtt[s.kind] = s.roundTripTime
+    d_sent, d_lost = sent - before[0], lost - before[1]
+    loss = max(0, d_lost) / (d_sent + d_lost) if d_sent + d_lost > 0 else 0.0
+    return Sample(loss=loss, rtt_s=rtt.get("audio", rtt.get("video"))), (sent, lost)
+
+
 # ---- the engine ------------------------------------------------------------------------------
 
 
@@ -327,10 +502,12 @@ class MediaEngine:
         speaker: str | None = "default",
         polite: bool = True,
         still: np.ndarray | None = None,
+        measure: bool = True,
     ) -> None:
         """`polite`: the kiosk's role, answering the helper's offers; False takes the helper's
         role (tests and benchmarks call a kiosk engine from another engine). `still`: what the
-        synthetic camera shows instead of its test pattern (see `SyntheticVideo`)."""
+        synthetic camera shows instead of its test pattern (see `SyntheticVideo`). `measure`:
+        False leaves the policy to samples given to `step_policy` (tests)."""
         self.polite, self.still = polite, still
         self.fake, self.camera, self.microphone = fake, camera, microphone
         self.size, self.fps, self.speaker = size, fps, speaker
@@ -353,6 +530,18 @@ class MediaEngine:
         self._send: SendSignal | None = None
         self._signals: asyncio.Queue[tuple[str, dict[str, Any] | None]] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        # adapting to the network (see the module docstring)
+        self.measure = measure
+        self.policy = Policy()
+        self.audio_only = False
+        self.video_level: Level = "full"  # what is sent now: the policy's, or off by choice
+        self.last_sample: Sample | None = None
+        self.remote_audio_frames = 0  # the helper's sound frames played (or dropped, when fake)
+        self._quality: SendQuality | None = None
+        self._counters = (0, 0)
+        self._sending: AdaptiveVideo | None = None
+        self._opus: LeanOpusEncoder | None = None
+        self._vp8: LeanVp8Encoder | None = None
 
     # ---- from other threads ------------------------------------------------------------------
 
@@ -361,10 +550,33 @@ class MediaEngine:
         self._thread.start()
         self._call(self._open_devices()).result(timeout=15)
 
-    def start_call(self, ice_servers: list[dict[str, Any]], policy: str, send: SendSignal) -> None:
-        """Be ready for the helper's offer; `send(kind, data)` delivers an rtc:signal. Calling
-        it again (after a reconnect) refreshes the ICE servers and keeps a working call."""
+    def start_call(
+        self,
+        ice_servers: list[dict[str, Any]],
+        policy: str,
+        send: SendSignal,
+        quality: SendQuality | None = None,
+    ) -> None:
+        """Be ready for the helper's offer; `send(kind, data)` delivers an rtc:signal, and
+        `quality(video, reason)` is called (on the media thread) each time the video sent changes
+        level. Calling it again (after a reconnect) refreshes the ICE servers and keeps a working
+        call."""
+        self._quality = quality
         self._call(self._start_call(ice_configuration(ice_servers, policy), send))
+
+    def set_audio_only(self, on: bool) -> None:
+        """The student's choice: no video (reason "choice") whatever the network allows, or back
+        to the network's level."""
+        self._loop.call_soon_threadsafe(self._choose_audio_only, on)
+
+    def video_reason(self) -> Reason:
+        """Why the video is at `video_level`: the student's choice or the network."""
+        return "choice" if self.audio_only else "network"
+
+    def step_policy(self, sample: Sample) -> None:
+        """One more sample for the policy, and its level applied (the engine's own measurements
+        come every `SAMPLE_S` unless it was made with measure=False)."""
+        self._loop.call_soon_threadsafe(self._step, sample)
 
     def signal(self, kind: str, data: dict[str, Any] | None) -> None:
         """An rtc:signal from the helper, in the order the hub sent them."""
@@ -499,6 +711,7 @@ class MediaEngine:
         self._cancel_timer()
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         self._attach_tracks(pc)
+        self._install_encoders(pc)
         await pc.setLocalDescription(await pc.createAnswer())
         if pc is self._pc:
             self._send("answer", {"type": "answer", "sdp": pc.localDescription.sdp})
@@ -522,6 +735,7 @@ class MediaEngine:
             await pc.setRemoteDescription(
                 RTCSessionDescription(sdp=str(data["sdp"]), type="answer")
             )
+            self._install_encoders(pc)
 
     def _attach_tracks(self, pc: RTCPeerConnection) -> None:
         """Camera and microphone on the connection, through the relay (the preview reads the
@@ -531,8 +745,31 @@ class MediaEngine:
         for source in (self._video, self._audio):
             if source is not None and source.kind not in senders:
                 track = self._relay.subscribe(source, buffered=source.kind == "audio")
+                if source.kind == "video":
+                    track = self._sending = AdaptiveVideo(track, self.video_level)
                 self._pc_tracks.append(track)
                 pc.addTrack(track)
+
+    def _install_encoders(self, pc: RTCPeerConnection) -> None:
+        """Our own Opus and VP8 encoders on the call's senders, once the codec is agreed (after
+        the other side's description). aiortc has no public way to choose a sender's encoder:
+        it makes one (`aiortc.codecs.get_encoder`) before the first frame unless it has one, so
+        it is set before the first frame, in the sender's private slot (`_RTCRtpSender__encoder`)
+        and from the transceiver's agreed codecs (`_codecs`, the first is the one sent). Any
+        other codec keeps aiortc's encoder (the level still applies to the frames)."""
+        for transceiver in pc.getTransceivers():
+            sender, codecs = transceiver.sender, transceiver._codecs
+            if not codecs or getattr(sender, "_RTCRtpSender__encoder", None) is not None:
+                continue
+            mime = codecs[0].mimeType.lower()
+            encoder: LeanOpusEncoder | LeanVp8Encoder
+            if mime == "audio/opus":
+                encoder = self._opus = LeanOpusEncoder(quality.AUDIO_KBPS[self.policy.level])
+            elif mime == "video/vp8":
+                encoder = self._vp8 = LeanVp8Encoder(quality.VIDEO_MAX_KBPS[self.video_level])
+            else:
+                continue
+            setattr(sender, "_RTCRtpSender__encoder", encoder)  # noqa: B010 (a private slot)
 
     async def _on_candidate(self, data: dict[str, Any]) -> None:
         pc = self._pc
@@ -556,7 +793,10 @@ class MediaEngine:
             if track.kind == "video":
                 self._spawn(self._keep_latest(track, self.remote))
             else:
-                self._spawn(self._play(track))
+                self._spawn(self._play(Counted(track, self._heard)))
+
+        self._counters = (0, 0)
+        self._spawn(self._measure(pc))
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -586,6 +826,61 @@ class MediaEngine:
         sink.addTrack(track)
         await sink.start()
 
+    def _heard(self) -> None:
+        self.remote_audio_frames += 1
+
+    # ---- adapting to the network ---------------------------------------------------------------
+
+    async def _measure(self, pc: RTCPeerConnection) -> None:
+        """Every SAMPLE_S while `pc` is the call: a sample from its senders' stats, a step of
+        the policy."""
+        while True:
+            await asyncio.sleep(quality.SAMPLE_S)
+            if pc is not self._pc:
+                return
+            if not self.measure or pc.connectionState != "connected":
+                continue
+            stats: list[Any] = []
+            for sender in pc.getSenders():
+                stats += list((await sender.getStats()).values())
+            if pc is not self._pc:
+                return
+            sample, self._counters = sample_of(stats, self._counters)
+            # The estimate counts only while full video is sent (see appliance/quality.py);
+            # with audio only chosen the policy may still be at full.
+            vp8 = self._vp8
+            if vp8 is not None and vp8.estimate_bps is not None and not self.audio_only:
+                sample = Sample(sample.loss, sample.rtt_s, vp8.estimate_bps / 1000)
+            self._step(sample)
+
+    def _step(self, sample: Sample) -> None:
+        self.last_sample = sample
+        before = self.policy.level
+        self.policy = quality.step(self.policy, sample)
+        if self.policy.level != before:
+            log.info("video %s -> %s (network)", before, self.policy.level)
+        self._apply_level()
+
+    def _choose_audio_only(self, on: bool) -> None:
+        self.audio_only = on
+        self._apply_level()
+
+    def _apply_level(self) -> None:
+        """The video and the encoders at the level of the policy and the student's choice; the
+        helper is told of each change."""
+        network = self.policy.level
+        level: Level = "off" if self.audio_only else network
+        if self._sending is not None:
+            self._sending.level = level
+        if self._vp8 is not None:
+            self._vp8.set_max(quality.VIDEO_MAX_KBPS[level] or quality.VIDEO_MIN_KBPS)
+        if self._opus is not None:
+            self._opus.bitrate_bps = quality.AUDIO_KBPS[network] * 1000
+        if level != self.video_level:
+            self.video_level = level
+            if self._quality is not None:
+                self._quality(level, self.video_reason())
+
     async def _drop_connection(self) -> None:
         self._cancel_timer()
         pc, self._pc = self._pc, None
@@ -595,13 +890,15 @@ class MediaEngine:
         for track in self._pc_tracks:
             track.stop()  # the relay's copies; camera and microphone stay open
         self._pc_tracks.clear()
+        self._sending = self._opus = self._vp8 = None
         if pc is not None:
             await pc.close()
         self.remote.clear()
 
     async def _end_call(self) -> None:
         await self._drop_connection()
-        self._config = self._send = None
+        self._config = self._send = self._quality = None
+        self.policy, self.audio_only, self.video_level = Policy(), False, "full"
         self._set_state("idle")
 
     async def _close(self) -> None:

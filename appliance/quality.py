@@ -18,7 +18,14 @@ browser; this is the single place that documents them, and both must change toge
 
 Samples come every 2 s (`SAMPLE_S`): a bad network turns video off within about 4 s, and video
 comes back 10 s or more after the network is good again, then to full once the estimate has grown
-back past 400 kbit/s for 10 s."""
+back past 400 kbit/s for 10 s.
+
+What the kiosk sends at each level (appliance/media.py; the browser's own WebRTC stack chooses
+its bitrates itself): VP8 at most `VIDEO_MAX_KBPS[level]`, following the helper's estimate (REMB)
+down to `VIDEO_MIN_KBPS`; Opus at `AUDIO_KBPS[level]` of the network's level (a student who
+chose audio only on a good link keeps the better sound). aiortc on its own sends Opus at
+96 kbit/s and VP8 at 250 kbit/s or more, which a 64 kbit/s link cannot carry; 16 kbit/s of Opus
+plus its packet headers (about 20 kbit/s at 50 packets a second) leaves room on one."""
 
 from __future__ import annotations
 
@@ -34,6 +41,9 @@ POOR = {"loss": 0.04, "rtt_s": 0.35, "kbps": 400.0}
 BAD = {"loss": 0.10, "rtt_s": 0.60, "kbps": 150.0}
 DOWN_AFTER, UP_AFTER = 2, 5
 LOW_SCALE, LOW_FPS = 2, 10
+VIDEO_MAX_KBPS: dict[Level, int] = {"full": 1500, "low": 150, "off": 0}
+VIDEO_MIN_KBPS = 50
+AUDIO_KBPS: dict[Level, int] = {"full": 32, "low": 24, "off": 16}
 
 
 @dataclass(frozen=True)

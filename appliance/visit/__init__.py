@@ -269,6 +269,11 @@ class Visit:
         """Delete every stroke (both sides)."""
         self._document.edit(lambda doc: doc.clear_board())
 
+    def set_audio_only(self, on: bool) -> None:
+        """The student's choice in the room: only sound (the kiosk sends no video, and the
+        helper is told), or video again as the network allows."""
+        self._room.set_audio_only(on)
+
     def end_session(self) -> Future[None]:
         """The student ends the session (→ phase "ended")."""
         return self._ctx.run(self._room.end_session)
@@ -337,6 +342,11 @@ class Visit:
                 doc_unsaved=v.doc_link.unsaved if v.doc_link is not None else 0,
                 rtc_state=self._media.rtc_state if v.phase == "in_room" else "idle",
                 remote_frames=self._media.remote.received if v.phase == "in_room" else 0,
+                video=self._media.video_level if v.phase == "in_room" else "full",
+                video_reason=self._media.video_reason(),
+                audio_only=self._media.audio_only if v.phase == "in_room" else False,
+                peer_video=v.peer_video,
+                peer_video_reason=v.peer_video_reason,
                 room_ended_reason=v.room_ended_reason,
                 room_ended_by=v.room_ended_by,
                 settings=ctx.settings,

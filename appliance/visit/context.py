@@ -45,6 +45,8 @@ class VisitData:
     doc: DocReplica | None = None
     doc_link: DocLink | None = None
     doc_version: int = 0
+    peer_video: str = "full"  # the helper's video as its rtc:quality said
+    peer_video_reason: str = "network"
     room_ended_reason: str | None = None
     room_ended_by: str | None = None
 

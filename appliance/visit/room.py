@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from appliance.doc import DocReplica
-from appliance.media import MediaEngine
+from appliance.media import REASONS, MediaEngine
+from appliance.quality import LEVELS
 from appliance.visit.chat import Chat
 from appliance.visit.connection import HubLink
 from appliance.visit.context import Context, VisitData
@@ -29,6 +30,7 @@ class Room:
         link.on("peer:left", lambda _data: self._peer_present(False), room_only=True)
         link.on("peer:back", lambda _data: self._peer_present(True), room_only=True)
         link.on("room:ended", self._ended_by_hub, room_only=True)
+        link.on("rtc:quality", self._peer_quality, room_only=True)
 
     def join(self, room_id: str) -> None:
         v = self.ctx.v
@@ -53,7 +55,10 @@ class Room:
             answer.get("ice_servers") or [],
             str(answer.get("ice_transport_policy", "all")),
             self._send_signal,
+            self._send_quality,
         )
+        if self.media.video_level != "full":  # after a reconnect: the helper may have reloaded
+            self._send_quality(self.media.video_level, self.media.video_reason())
         if v.peer_present:
             self.media.expect_offer()
         self.document.link_doc(v, str(answer["doc_url"]))
@@ -88,12 +93,32 @@ class Room:
         payload = {"room_id": room_id, "kind": kind, "data": data}
         self.ctx.submit(self.link.visit_call, "rtc:signal", payload)
 
+    def set_audio_only(self, on: bool) -> None:
+        """The student's choice: the call without the kiosk's video, or back."""
+        self.media.set_audio_only(on)
+
+    def _send_quality(self, video: str, reason: str) -> None:
+        """From the media thread: the kiosk's video changed level; the helper's page says so."""
+        room_id = self.ctx.v.room_id
+        if room_id is None:
+            return
+        payload = {"room_id": room_id, "video": video, "reason": reason}
+        self.ctx.submit(self.link.visit_call, "rtc:quality", payload)
+
     # ---- the hub's events --------------------------------------------------------------------
 
     def _rtc_signal(self, data: dict[str, Any]) -> None:
         v = self.ctx.v
         if data.get("room_id") == v.room_id and v.phase == "in_room":
             self.media.signal(str(data.get("kind")), data.get("data"))
+
+    def _peer_quality(self, data: dict[str, Any]) -> None:
+        """rtc:quality from the helper: how its video adapted (shown in plain words)."""
+        video, reason = data.get("video"), data.get("reason")
+        if data.get("from") != "helper" or video not in LEVELS or reason not in REASONS:
+            return
+        with self.ctx.lock:
+            self.ctx.v.peer_video, self.ctx.v.peer_video_reason = str(video), str(reason)
 
     def _matched(self, data: dict[str, Any]) -> None:
         """A helper accepted (match), or the hub put a returning student back (room:rejoined)."""

@@ -121,6 +121,13 @@ class VisitView:
     doc_unsaved: int = 0  # changes to the shared document the hub has not confirmed stored yet
     rtc_state: str = "idle"  # "idle" | "connecting" | "connected" | "reconnecting" | "closed"
     remote_frames: int = 0  # frames of the helper's video decoded since the kiosk started
+    # how the video adapts (appliance/quality.py): "full" | "low" | "off", and why:
+    # "network" | "choice" (the student's audio only; the helper's, for peer_video)
+    video: str = "full"
+    video_reason: str = "network"
+    audio_only: bool = False
+    peer_video: str = "full"
+    peer_video_reason: str = "network"
     room_ended_reason: str | None = None  # "ended" | "peer_gone"
     room_ended_by: str | None = None  # "student" | "helper" | None
     # the device

@@ -1,5 +1,8 @@
 """The room: the helper's video large, the kiosk's own small, the chat, and the shared document
-(a whiteboard to draw on with a finger, and the shared text), with End and Report."""
+(a whiteboard to draw on with a finger, and the shared text), with End and Report. On the
+helper's video, a big "Audio only" toggle; in the status line, in plain words, when either
+side's video was lowered or turned off for the network, or the helper chose audio only (the
+same words as the browser's room page, hub/static/js/room.js)."""
 
 from __future__ import annotations
 
@@ -193,7 +196,30 @@ class RoomScreen(Screen):
             return _("Starting the video…")
         if view.rtc_state == "reconnecting":
             return _("The video is reconnecting…")
+        return self.quality()
+
+    def quality(self) -> str:
+        """How the video adapted, as room.js says it: the worse of the two sides' levels for the
+        network, else that the helper chose audio only."""
+        view = self.host.view
+        network = {
+            level
+            for level, reason in (
+                (view.video, view.video_reason),
+                (view.peer_video, view.peer_video_reason),
+            )
+            if reason == "network"
+        }
+        if "off" in network:
+            return _("Poor connection — we turned video off so you can still hear each other")
+        if "low" in network:
+            return _("Weak connection — we lowered the picture quality so the call keeps going")
+        if view.peer_video == "off" and view.peer_video_reason == "choice":
+            return _("%(name)s chose audio only.") % {"name": view.peer_name}
         return ""
+
+    def toggle_audio_only(self) -> None:
+        self.host.visit.set_audio_only(not self.host.view.audio_only)
 
     def saved_label(self, rect: pygame.Rect) -> Label:
         """Whether the hub has stored the shared notes and drawing: a student on a flaky network
@@ -217,9 +243,9 @@ class RoomScreen(Screen):
             ),
             Label(
                 "status",
-                theme.rect(24, 60, 700, 34),
+                theme.rect(24, 58, 720, 50),  # two lines of the longest notice
                 self.status(),
-                size=22,
+                size=20,
                 color=t.SUCCESS if self.notice else t.MUTED,
             ),
             report_button(self.host, theme.rect(760, 14, 260, 80), self.reported),
@@ -256,6 +282,17 @@ class RoomScreen(Screen):
                 "" if view.camera_ok else _("No camera"),
                 frame=self.host.visit.local_frame() if view.camera_ok else None,
                 mirror=True,
+            ),
+            Button(
+                "audio_only",
+                pygame.Rect(
+                    remote.x + theme.px(8), remote.y + theme.px(8), theme.px(200), theme.px(72)
+                ),
+                _("Audio only"),
+                on_tap=self.toggle_audio_only,
+                style="secondary",
+                selected=view.audio_only,
+                size=26,
             ),
         ]
         items = chat_items(view.chat, _("You"))
