@@ -26,6 +26,7 @@ export function createRoom({ hub, role }) {
   const rtcState = $("room-rtc-state");
   const remoteVideo = $("room-remote-video");
   const remoteNote = $("room-remote-label");
+  const remoteOff = $("room-remote-off");
   const localVideo = $("room-local-video");
   const muteBtn = $("room-mute");
   const cameraBtn = $("room-camera");
@@ -140,6 +141,34 @@ export function createRoom({ hub, role }) {
     qualityNote.textContent = text;
     qualityNote.hidden = !text;
     qualityNote.dataset.level = level || "";
+    showPeerVideo();
+  }
+
+  /** While the other side sends no video, a plain card instead of their last frame, frozen. The
+   * video element stays in the page, playing: their sound comes through it. */
+  function showPeerVideo() {
+    const theirs = qualities.theirs;
+    const off = Boolean(theirs && theirs.video === "off");
+    root.dataset.peerVideo = off ? "off" : "on";
+    if (off) {
+      $("room-remote-off-name").textContent = peerName();
+      $("room-remote-off-reason").textContent =
+        theirs.reason === "choice"
+          ? t("{name} chose audio only.", { name: peerName() })
+          : t(QUALITY_TEXTS.off);
+    }
+    remoteOff.hidden = !off;
+    const wasHidden = remoteVideo.hidden;
+    remoteVideo.hidden = off;
+    if (wasHidden && !off && remoteVideo.srcObject && remoteVideo.paused)
+      remoteVideo.play().catch(() => {});
+  }
+
+  /** Tells the other side what our video does, again: they may have a fresh page that does not
+   * know (it starts at full video, so our "off" would not show there). */
+  function announceQuality() {
+    if (qualities.mine && roomId && !ended)
+      hub.request("rtc:quality", { room_id: roomId, ...qualities.mine });
   }
 
   audioOnlyBtn.addEventListener("click", () => {
@@ -288,6 +317,7 @@ export function createRoom({ hub, role }) {
     showPeer(peerPresent ? "present" : "absent");
     call.configure({ iceServers: ack.ice_servers, iceTransportPolicy: ack.ice_transport_policy });
     call.setPeerPresent(peerPresent);
+    announceQuality();
     for (const [clientMsgId, text] of chatOutbox) sendChat(text, clientMsgId);
   }
 
@@ -593,6 +623,9 @@ export function createRoom({ hub, role }) {
     peerPresent = true;
     showPeer("present");
     call.setPeerPresent(true, { returned: true });
+    // They may come back on a fresh page, sending full video: what they send now, they say.
+    showQuality("theirs", null);
+    announceQuality();
   });
   hub.on("room:ended", (m) => {
     if (mine(m)) showEnded(m);
