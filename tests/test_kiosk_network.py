@@ -12,7 +12,8 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,10 +188,17 @@ class KioskNetwork:
         self.run(*self.inside("ip", "link", "set", self.kiosk_link, "up"))
 
 
-@pytest.fixture
-def kiosk_network() -> Iterator[KioskNetwork]:
+class NoNamespace(Exception):
+    """This machine cannot give the kiosk a network namespace of its own (why, in words)."""
+
+
+@contextmanager
+def namespace_link() -> Iterator[KioskNetwork]:
+    """A fresh network namespace joined to the host by a veth pair on a free private /30,
+    removed afterwards (benchmarks use it too: bench/netem.py). Raises NoNamespace when the
+    machine cannot make one."""
     if os.geteuid() != 0:
-        pytest.skip("a network namespace for the kiosk needs root (ip netns, veth)")
+        raise NoNamespace("a network namespace for the kiosk needs root (ip netns, veth)")
     tag = secrets.token_hex(3)
     routes = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True)
     words = set(routes.stdout.decode().replace("/", " ").split())
@@ -200,12 +208,12 @@ def kiosk_network() -> Iterator[KioskNetwork]:
     net = KioskNetwork(f"lc-kiosk-{tag}", f"lck{tag}h", f"lck{tag}k", f"{subnet}.1", f"{subnet}.2")
     made = subprocess.run(["ip", "netns", "add", net.namespace], capture_output=True, text=True)
     if made.returncode != 0:
-        pytest.skip(f"this machine cannot make a network namespace: {made.stderr.strip()}")
+        raise NoNamespace(f"this machine cannot make a network namespace: {made.stderr.strip()}")
     try:
         pair = ["ip", "link", "add", net.host_link, "type", "veth", "peer", "name", net.kiosk_link]
         made = subprocess.run(pair, capture_output=True, text=True)
         if made.returncode != 0:
-            pytest.skip(f"this machine cannot make a veth pair: {made.stderr.strip()}")
+            raise NoNamespace(f"this machine cannot make a veth pair: {made.stderr.strip()}")
         net.run("ip", "link", "set", net.kiosk_link, "netns", net.namespace)
         net.run("ip", "addr", "add", f"{net.hub_ip}/30", "dev", net.host_link)
         net.run("ip", "link", "set", net.host_link, "up")
@@ -219,22 +227,33 @@ def kiosk_network() -> Iterator[KioskNetwork]:
 
 
 @pytest.fixture
-def hub_on_the_link(
-    database_url: str, tmp_path: Path, kiosk_network: KioskNetwork
+def kiosk_network() -> Iterator[KioskNetwork]:
+    try:
+        with namespace_link() as net:
+            yield net
+    except NoNamespace as why:
+        pytest.skip(str(why))
+
+
+# The hub on the link for these tests: offers, students and rooms wait 60 s, the rest is FAST.
+LINK_HUB_ENV = {
+    **FAST,
+    "LEKTIECAFE_PAIRING_INTERVAL_S": "1",
+    "LEKTIECAFE_OFFER_TIMEOUT_S": "60",
+    "LEKTIECAFE_STUDENT_GRACE_S": "60",
+    "LEKTIECAFE_ROOM_GRACE_S": "60",
+}
+
+
+@contextmanager
+def hub_on(
+    net: KioskNetwork, database_url: str, data_dir: Path, env: Mapping[str, str] = LINK_HUB_ENV
 ) -> Iterator[RunningHub]:
-    """A hub listening on the host's end of the kiosk's link (the helper reaches it there too)."""
-    env = {
-        **FAST,
-        "LEKTIECAFE_PAIRING_INTERVAL_S": "1",
-        "LEKTIECAFE_OFFER_TIMEOUT_S": "60",
-        "LEKTIECAFE_STUDENT_GRACE_S": "60",
-        "LEKTIECAFE_ROOM_GRACE_S": "60",
-    }
-    started = launch.start_hub(
-        database_url, tmp_path, "test-secret", env, host=kiosk_network.hub_ip
-    )
+    """A hub (on the migrated, seeded `database_url`) listening on the host's end of the link,
+    stopped afterwards."""
+    started = launch.start_hub(database_url, data_dir, "test-secret", dict(env), host=net.hub_ip)
     running = RunningHub(
-        started.url, Database(database_url), tmp_path, started.process, started.log
+        started.url, Database(database_url), data_dir, started.process, started.log
     )
     try:
         yield running
@@ -245,20 +264,41 @@ def hub_on_the_link(
 
 
 @pytest.fixture
-def helper_browser(chromium: Playwright, hub_on_the_link: RunningHub) -> Iterator[Browser]:  # noqa: F811
-    """Chromium with a fake camera; the hub's address on the link counts as a secure origin
-    (camera access), and host candidates carry real addresses, not mDNS names (aiortc on the
-    kiosk resolves no mDNS in its namespace, as on most kiosk networks)."""
-    browser = chromium.chromium.launch(
-        executable_path="/usr/bin/chromium",
+def hub_on_the_link(
+    database_url: str, tmp_path: Path, kiosk_network: KioskNetwork
+) -> Iterator[RunningHub]:
+    """A hub listening on the host's end of the kiosk's link (the helper reaches it there too)."""
+    with hub_on(kiosk_network, database_url, tmp_path) as running:
+        yield running
+
+
+@contextmanager
+def link_chromium(
+    playwright: Playwright, hub_url: str, executable: str = "/usr/bin/chromium"
+) -> Iterator[Browser]:
+    """Chromium with a fake camera and microphone for a call over the link: the hub's address
+    on it counts as a secure origin (camera access), and host candidates carry real addresses,
+    not mDNS names (aiortc on the kiosk resolves no mDNS in its namespace, as on most kiosk
+    networks). `executable`: a wrapper that runs Chromium elsewhere (inside the namespace)."""
+    browser = playwright.chromium.launch(
+        executable_path=executable,
         args=[
             *MEDIA_ARGS,
-            f"--unsafely-treat-insecure-origin-as-secure={hub_on_the_link.url}",
+            f"--unsafely-treat-insecure-origin-as-secure={hub_url}",
             "--disable-features=WebRtcHideLocalIpsWithMdns",
         ],
     )
-    yield browser
-    browser.close()
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+@pytest.fixture
+def helper_browser(chromium: Playwright, hub_on_the_link: RunningHub) -> Iterator[Browser]:  # noqa: F811
+    """The helper's Chromium, on the host (`link_chromium`)."""
+    with link_chromium(chromium, hub_on_the_link.url) as browser:
+        yield browser
 
 
 @pytest.fixture

@@ -8,11 +8,15 @@ Opus at 96 kbit/s and VP8 at 250 kbit/s or more, more than the 64 kbit/s profile
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect
@@ -25,9 +29,10 @@ from tests.test_kiosk_network import (
     helper_browser,  # noqa: F401 (a fixture)
     hub_on_the_link,  # noqa: F401 (a fixture)
     kiosk_network,  # noqa: F401 (a fixture)
+    link_chromium,
 )
 from tests.test_room_browser import (
-    MEDIA_ARGS,
+    SLOW,
     chromium,  # noqa: F401 (a fixture)
     expect_video_from_the_other_side,
     media_browser,  # noqa: F401 (a fixture)
@@ -152,6 +157,28 @@ KEEP_CALLS = """(() => {
 })();"""
 
 
+REMOTE_PLAYING = """() => {
+  const v = document.querySelector('[data-testid="remote-video"]');
+  return Boolean(v.srcObject) && !v.paused;
+}"""
+
+
+def expect_audio_only_card(page: Page, reason: str) -> None:
+    """The page shows the other person's card, not their video (which plays on: the sound)."""
+    card = page.get_by_test_id("remote-video-off")
+    expect(card).to_be_visible()
+    expect(card).to_contain_text("Kun lyd")
+    expect(page.get_by_test_id("remote-video-off-reason")).to_contain_text(reason)
+    expect(page.get_by_test_id("remote-video")).to_be_hidden()
+    page.wait_for_function(REMOTE_PLAYING, timeout=SLOW)
+
+
+def expect_video_back(page: Page) -> None:
+    expect(page.get_by_test_id("remote-video-off")).to_be_hidden()
+    expect(page.get_by_test_id("remote-video")).to_be_visible()
+    expect_video_from_the_other_side(page)
+
+
 def test_a_student_chooses_audio_only_and_the_helper_is_told(media_browser, hub):  # noqa: F811
     student, helper = meet(media_browser, media_browser, hub)
     student.context.add_init_script(KEEP_CALLS)
@@ -165,9 +192,32 @@ def test_a_student_chooses_audio_only_and_the_helper_is_told(media_browser, hub)
     expect(toggle).to_have_attribute("aria-pressed", "true")
     student.wait_for_function(f"() => !({SENDING_VIDEO})()", timeout=10_000)
     expect(helper.get_by_test_id("quality-notice")).to_contain_text("har valgt kun lyd")
+    # Not the student's last frame, frozen: their name and "Kun lyd" instead.
+    expect_audio_only_card(helper, "har valgt kun lyd")
+    name = helper.get_by_test_id("remote-video-off-name").inner_text()
+    assert name and name in (helper.get_by_test_id("remote-video-note").text_content() or "")
+    # A fresh helper page is told again (it would start out showing the frozen frame).
+    helper.reload()
+    expect(helper.get_by_test_id("room")).to_have_attribute("data-state", "joined")
+    expect_audio_only_card(helper, "har valgt kun lyd")
     toggle.click()
     student.wait_for_function(SENDING_VIDEO, timeout=10_000)
     expect(helper.get_by_test_id("quality-notice")).to_be_hidden()
+    expect_video_back(helper)
+
+
+def test_a_helper_who_chooses_audio_only_shows_the_student_a_card_not_a_frozen_frame(
+    media_browser,  # noqa: F811
+    hub,
+):
+    student, helper = meet(media_browser, media_browser, hub)
+    expect_video_from_the_other_side(student)
+    toggle = helper.get_by_test_id("audio-only-toggle")
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+    expect_audio_only_card(student, "har valgt kun lyd")
+    toggle.click()
+    expect_video_back(student)
 
 
 # ---- A real call through a shaped link ------------------------------------------------------
@@ -213,6 +263,27 @@ def shape(net: KioskNetwork, kbit: int | None, loss: int) -> None:
         assert done.returncode == 0, done.stderr
 
 
+def nft_missing() -> bool:
+    return subprocess.run(["nft", "--version"], capture_output=True).returncode != 0
+
+
+@contextmanager
+def student_chromium_in(
+    playwright: Playwright, hub_url: str, net: KioskNetwork, scratch: Path
+) -> Iterator[Browser]:
+    """The student's Chromium (fake camera and microphone) inside the namespace, so all its
+    traffic crosses the shaped link; the link is clean again afterwards. `scratch`: a directory
+    for the wrapper script that starts Chromium there."""
+    inside = scratch / "chromium-in-namespace"
+    inside.write_text(f'#!/bin/sh\nexec {" ".join(net.inside("/usr/bin/chromium"))} "$@"\n')
+    inside.chmod(0o755)
+    try:
+        with link_chromium(playwright, hub_url, executable=str(inside)) as browser:
+            yield browser
+    finally:
+        shape(net, None, 0)
+
+
 @pytest.fixture
 def student_in_namespace(
     chromium: Playwright,  # noqa: F811
@@ -220,88 +291,191 @@ def student_in_namespace(
     kiosk_network: KioskNetwork,  # noqa: F811
     tmp_path: Path,
 ) -> Iterator[Browser]:
-    """The student's Chromium (fake camera and microphone) inside the namespace, so all its
-    traffic crosses the shaped link."""
-    if subprocess.run(["nft", "--version"], capture_output=True).returncode != 0:
+    if nft_missing():
         pytest.skip("nft is missing (scripts/ensure-test-tools installs nftables)")
-    inside = tmp_path / "chromium-in-namespace"
-    inside.write_text(
-        f'#!/bin/sh\nexec {" ".join(kiosk_network.inside("/usr/bin/chromium"))} "$@"\n'
-    )
-    inside.chmod(0o755)
-    browser = chromium.chromium.launch(
-        executable_path=str(inside),
-        args=[
-            *MEDIA_ARGS,
-            f"--unsafely-treat-insecure-origin-as-secure={hub_on_the_link.url}",
-            "--disable-features=WebRtcHideLocalIpsWithMdns",
-        ],
-    )
-    try:
+    with student_chromium_in(chromium, hub_on_the_link.url, kiosk_network, tmp_path) as browser:
         yield browser
-    finally:
-        shape(kiosk_network, None, 0)
-        browser.close()
 
 
-# What the helper's page receives from the student: audio packets and decoded video frames.
-RECEIVED = """async () => {
-  const call = window.lcCalls[window.lcCalls.length - 1];
-  const out = { audio: 0, frames: 0 };
-  if (!call) return out;
-  (await call.pc.getStats()).forEach((r) => {
-    if (r.type === "inbound-rtp" && r.kind === "audio") out.audio += r.packetsReceived || 0;
-    if (r.type === "inbound-rtp" && r.kind === "video") out.frames += r.framesDecoded || 0;
-  });
-  return out;
-}"""
+# In a page, after WATCH_CALLS: every 50 ms what its latest call receives and sends, kept in
+# window.lcSamples. `t` is the epoch time in ms (performance.timeOrigin + now(): one clock for
+# both pages and this process); audio: packets received; concealed / played: samples the
+# receiver's jitter buffer made up / played in all (NetEq); frames: video frames decoded; sending:
+# our own video sender's level from its parameters ("full", "low", "off"); notice: the quality
+# notice's data-level ("" when there is none).
+SAMPLER = """(() => {
+  window.lcSamples = [];
+  const kindOf = (t) => t.receiver.track.kind;
+  const levelOf = (pc) => {
+    const t = pc.getTransceivers().find((t) => kindOf(t) === "video");
+    const encodings = (t && t.sender.getParameters().encodings) || [];
+    if (encodings.length && encodings.every((e) => !e.active)) return "off";
+    return encodings.some((e) => (e.scaleResolutionDownBy || 1) > 1) ? "low" : "full";
+  };
+  let busy = false;
+  setInterval(async () => {
+    const calls = window.lcCalls || [];
+    const call = calls[calls.length - 1];
+    if (!call || busy || call.pc.connectionState === "closed") return;
+    busy = true;
+    try {
+      const s = { audio: 0, concealed: 0, played: 0, frames: 0 };
+      for (const t of call.pc.getTransceivers()) {
+        (await t.receiver.getStats()).forEach((r) => {
+          if (r.type !== "inbound-rtp") return;
+          if (r.kind === "audio") {
+            s.audio += r.packetsReceived || 0;
+            s.concealed += r.concealedSamples || 0;
+            s.played += r.totalSamplesReceived || 0;
+          } else if (r.kind === "video") s.frames += r.framesDecoded || 0;
+        });
+      }
+      s.t = performance.timeOrigin + performance.now();
+      s.sending = levelOf(call.pc);
+      const notice = document.querySelector('[data-testid="quality-notice"]');
+      s.notice = (notice && !notice.hidden && notice.dataset.level) || "";
+      window.lcSamples.push(s);
+    } catch (err) {
+      // the call closed meanwhile
+    } finally {
+      busy = false;
+    }
+  }, 50);
+})();"""
+SAMPLES_SINCE = "(from) => window.lcSamples.slice(from)"
+SAMPLE_COUNT = "() => window.lcSamples.length"
+GAP_S = 0.2  # a stretch without audio packets longer than this is counted as a gap
+
+
+def grown(before: dict[str, Any], after: dict[str, Any], key: str) -> int:
+    """How much a counter grew between two samples (a new RTCPeerConnection starts it at 0)."""
+    now, was = int(after[key]), int(before[key])
+    return now - was if now >= was else now
 
 
 @dataclass
 class Figures:
-    """One profile, seen from the helper's side: fps of the student's video, audio packets per
-    second and the longest stretch without any, and the levels the student's video went through."""
+    """One stretch of a call, seen by one page from its samples (SAMPLER): what it received of
+    the other side (video fps, audio packets and their gaps, how much of the sound was real),
+    its own video level and its quality notice."""
 
-    seconds: float = 0.0
-    frames: int = 0
-    audio: int = 0
-    longest_gap_s: float = 0.0
-    levels: list[str] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return (self.samples[-1]["t"] - self.samples[0]["t"]) / 1000 if self.samples else 0.0
+
+    def total(self, key: str) -> int:
+        return sum(grown(a, b, key) for a, b in pairwise(self.samples))
+
+    @property
+    def frames(self) -> int:
+        return self.total("frames")
+
+    @property
+    def audio(self) -> int:
+        return self.total("audio")
 
     @property
     def fps(self) -> float:
-        return self.frames / self.seconds
+        return self.frames / self.seconds if self.seconds else 0.0
 
     @property
     def audio_per_s(self) -> float:
-        return self.audio / self.seconds
+        return self.audio / self.seconds if self.seconds else 0.0
+
+    def fps_by_window(self, window_s: float = 1.0) -> list[tuple[float, float]]:
+        """(epoch seconds at its end, video fps) of each whole `window_s` of the stretch."""
+        out: list[tuple[float, float]] = []
+        if not self.samples:
+            return out
+        start, frames = self.samples[0], 0
+        for before, after in pairwise(self.samples):
+            frames += grown(before, after, "frames")
+            if (after["t"] - start["t"]) / 1000 >= window_s:
+                out.append((after["t"] / 1000, frames / ((after["t"] - start["t"]) / 1000)))
+                start, frames = after, 0
+        return out
+
+    def fps_windows(self, window_s: float = 1.0) -> list[float]:
+        """Video fps in each whole `window_s` of the stretch."""
+        return [fps for _, fps in self.fps_by_window(window_s)]
+
+    @property
+    def median_fps(self) -> float:
+        windows = self.fps_windows()
+        return statistics.median(windows) if windows else 0.0
+
+    def audio_gaps_s(self) -> list[float]:
+        """Every stretch without a new audio packet, in seconds (to the sampling's 50 ms)."""
+        gaps: list[float] = []
+        last_at = self.samples[0]["t"] if self.samples else 0.0
+        for before, after in pairwise(self.samples):
+            if grown(before, after, "audio") > 0:
+                gaps.append((after["t"] - last_at) / 1000)
+                last_at = after["t"]
+        if self.samples:
+            gaps.append((self.samples[-1]["t"] - last_at) / 1000)
+        return gaps
+
+    @property
+    def longest_gap_s(self) -> float:
+        return max(self.audio_gaps_s(), default=0.0)
+
+    @property
+    def gaps_over(self) -> int:
+        return sum(gap > GAP_S for gap in self.audio_gaps_s())
+
+    @property
+    def covered(self) -> float:
+        """The share of the sound played that was real audio, not made up by the jitter
+        buffer: of every 20 ms of playout, how much came from the other side's packets."""
+        played = self.total("played")
+        return 1 - self.total("concealed") / played if played else 0.0
+
+    @property
+    def sampled_every_s(self) -> float:
+        """The longest time between two samples: how fine the gaps above are."""
+        steps = [(b["t"] - a["t"]) / 1000 for a, b in pairwise(self.samples)]
+        return max(steps, default=0.0)
+
+    def changes(self, key: str) -> list[tuple[float, str]]:
+        """(epoch seconds, value) of `key` ("sending", "notice") at the start and each change."""
+        out: list[tuple[float, str]] = []
+        for sample in self.samples:
+            if not out or out[-1][1] != sample[key]:
+                out.append((sample["t"] / 1000, sample[key]))
+        return out
+
+    @property
+    def levels(self) -> list[str]:
+        """The notices this page showed in turn ("" for none: the other side's video full)."""
+        return [level for _, level in self.changes("notice")]
+
+    def __repr__(self) -> str:
+        return (
+            f"Figures({self.seconds:.1f} s, {self.fps:.1f} fps, audio {self.audio_per_s:.0f}/s, "
+            f"longest gap {self.longest_gap_s:.2f} s, notices {self.levels})"
+        )
 
 
-def watch(helper: Page, seconds: float, until: str | None = None) -> Figures:
-    """Samples what the helper receives every 0.25 s for `seconds` (or until the notice of the
-    student's video level is `until`, '' meaning no notice: video back at full)."""
-    figures = Figures()
-    started = last_audio_at = time.monotonic()
-    first = helper.evaluate(RECEIVED)
-    last = first
-    notice = helper.get_by_test_id("quality-notice")
+def samples_from(page: Page, start: int) -> list[dict[str, Any]]:
+    return list(page.evaluate(SAMPLES_SINCE, start))
+
+
+def watch(page: Page, seconds: float, until: str | None = None) -> Figures:
+    """The page's samples over the next `seconds` (or until its quality notice's level is
+    `until`, '' meaning no notice: video back at full)."""
+    start = page.evaluate(SAMPLE_COUNT)
+    started = time.monotonic()
+    notice = page.get_by_test_id("quality-notice")
     while time.monotonic() - started < seconds:
         time.sleep(0.25)
-        now = helper.evaluate(RECEIVED)
-        at = time.monotonic()
-        if now["audio"] > last["audio"]:
-            last_audio_at = at
-        figures.longest_gap_s = max(figures.longest_gap_s, at - last_audio_at)
-        last = now
-        level = notice.get_attribute("data-level") or ""
-        if not figures.levels or figures.levels[-1] != level:
-            figures.levels.append(level)
-        if until is not None and level == until:
+        if until is not None and (notice.get_attribute("data-level") or "") == until:
+            time.sleep(0.2)  # a sample or more after the change
             break
-    figures.seconds = time.monotonic() - started
-    figures.frames = last["frames"] - first["frames"]
-    figures.audio = last["audio"] - first["audio"]
-    return figures
+    # From the sample before the start, so the first stretch of the window counts too.
+    return Figures(samples_from(page, max(0, start - 1)))
 
 
 @pytest.mark.slow
@@ -343,8 +517,14 @@ def test_a_call_through_a_poor_network_keeps_its_sound_drops_video_and_gets_it_b
 
 
 def meet_through(student: Browser, helper_in: Browser, hub: RunningHub) -> tuple[Page, Page]:
-    """`meet`, then the helper's page reloaded keeping its peer connections (WATCH_CALLS)."""
+    """`meet`, then both pages reloaded keeping their peer connections (WATCH_CALLS) and
+    sampling them (SAMPLER); returns once video flows both ways."""
     student_page, helper = meet(student, helper_in, hub)
-    helper.context.add_init_script(WATCH_CALLS)
-    helper.reload()
+    for page in (student_page, helper):
+        page.context.add_init_script(WATCH_CALLS)
+        page.context.add_init_script(SAMPLER)
+        page.reload()
+        expect(page.get_by_test_id("room")).to_have_attribute("data-state", "joined")
+    expect_video_from_the_other_side(helper)
+    expect_video_from_the_other_side(student_page)
     return student_page, helper
