@@ -100,6 +100,18 @@ def seeded(url: str) -> bool:
         db.dispose()
 
 
+def migrate(url: str) -> None:
+    """Bring a kept database's schema up to the hub's (its data stays)."""
+    from hub.db import Database
+    from hub.migrate import upgrade
+
+    db = Database(url)
+    try:
+        upgrade(db)
+    finally:
+        db.dispose()
+
+
 def spread_users(url: str, sites: int, organisations: int) -> None:
     """Add sites and partner organisations up to the given numbers, and spread the demo students
     over the sites and the helpers over the organisations, round robin."""
@@ -336,6 +348,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with database_context as db:
         if args.reuse and seeded(db.url):
             progress(f"reusing the seeded {db.backend} database {db.url}")
+            migrate(db.url)  # e.g. a table added since it was seeded (stats_months)
         else:
             timings = seed_all(db, args, rng)
         database = database_version(db.url)

@@ -112,3 +112,38 @@ class StatsDirty(Base):
 
     seq: Mapped[int] = mapped_column(primary_key=True)
     request_id: Mapped[int]
+
+
+class StatsMonth(Base):
+    """One calendar month's figures, all sites, added up from its days (`StatsDay`, the same
+    columns) so that a year reads a dozen rows instead of 365, beside its bars in
+    `StatsMonthCell`. `twice`: who had sessions on more than one day of the month (returning
+    students). A month's row is deleted whenever one of its days is rebuilt and made again from
+    the days when a period that covers the whole month is read (`hub.stats.service`)."""
+
+    __tablename__ = "stats_months"
+
+    month: Mapped[date] = mapped_column(primary_key=True)  # its first day
+    asked: Mapped[bytes] = mapped_column(LargeBinary)
+    helped: Mapped[bytes] = mapped_column(LargeBinary)
+    twice: Mapped[bytes] = mapped_column(LargeBinary)
+    sites: Mapped[str] = mapped_column(Text)
+    site_asked: Mapped[bytes] = mapped_column(LargeBinary)
+    waits: Mapped[bytes] = mapped_column(LargeBinary)
+    lengths: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class StatsMonthCell(Base):
+    """One bar or count of one month (all sites), the sum of its days' `StatsDayCell`s: `few` is
+    how many students are behind it up to MIN_STUDENTS, and `students` lists them only when there
+    are fewer (a period's small cells need them; a cell with enough students is enough anyway)."""
+
+    __tablename__ = "stats_month_cells"
+
+    month: Mapped[date] = mapped_column(primary_key=True)
+    dim: Mapped[str] = mapped_column(String(24), primary_key=True)
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    n: Mapped[int]
+    total: Mapped[float]
+    few: Mapped[int]
+    students: Mapped[str] = mapped_column(Text)

@@ -37,7 +37,21 @@ from zoneinfo import ZoneInfo
 
 from flask_babel import format_decimal
 from flask_babel import gettext as _
-from sqlalchemy import Select, Table, case, delete, func, insert, select, text, update
+from sqlalchemy import (
+    LargeBinary,
+    Select,
+    Table,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from hub.accounts.models import Organisation, Role, Site, User
@@ -46,7 +60,15 @@ from hub.db import Base
 from hub.devices.models import KioskVisit
 from hub.matching.models import HelpRequest, RequestStatus
 from hub.rooms.models import Feedback, Room
-from hub.stats.models import StatsDay, StatsDayCell, StatsDirty, StatsFact, StatsNumber
+from hub.stats.models import (
+    StatsDay,
+    StatsDayCell,
+    StatsDirty,
+    StatsFact,
+    StatsMonth,
+    StatsMonthCell,
+    StatsNumber,
+)
 
 MIN_STUDENTS = 5
 # Days in the statistics are the café's days, not UTC's.
@@ -174,8 +196,7 @@ def refresh(s: Session) -> int:
     if s.scalar(select(StatsDirty.seq).limit(1)) is None:
         return 0
     dialect = s.get_bind().dialect.name
-    if dialect != "sqlite":  # on SQLite the process lock already serialises transactions
-        s.execute(text(f"SELECT pg_advisory_xact_lock({REFRESH_LOCK})"))
+    _lock(s)
     last = s.scalar(select(func.max(StatsDirty.seq)))
     if last is None:
         return 0
@@ -192,9 +213,15 @@ def refresh(s: Session) -> int:
 
 
 def rebuild_days(s: Session, days: Iterable[date]) -> None:
-    """Work the figures of these days out again from their facts."""
+    """Work the figures of these days out again from their facts, and those of their months that
+    were added up already (in the same transaction, so a reader never sees one without the
+    other; a month not added up yet is added up when a period covering it is first read)."""
+    touched = sorted(set(days))
+    if not touched:
+        return
+    _lock(s)
     tops: dict[int, int] = {}  # the highest number of each scope, read when first needed
-    for day in sorted(set(days)):
+    for day in touched:
         rows = s.execute(select(*FACT_COLUMNS).where(StatsFact.day == day)).all()
         s.execute(delete(StatsDay).where(StatsDay.day == day))
         s.execute(delete(StatsDayCell).where(StatsDayCell.day == day))
@@ -204,6 +231,9 @@ def rebuild_days(s: Session, days: Iterable[date]) -> None:
             connection = s.connection()
             connection.execute(insert(_table(StatsDay)), [whole])
             connection.execute(insert(_table(StatsDayCell)), cells)
+    months = {month_of(day) for day in touched}
+    rolled = s.scalars(select(StatsMonth.month).where(StatsMonth.month.in_(months)))
+    roll_up(s, set(rolled), again=True)
 
 
 EVERYWHERE = -1  # the scope of a student's number across all sites
@@ -663,76 +693,270 @@ def _encode_day(
 _MANY = frozenset(f"many{n}" for n in range(MIN_STUDENTS))
 
 
-def cells_from_days(s: Session, period: Period) -> Cells:
-    """All sites' cells of a period, added up from its days: the bars by the database, the
-    students and histograms from stats_days."""
-    c = Cells()
-    in_period = (StatsDayCell.day >= period.first, StatsDayCell.day <= period.last)
-    bars = s.execute(
-        select(
-            StatsDayCell.dim,
-            StatsDayCell.key,
-            func.sum(StatsDayCell.n),
-            func.sum(StatsDayCell.total),
-            func.max(StatsDayCell.few),
-        )
-        .where(*in_period)
-        .group_by(StatsDayCell.dim, StatsDayCell.key)
-    )
-    # The students of the cells no single day had enough for are listed by a second query of
-    # only the days' small cells (few of them): aggregating every cell's list would cost more.
-    small: dict[tuple[str, str], set[Any]] = {}
-    for dim, key_json, n, total, most in bars:
-        key = json.loads(key_json)
-        if dim == "day":
-            key = date.fromisoformat(key)
-        if most >= MIN_STUDENTS:  # one day alone had enough
-            students: set[Any] = set(_MANY)
-        else:
-            students = small[(dim, key_json)] = set()
-        c.cells[(dim, key)] = Cell(int(n), float(total), students)
-    if small:
-        listed = s.execute(
+def month_of(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _next_month(month: date) -> date:
+    return (month + timedelta(days=32)).replace(day=1)
+
+
+def _month_last(month: date) -> date:
+    return _next_month(month) - timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Spans:
+    """A period as the whole calendar months inside it and the days around them."""
+
+    months: tuple[date, date] | None  # the first and the last whole month (their first days)
+    days: tuple[tuple[date, date], ...]  # the other days, as ranges (first, last)
+
+    @classmethod
+    def of(cls, period: Period) -> Spans:
+        first = month_of(period.first)
+        if first < period.first:
+            first = _next_month(first)
+        last = month_of(period.last)
+        if _month_last(last) > period.last:
+            last = month_of(last - timedelta(days=1))
+        if first > last:
+            return cls(None, ((period.first, period.last),))
+        days = []
+        if period.first < first:
+            days.append((period.first, first - timedelta(days=1)))
+        if _month_last(last) < period.last:
+            days.append((_month_last(last) + timedelta(days=1), period.last))
+        return cls((first, last), tuple(days))
+
+
+def _in_ranges(column: Any, ranges: Iterable[tuple[date, date]]) -> Any:
+    return or_(*(column.between(first, last) for first, last in ranges))
+
+
+def _words(total: int) -> bytes:
+    """A sum of `_dense` arrays as an array again (whole uint32s)."""
+    return total.to_bytes(4 * ((total.bit_length() + 31) // 32), "little")
+
+
+def _bits(total: int) -> bytes:
+    """ORed bitmaps as a bitmap again."""
+    return total.to_bytes((total.bit_length() + 7) // 8, "little")
+
+
+@dataclass
+class Sums:
+    """Days' and months' figures added up exactly: each bar (dim, key as JSON) as the requests,
+    the sum and up to MIN_STUDENTS of its students (`_MANY` once a single day or month had that
+    many), and who asked, who had a session (and on more than one day) and the histograms as big
+    integers. Gives a period's `Cells`, or a month's rows."""
+
+    bars: dict[tuple[str, str], tuple[int, float, set[Any] | None]] = field(default_factory=dict)
+    asked: int = 0
+    seen: int = 0  # had a session
+    twice: int = 0  # had sessions on more than one day
+    at_site: dict[int, int] = field(default_factory=dict)  # scope: who asked there
+    waits: int = 0
+    lengths: int = 0
+
+    def add(
+        self,
+        asked: bytes,
+        helped: bytes,
+        twice: bytes,
+        sites: str,
+        site_asked: bytes,
+        waits: bytes,
+        lengths: bytes,
+    ) -> None:
+        """One day's or month's row (a day's `twice` is empty: one day is never two)."""
+        self.asked |= int.from_bytes(asked, "little")
+        had = int.from_bytes(helped, "little")
+        self.twice |= (self.seen & had) | int.from_bytes(twice, "little")
+        self.seen |= had
+        at = 0
+        for scope, size in json.loads(sites):
+            bits = int.from_bytes(site_asked[at : at + size], "little")
+            self.at_site[scope] = self.at_site.get(scope, 0) | bits
+            at += size
+        self.waits += int.from_bytes(waits, "little")
+        self.lengths += int.from_bytes(lengths, "little")
+
+    def cells(self) -> Cells:
+        c = Cells()
+        for (dim, key_json), (n, total, who) in self.bars.items():
+            key = json.loads(key_json)
+            if dim == "day":
+                key = date.fromisoformat(key)
+            c.cells[(dim, key)] = Cell(n, total, set(_MANY) if who is None else who)
+        c.asked_total, c.returning_total = self.asked.bit_count(), self.twice.bit_count()
+        c.asked_at_site = {(k or None): bits.bit_count() for k, bits in self.at_site.items()}
+        c.waits, c.lengths = _undense(self.waits), _undense(self.lengths)
+        return c
+
+    def month_rows(self, month: date) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """As the month's stats_months row and stats_month_cells rows."""
+        cells = []
+        for (dim, key_json), (n, total, who) in self.bars.items():
+            # A bar with enough students lists none: the reader needs only the small ones'.
+            listed = "" if who is None else " ".join(str(k) for k in sorted(who))
+            few = MIN_STUDENTS if who is None else len(who)
+            cells.append(
+                {"month": month, "dim": dim, "key": key_json, "n": n, "total": total}
+                | {"few": few, "students": listed}
+            )
+        scopes = sorted(self.at_site)
+        site_bits = [_bits(self.at_site[scope]) for scope in scopes]
+        whole = {
+            "month": month,
+            "asked": _bits(self.asked),
+            "helped": _bits(self.seen),
+            "twice": _bits(self.twice),
+            "sites": json.dumps(
+                [[scope, len(bits)] for scope, bits in zip(scopes, site_bits, strict=True)],
+                separators=(",", ":"),
+            ),
+            "site_asked": b"".join(site_bits),
+            "waits": _words(self.waits),
+            "lengths": _words(self.lengths),
+        }
+        return whole, cells
+
+
+def add_up(s: Session, spans: Spans) -> Sums:
+    """The figures of these months (from stats_months, as far as they are there) and days
+    (stats_days) added up: the bars by the database, the students and histograms here."""
+    sums = Sums()
+    cell_parts, small_parts = [], []
+    if spans.days:
+        in_days = _in_ranges(StatsDayCell.day, spans.days)
+        day_cells = (StatsDayCell.dim, StatsDayCell.key, StatsDayCell.n, StatsDayCell.total)
+        cell_parts.append(select(*day_cells, StatsDayCell.few).where(in_days))
+        small_parts.append(
             select(StatsDayCell.dim, StatsDayCell.key, StatsDayCell.students).where(
-                *in_period, StatsDayCell.few < MIN_STUDENTS
+                in_days, StatsDayCell.few < MIN_STUDENTS
             )
         )
-        for dim, key_json, keys in listed:
+    if spans.months:
+        in_months = StatsMonthCell.month.between(*spans.months)
+        month_cells = (StatsMonthCell.dim, StatsMonthCell.key, StatsMonthCell.n)
+        cell_parts.append(
+            select(*month_cells, StatsMonthCell.total, StatsMonthCell.few).where(in_months)
+        )
+        small_parts.append(
+            select(StatsMonthCell.dim, StatsMonthCell.key, StatsMonthCell.students).where(
+                in_months, StatsMonthCell.few < MIN_STUDENTS
+            )
+        )
+    if not cell_parts:
+        return sums
+    every = union_all(*cell_parts).subquery()
+    bars = s.execute(
+        select(
+            every.c.dim,
+            every.c.key,
+            func.sum(every.c.n),
+            func.sum(every.c.total),
+            func.max(every.c.few),
+        ).group_by(every.c.dim, every.c.key)
+    )
+    # The students of the bars no single day or month had enough for are listed by a second
+    # query of only the small cells (few of them): aggregating every cell's list would cost more.
+    small: dict[tuple[str, str], set[Any]] = {}
+    for dim, key_json, n, total, most in bars:
+        if most >= MIN_STUDENTS:  # one day or month alone had enough
+            who: set[Any] | None = None
+        else:
+            who = small[(dim, key_json)] = set()
+        sums.bars[(dim, key_json)] = (int(n), float(total), who)
+    if small:
+        listed = union_all(*small_parts).subquery()
+        for dim, key_json, keys in s.execute(select(listed)):
             listed_for = small.get((dim, key_json))
-            if listed_for is None:  # a small day of a cell other days had enough for
+            if listed_for is None:  # a small day of a bar other days had enough for
                 continue
             for student in {int(k) for k in keys.split()}:
                 if len(listed_for) >= MIN_STUDENTS:
                     break
                 listed_for.add(student)
-    waits = lengths = asked = seen = twice = 0
-    at_site: dict[int, int] = {}
-    rows = s.execute(
-        select(
-            StatsDay.asked,
-            StatsDay.helped,
-            StatsDay.sites,
-            StatsDay.site_asked,
-            StatsDay.waits,
-            StatsDay.lengths,
-        ).where(StatsDay.day >= period.first, StatsDay.day <= period.last)
-    )
-    for day_asked, day_helped, sites, site_asked, day_waits, day_lengths in rows:
-        asked |= int.from_bytes(day_asked, "little")
-        helped = int.from_bytes(day_helped, "little")
-        twice |= seen & helped
-        seen |= helped
-        at = 0
-        for scope, size in json.loads(sites):
-            bits = int.from_bytes(site_asked[at : at + size], "little")
-            at_site[scope] = at_site.get(scope, 0) | bits
-            at += size
-        waits += int.from_bytes(day_waits, "little")
-        lengths += int.from_bytes(day_lengths, "little")
-    c.asked_total, c.returning_total = asked.bit_count(), twice.bit_count()
-    c.asked_at_site = {(scope or None): bits.bit_count() for scope, bits in at_site.items()}
-    c.waits, c.lengths = _undense(waits), _undense(lengths)
-    return c
+    if spans.days:
+        rows = s.execute(
+            select(
+                StatsDay.asked,
+                StatsDay.helped,
+                literal(b"", LargeBinary),
+                StatsDay.sites,
+                StatsDay.site_asked,
+                StatsDay.waits,
+                StatsDay.lengths,
+            ).where(_in_ranges(StatsDay.day, spans.days))
+        )
+        for row in rows:
+            sums.add(*row)
+    if spans.months:
+        rows = s.execute(
+            select(
+                StatsMonth.asked,
+                StatsMonth.helped,
+                StatsMonth.twice,
+                StatsMonth.sites,
+                StatsMonth.site_asked,
+                StatsMonth.waits,
+                StatsMonth.lengths,
+            ).where(StatsMonth.month.between(*spans.months))
+        )
+        for row in rows:
+            sums.add(*row)
+    return sums
+
+
+def _lock(s: Session) -> None:
+    """One writer of the facts, days and months at a time (on SQLite the process lock already
+    serialises transactions); held until the transaction ends, and taken again at no cost."""
+    if s.get_bind().dialect.name != "sqlite":
+        s.execute(text(f"SELECT pg_advisory_xact_lock({REFRESH_LOCK})"))
+
+
+def _months_between(first: date, last: date) -> list[date]:
+    months, month = [], first
+    while month <= last:
+        months.append(month)
+        month = _next_month(month)
+    return months
+
+
+def roll_up(s: Session, months: Iterable[date], again: bool = False) -> None:
+    """Add these months (their first days) up from their days into stats_months, those not
+    there yet, or (`again`) all of them afresh. A month with no facts gets an empty row, so it is
+    not looked for again."""
+    wanted = set(months)
+    if not wanted:
+        return
+    _lock(s)
+    if not again:
+        wanted -= set(s.scalars(select(StatsMonth.month).where(StatsMonth.month.in_(wanted))))
+    for month in sorted(wanted):
+        s.execute(delete(StatsMonth).where(StatsMonth.month == month))
+        s.execute(delete(StatsMonthCell).where(StatsMonthCell.month == month))
+        whole, cells = add_up(s, Spans(None, ((month, _month_last(month)),))).month_rows(month)
+        connection = s.connection()
+        connection.execute(insert(_table(StatsMonth)), [whole])
+        if cells:
+            connection.execute(insert(_table(StatsMonthCell)), cells)
+
+
+def cells_from_days(s: Session, period: Period) -> Cells:
+    """All sites' cells of a period, added up from its whole months (each added up from its days
+    once, `roll_up`) and the days around them."""
+    spans = Spans.of(period)
+    if spans.months is not None:
+        wanted = _months_between(*spans.months)
+        have = set(
+            s.scalars(select(StatsMonth.month).where(StatsMonth.month.between(*spans.months)))
+        )
+        if len(have) < len(wanted):
+            roll_up(s, set(wanted) - have)
+    return add_up(s, spans).cells()
 
 
 # ---------------------------------------------------------------------------------------------
