@@ -9,12 +9,13 @@ holds the write lock, so on SQLite every unit of work is serialised by a process
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, create_engine, event, text
+from sqlalchemy import DateTime, Engine, create_engine, event, exc, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -39,6 +40,8 @@ class Base(DeclarativeBase):
 
 
 MATCHING_IN_FLIGHT = 4  # per process; the pool holds 10 (+ 20 overflow)
+# A pooled PostgreSQL connection that rested in the pool longer than this is pinged before use.
+PING_AFTER_IDLE_S = 1.0
 
 
 class Database:
@@ -55,9 +58,9 @@ class Database:
             )
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
-            self.engine = create_engine(
-                url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True
-            )
+            self.engine = create_engine(url, pool_size=10, max_overflow=20, hide_parameters=True)
+            event.listen(self.engine, "checkin", _rested_since)
+            event.listen(self.engine, "checkout", _ping_if_rested)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._lock = threading.RLock() if self.is_sqlite else None
         # On PostgreSQL at most MATCHING_IN_FLIGHT matching transactions of one process hold a
@@ -88,6 +91,33 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _rested_since(_dbapi_connection: Any, record: Any) -> None:
+    record.info["checked_in"] = time.monotonic()
+
+
+def _ping_if_rested(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Pre-ping, but only a connection that rested in the pool longer than PING_AFTER_IDLE_S.
+
+    SQLAlchemy's `pool_pre_ping` costs a round trip on every checkout: ~7 % of a matching step's
+    (docs/performance.md). A connection in use again within a second was working a second ago;
+    one that rested may have lost its server (a PostgreSQL restart), and the ping finds out
+    before a request fails on it: DisconnectionError makes the pool drop it and connect anew.
+    A restart within a second of a connection's last use still fails that one request, and its
+    disconnect error invalidates the rest of the pool (SQLAlchemy does so on the first
+    disconnect), so the next requests connect afresh."""
+    now = time.monotonic()
+    if now - record.info.get("checked_in", now) < PING_AFTER_IDLE_S:  # or just connected
+        return
+    try:  # as SQLAlchemy's own pre-ping (its BEGIN is the one the work would send anyway)
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+    except Exception as error:
+        raise exc.DisconnectionError() from error
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

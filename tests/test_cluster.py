@@ -13,8 +13,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from itertools import cycle, pairwise
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -26,7 +28,9 @@ from hub.rooms.models import Room
 from lektiecafe.cluster import Cluster, start_cluster
 from tests.conftest import FAST, ROOT, RunningHub
 from tests.hubclient import Client
-from tests.test_matching import ask
+from tests.test_admin import Staff, texts
+from tests.test_matching import ask, subject_id
+from tests.test_scale import hub_processes
 
 pytestmark = pytest.mark.postgres
 REDIS = "redis://127.0.0.1:6379/0"
@@ -208,3 +212,37 @@ def test_processes_racing_never_offer_twice_match_twice_or_put_a_helper_in_two_r
             assert end is not None and end <= next_start, f"helper {helper_id} in two rooms"
     for hub in hubs:
         hub.db.dispose()
+
+
+# ---------------------------------------------------------------------------------------------
+# What one process changes, the others see at once
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_opening_hours_an_admin_changes_on_one_process_hold_at_once_on_another(
+    database_url, tmp_path
+):
+    """The schedule is read once per transaction, never kept between them (hub.schedule): a hub
+    process that had read the hours before must not let a student into the queue after an admin
+    closed the café through another process, nor refuse one after it opened again."""
+    env = {**FAST, "LEKTIECAFE_MESSAGE_QUEUE": REDIS}
+    with hub_processes(database_url, tmp_path, env, env) as (admin_side, student_side):
+        student = student_side.client("student1")
+        # The café is open (no opening hours): the student's process has read the schedule.
+        first = ask(student, student_side)
+        student.ok("help:cancel", {"request_id": first["request_id"]})
+
+        # The admin, on the other process, opens the café only at a time that is not now.
+        hour = (datetime.now(ZoneInfo("Europe/Copenhagen")).hour + 12) % 24
+        admin = Staff(admin_side.url, "admin")
+        hours = {f"day{d}": f"{hour:02d}:00-{hour:02d}:30" for d in range(7)}
+        assert texts(admin.post("/admin/schedule/hours", **hours).text, "notice") == ["Saved."]
+        refused = student.call(
+            "help:request", {"subject": subject_id(student_side, "math"), "grade": 9}
+        )
+        assert refused["ok"] is False and refused["error"]["code"] == "closed", refused
+
+        # Open again (no hours at all): at once, too.
+        cleared = {f"day{d}": "" for d in range(7)}
+        assert texts(admin.post("/admin/schedule/hours", **cleared).text, "notice") == ["Saved."]
+        assert ask(student, student_side)["position"] == 1

@@ -145,7 +145,8 @@ class Dispatcher:
 class QueuePlaces:
     """Tells every waiting student whose place or estimate changed, at most every PLACES_EVERY_S.
 
-    The pass reads the queue and who is on duty in two short transactions, computes the places
+    The pass reads the queue and who is on duty in two short transactions (not matching ones:
+    see run_once), computes the places
     in slices and stores and sends the changes a chunk at a time; before each step it waits until
     the hub is idle: thousands of students waiting must not hold up an offer, which a helper is
     waiting for, or an acknowledgement."""
@@ -171,19 +172,25 @@ class QueuePlaces:
             socketio.sleep(max(0.0, started + PLACES_EVERY_S - time.monotonic()))
 
     def run_once(self) -> None:
+        # Plain transactions, outside the matching lock: the places only tell, and a pass that
+        # reads the queue in the middle of a change tells a place the next pass corrects (it is
+        # kicked after every change). tell_places stores only what it sends to requests still
+        # waiting, by a conditional UPDATE, so a request matched meanwhile is left out. Under the
+        # lock, every chunk of places stood in line with the offers and acknowledgements
+        # (docs/performance.md, "Matching on PostgreSQL").
         background = Background()
         background.give_way()
-        with self.state.db.matching_transaction() as s:
+        with self.state.db.transaction() as s:
             waiting = service.waiting_in_order(s)
         if not waiting:
             return
         background.give_way()
-        with self.state.db.matching_transaction() as s:
+        with self.state.db.transaction() as s:
             at_hand = service.help_at_hand(s, self.state.config)
         changed = service.changed_places(waiting, at_hand, pause=background.pause)
         for start in range(0, len(changed), TELL_CHUNK):
             background.give_way(after_s=TELL_GAP_S)
-            with self.state.db.matching_transaction() as s:
+            with self.state.db.transaction() as s:
                 notices = service.tell_places(s, changed[start : start + TELL_CHUNK])
             deliver(notices)
 

@@ -14,7 +14,6 @@ from hub.matching.models import DutyStatus
 from hub.realtime.events import SocketEvents, user_connected, user_gone
 from hub.realtime.notices import deliver
 from hub.rooms.ice import ice_servers
-from hub.rooms.service import room_peer
 from hub.state import hub_state
 from hub.validation import Payload
 
@@ -89,8 +88,7 @@ def offer_accept(helper: Identity, data: OfferRef) -> dict[str, Any]:
     state = hub_state()
     ice = ice_servers(state.config)
     with state.db.matching_transaction() as s:
-        room, notices = service.accept_offer(s, helper, data.offer_id, clock.now(), ice)
-        peer = room_peer(s, room, helper.user_id)
+        room, peer, notices = service.accept_offer(s, helper, data.offer_id, clock.now(), ice)
     deliver(notices)
     state.kick_matching()
     return {"room_id": room.id, "peer": peer, "ice_servers": ice}

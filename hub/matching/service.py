@@ -13,8 +13,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import Row, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    Integer,
+    Row,
+    String,
+    case,
+    cast,
+    func,
+    literal,
+    null,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.orm import Session, lazyload
 
 from hub.accounts import service as accounts
 from hub.accounts.access import Identity
@@ -68,18 +80,37 @@ def create_request(
     now: datetime,
     config: HubConfig,
 ) -> dict[str, Any]:
-    if open_request_of(s, student.user_id) is not None:
+    # One query for what the request is checked against: whether the student waits already,
+    # how many wait ahead for the subject (all who asked before: a request is stored and given
+    # its id under the matching lock, so none asked at the same instant comes after) and whether
+    # the subject and the language exist and are offered.
+    def active(column: Any, key: Any, where: Any) -> Any:
+        return select(column).where(where == key).scalar_subquery()
+
+    waiting = HelpRequest.status == RequestStatus.WAITING
+    checks = s.execute(
+        select(
+            select(func.count())
+            .where(waiting, HelpRequest.student_id == student.user_id)
+            .scalar_subquery()
+            .label("mine"),
+            select(func.count())
+            .where(waiting, HelpRequest.subject_id == subject_id, HelpRequest.created_at <= now)
+            .scalar_subquery()
+            .label("ahead"),
+            active(Subject.active, subject_id, Subject.id).label("subject"),
+            active(Language.active, language_code, Language.code).label("language"),
+        )
+    ).one()
+    if checks.mine:
         raise Conflict(_("You are already waiting for a helper."))
     schedule.refuse_if_closed(s, now, config.zone)  # nobody would serve the queue
-    subject = s.get(Subject, subject_id)
-    if subject is None or not subject.active:
+    if not checks.subject:
         raise Invalid(_("That subject does not exist."), fields={"subject": "unknown"})
     if grade not in GRADES:
         raise Invalid(_("Grade must be 8, 9 or 10."), fields={"grade": "unknown"})
-    if language_code is not None:
-        language = s.get(Language, language_code)
-        if language is None or not language.active:
-            raise Invalid(_("That language does not exist."), fields={"language": "unknown"})
+    if language_code is not None and not checks.language:
+        raise Invalid(_("That language does not exist."), fields={"language": "unknown"})
     request = HelpRequest(
         student_id=student.user_id,
         subject_id=subject_id,
@@ -88,12 +119,12 @@ def create_request(
         note=note,
         created_at=now,
     )
+    status = _status_at(s, 1 + checks.ahead, request, config, now)
+    request.told_position, request.told_eta_s = status["position"], status["eta_s"]
     s.add(request)
     s.flush()
     if attachment_ids:
         attachments.attach_to_request(s, student.user_id, attachment_ids, request.id)
-    status = queue_status(s, request, config, now)
-    request.told_position, request.told_eta_s = status["position"], status["eta_s"]
     return {"request_id": request.id, **status}
 
 
@@ -114,13 +145,55 @@ def queue_status(
         )
         or 0
     )
-    eta = help_at_hand(s, config).wait_s(position, request)
+    return _status_at(s, position, request, config, now)
+
+
+def _status_at(
+    s: Session, position: int, request: HelpRequest, config: HubConfig, now: datetime
+) -> dict[str, Any]:
+    eta = wait_s(s, position, request, config)
     shift = _next_shift_for(s, request, now, config) if eta is None else None
     return {
         "position": position,
         "eta_s": eta,
         "next_shift": shift.starts_at.isoformat() if shift else None,
     }
+
+
+def wait_s(s: Session, position: int, request: policy.Asking, config: HubConfig) -> int | None:
+    """The estimated wait of one request at `position`: what HelpAtHand.wait_s tells, from one
+    query counting the helpers on duty who can take it (and one more for the typical session if
+    any can), instead of everyone on duty with their skills."""
+    able = (
+        select(func.count().filter(HelperDuty.status == DutyStatus.AVAILABLE), func.count())
+        .select_from(HelperDuty)
+        .join(User, User.id == HelperDuty.helper_id)
+        .where(
+            # policy.can_help in SQL: the subject, the grade and (if asked for) the language
+            HelperDuty.status.in_([DutyStatus.AVAILABLE, DutyStatus.BUSY]),
+            User.grade_min <= request.grade,
+            User.grade_max >= request.grade,
+            select(helper_subjects.c.user_id)
+            .where(
+                helper_subjects.c.user_id == HelperDuty.helper_id,
+                helper_subjects.c.subject_id == request.subject_id,
+            )
+            .exists(),
+        )
+    )
+    if request.language_code is not None:
+        able = able.where(
+            select(helper_languages.c.user_id)
+            .where(
+                helper_languages.c.user_id == HelperDuty.helper_id,
+                helper_languages.c.language_code == request.language_code,
+            )
+            .exists()
+        )
+    free_able, on_duty_able = s.execute(able).one()
+    if not on_duty_able:
+        return None
+    return policy.estimate_wait_s(position, free_able, on_duty_able, typical_session_s(s, config))
 
 
 def _next_shift_for(
@@ -207,13 +280,22 @@ def student_back(s: Session, student_id: int, config: HubConfig, now: datetime) 
 def set_duty(s: Session, helper: Identity, status: DutyStatus, now: datetime) -> list[Notice]:
     if status != DutyStatus.OFF:  # going off is always allowed
         accounts.check_may_go_on_duty(s, helper.user_id, now)
-    duty = s.get(HelperDuty, helper.user_id)
-    if duty is None:
-        duty = HelperDuty(helper_id=helper.user_id, status=DutyStatus.OFF, idle_since=now)
-        s.add(duty)
-    if status == DutyStatus.AVAILABLE and duty.status != DutyStatus.AVAILABLE:
-        duty.idle_since = now
-    duty.status = status
+    # One UPDATE where the helper has a duty row (all but the first time): a helper becoming
+    # available is idle from now, otherwise the time they became free stays.
+    idle_since = (
+        case((HelperDuty.status != DutyStatus.AVAILABLE, now), else_=HelperDuty.idle_since)
+        if status == DutyStatus.AVAILABLE
+        else HelperDuty.idle_since
+    )
+    changed = s.execute(
+        update(HelperDuty)
+        .where(HelperDuty.helper_id == helper.user_id)
+        .values(status=status, idle_since=idle_since)
+        .execution_options(synchronize_session=False)
+    )
+    if changed.rowcount == 0:  # type: ignore[attr-defined]
+        s.add(HelperDuty(helper_id=helper.user_id, status=status, idle_since=now))
+        s.flush()
     if status != DutyStatus.AVAILABLE:
         return _withdraw_offers(s, Offer.helper_id == helper.user_id, now)
     return []
@@ -289,34 +371,56 @@ def helper_back(s: Session, helper_id: int, now: datetime) -> list[Notice]:
 def _answer_offer(
     s: Session, helper: Identity, offer_id: int, to: OfferStatus, now: datetime
 ) -> Offer:
-    offer = s.get(Offer, offer_id)
-    if offer is None or offer.helper_id != helper.user_id:
+    moved = _move_offers(
+        s,
+        (Offer.id == offer_id) & (Offer.helper_id == helper.user_id) & (Offer.expires_at > now),
+        to,
+        now,
+    )
+    if moved:
+        return moved[0]
+    # Only when refused: whose offer it was tells "not found" from "too late".
+    if s.scalar(select(Offer.helper_id).where(Offer.id == offer_id)) != helper.user_id:
         raise NotFound(_("That offer was not found."))
-    if not _move_offers(s, (Offer.id == offer_id) & (Offer.expires_at > now), to, now):
-        raise Conflict(_("That offer has expired or was withdrawn."))
-    return offer
+    raise Conflict(_("That offer has expired or was withdrawn."))
 
 
 def accept_offer(
     s: Session, helper: Identity, offer_id: int, now: datetime, ice: list[dict[str, Any]]
-) -> tuple[Room, list[Notice]]:
+) -> tuple[Room, dict[str, Any], list[Notice]]:
+    """The room opened, what the helper is told of the student, and the student's `match`."""
     offer = _answer_offer(s, helper, offer_id, OfferStatus.ACCEPTED, now)
-    if _close_request(s, offer.request_id, RequestStatus.MATCHED, now) is None:
+    # The request as it is now, in the session (hub.metrics reads its wait from it).
+    request = s.scalar(
+        update(HelpRequest)
+        .where(HelpRequest.id == offer.request_id, HelpRequest.status == RequestStatus.WAITING)
+        .values(status=RequestStatus.MATCHED, ended_at=now)
+        .returning(HelpRequest)
+    )
+    if request is None:
         raise Conflict(_("The student is no longer waiting."))  # rolls back the acceptance
-    request = s.get(HelpRequest, offer.request_id)
-    assert request is not None
-    room = rooms.open_room(s, request.id, request.student_id, helper.user_id, now)
+    student_id = request.student_id
+    _withdraw_offers(s, Offer.request_id == offer.request_id, now)
+    room = rooms.open_room(s, offer.request_id, student_id, helper.user_id, now)
     s.execute(
         update(HelperDuty)
         .where(HelperDuty.helper_id == helper.user_id)
         .values(status=DutyStatus.BUSY)
     )
+    # Both members in one query, for what each is told of the other (rooms.room_peer finds them
+    # in the session while `members` holds them); their skills are not needed and not loaded.
+    members = s.scalars(
+        select(User)
+        .where(User.id.in_([student_id, helper.user_id]))
+        .options(lazyload(User.subjects), lazyload(User.languages))
+    ).all()
+    assert len(members) == 2
     match = {
         "room_id": room.id,
-        "peer": rooms.room_peer(s, room, request.student_id),
+        "peer": rooms.room_peer(s, room, student_id),
         "ice_servers": ice,
     }
-    return room, [Notice(request.student_id, "match", match)]
+    return room, rooms.room_peer(s, room, helper.user_id), [Notice(student_id, "match", match)]
 
 
 def decline_offer(s: Session, helper: Identity, offer_id: int, now: datetime) -> None:
@@ -438,7 +542,8 @@ def _drop_absent_students(s: Session, now: datetime, config: HubConfig) -> list[
 
 
 def _offer_notice(s: Session, offer: Offer, now: datetime) -> Notice:
-    request = s.execute(
+    # The request, its student's nickname and its attachments in one query (a row per file).
+    rows = s.execute(
         select(
             HelpRequest.id,
             HelpRequest.subject_id,
@@ -447,13 +552,15 @@ def _offer_notice(s: Session, offer: Offer, now: datetime) -> Notice:
             HelpRequest.note,
             HelpRequest.created_at,
             User.display_name,
+            Attachment.id.label("file_id"),
+            Attachment.mime,
         )
         .join(User, User.id == HelpRequest.student_id)
+        .outerjoin(Attachment, Attachment.request_id == HelpRequest.id)
         .where(HelpRequest.id == offer.request_id)
-    ).one()
-    files = s.execute(
-        select(Attachment.id, Attachment.mime).where(Attachment.request_id == request.id)
-    )
+        .order_by(Attachment.created_at, Attachment.id)
+    ).all()
+    request = rows[0]
     payload = {
         "offer_id": offer.id,
         "expires_in_s": max(0.0, (offer.expires_at - now).total_seconds()),
@@ -464,7 +571,9 @@ def _offer_notice(s: Session, offer: Offer, now: datetime) -> Notice:
             "note": request.note,
             "nickname": request.display_name,
             "attachments": [
-                {"id": a.id, "mime": a.mime, "url": f"/api/attachments/{a.id}"} for a in files
+                {"id": a.file_id, "mime": a.mime, "url": f"/api/attachments/{a.file_id}"}
+                for a in rows
+                if a.file_id is not None
             ],
             "waited_s": int((now - request.created_at).total_seconds()),
         },
@@ -473,22 +582,28 @@ def _offer_notice(s: Session, offer: Offer, now: datetime) -> Notice:
 
 
 def _with_history(s: Session, requests: Sequence[PlainRow]) -> list[policy.WaitingRequest]:
-    """Waiting requests with who declined them and the student's previous helper."""
-    ids = [r.id for r in requests]
+    """Waiting requests with who declined them and the student's previous helper (one query:
+    the declined offers and the students' rooms, told apart by `kind`)."""
     declined: dict[int, set[int]] = defaultdict(set)
-    for request_id, helper_id in s.execute(
-        select(Offer.request_id, Offer.helper_id).where(
-            Offer.request_id.in_(ids), Offer.status == OfferStatus.DECLINED
-        )
-    ):
-        declined[request_id].add(helper_id)
-    previous: dict[int, int] = {}
-    for student_id, helper_id in s.execute(
-        select(Room.student_id, Room.helper_id)
-        .where(Room.student_id.in_({r.student_id for r in requests}))
-        .order_by(Room.created_at)
-    ):
-        previous[student_id] = helper_id  # the latest room wins
+    previous: dict[int, tuple[datetime, int]] = {}
+    history = union_all(
+        select(
+            literal("declined").label("kind"),
+            Offer.request_id.label("key"),
+            Offer.helper_id,
+            Offer.created_at,
+        ).where(
+            Offer.request_id.in_([r.id for r in requests]), Offer.status == OfferStatus.DECLINED
+        ),
+        select(literal("room"), Room.student_id, Room.helper_id, Room.created_at).where(
+            Room.student_id.in_({r.student_id for r in requests})
+        ),
+    )
+    for kind, key, helper_id, created_at in s.execute(history):
+        if kind == "declined":
+            declined[key].add(helper_id)
+        elif key not in previous or created_at >= previous[key][0]:
+            previous[key] = (created_at, helper_id)  # the latest room wins
     return [
         policy.WaitingRequest(
             r.id,
@@ -497,7 +612,7 @@ def _with_history(s: Session, requests: Sequence[PlainRow]) -> list[policy.Waiti
             r.grade,
             r.language_code,
             r.created_at,
-            previous.get(r.student_id),
+            previous[r.student_id][1] if r.student_id in previous else None,
             frozenset(declined[r.id]),
         )
         for r in requests
@@ -528,19 +643,24 @@ def _on_duty_skills(s: Session, free_only: bool = False) -> list[tuple[policy.He
     ids = [r.helper_id for r in rows]
     subjects: dict[int, set[int]] = defaultdict(set)
     languages: dict[int, set[str]] = defaultdict(set)
-    if ids:
-        for uid, sid in s.execute(
-            select(helper_subjects.c.user_id, helper_subjects.c.subject_id).where(
-                helper_subjects.c.user_id.in_(ids)
-            )
-        ):
-            subjects[uid].add(sid)
-        for uid, code in s.execute(
-            select(helper_languages.c.user_id, helper_languages.c.language_code).where(
-                helper_languages.c.user_id.in_(ids)
-            )
-        ):
-            languages[uid].add(code)
+    if ids:  # subjects and languages in one query: a row has one or the other
+        skills = union_all(
+            select(
+                helper_subjects.c.user_id,
+                helper_subjects.c.subject_id,
+                cast(null(), String).label("language_code"),
+            ).where(helper_subjects.c.user_id.in_(ids)),
+            select(
+                helper_languages.c.user_id,
+                cast(null(), Integer),
+                helper_languages.c.language_code,
+            ).where(helper_languages.c.user_id.in_(ids)),
+        )
+        for uid, sid, code in s.execute(skills):
+            if sid is not None:
+                subjects[uid].add(sid)
+            else:
+                languages[uid].add(code)
     return [
         (
             policy.HelperSkills(
@@ -632,26 +752,31 @@ def changed_places(
 
 def tell_places(s: Session, places: Sequence[Place]) -> list[Notice]:
     """Store what these students are told and return their `queue:update`s. Requests that stopped
-    waiting since the queue was read are left out: their students are matched or gone."""
-    waiting = set(
+    waiting since the queue was read are left out: their students are matched or gone. One
+    conditional UPDATE for the whole chunk, whose RETURNING says which were still waiting."""
+    if not places:
+        return []
+    positions = {p.request_id: p.position for p in places}
+    etas = {p.request_id: p.eta_s for p in places}
+    still_waiting = set(
         s.scalars(
-            select(HelpRequest.id).where(
-                HelpRequest.id.in_([p.request_id for p in places]),
-                HelpRequest.status == RequestStatus.WAITING,
+            update(HelpRequest)
+            .where(HelpRequest.id.in_(positions), HelpRequest.status == RequestStatus.WAITING)
+            .values(
+                # Cast: a chunk whose estimates are all None is a CASE of NULLs, text to PostgreSQL.
+                told_position=cast(case(positions, value=HelpRequest.id), Integer),
+                told_eta_s=cast(case(etas, value=HelpRequest.id), Integer),
             )
+            .returning(HelpRequest.id)
+            .execution_options(synchronize_session=False)
         )
     )
-    told = [p for p in places if p.request_id in waiting]
-    if told:
-        rows = [
-            {"id": p.request_id, "told_position": p.position, "told_eta_s": p.eta_s} for p in told
-        ]
-        s.execute(update(HelpRequest), rows)
     return [
         Notice(
             p.student_id,
             "queue:update",
             {"request_id": p.request_id, "position": p.position, "eta_s": p.eta_s},
         )
-        for p in told
+        for p in places
+        if p.request_id in still_waiting
     ]

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_date
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from sqlalchemy import delete, select
+from sqlalchemy import Date, Integer, Time, cast, delete, null, select, union_all
 from sqlalchemy.orm import Session
 
 from hub.errors import HubError, Invalid
@@ -228,6 +228,7 @@ def set_opening_hours(s: Session, blocks: Iterable[Block]) -> None:
                     ),
                     fields={f"day{weekday}": "overlap"},
                 )
+    _changed(s)
     s.execute(delete(OpeningHours))
     s.add_all(
         OpeningHours(weekday=b.weekday, opens=b.opens, closes=b.closes)
@@ -278,6 +279,7 @@ def closed_days_from(s: Session, first: date) -> Sequence[ClosedDay]:
 
 def add_closed_day(s: Session, day: date, reason: str) -> None:
     """Close the café on `day` (again: the reason is replaced)."""
+    _changed(s)
     closed = s.get(ClosedDay, day)
     if closed is None:
         s.add(ClosedDay(day=day, reason=reason))
@@ -286,6 +288,7 @@ def add_closed_day(s: Session, day: date, reason: str) -> None:
 
 
 def remove_closed_day(s: Session, day: date) -> None:
+    _changed(s)
     s.execute(delete(ClosedDay).where(ClosedDay.day == day))
 
 
@@ -293,20 +296,63 @@ def _locale() -> str:
     return str(get_locale() or "da")
 
 
+# The opening hours and closed days, read once per transaction (Session.info) in one query: a
+# help:request asks whether the café is open, and with nobody on duty when the next shift starts,
+# which read them four times. Not cached across transactions: other processes (another hub, a
+# test, an admin's command) change them without telling this one, and checking a version would
+# cost the same round trip as reading these few rows. The setters below drop the copy, so a
+# transaction sees its own changes.
+_SNAPSHOT = "hub.schedule.snapshot"
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    blocks: dict[int, list[tuple[time, time]]]  # by weekday, in order
+    closed: frozenset[date]
+
+
+def _snapshot(s: Session) -> _Snapshot:
+    snapshot: _Snapshot | None = s.info.get(_SNAPSHOT)
+    if snapshot is None:
+        rows = s.execute(
+            union_all(
+                select(
+                    OpeningHours.weekday,
+                    OpeningHours.opens,
+                    OpeningHours.closes,
+                    cast(null(), Date).label("day"),
+                ),
+                select(
+                    cast(null(), Integer), cast(null(), Time), cast(null(), Time), ClosedDay.day
+                ),
+            )
+        ).all()
+        blocks: dict[int, list[tuple[time, time]]] = {}
+        for weekday, opens, closes, _day in sorted(
+            (r for r in rows if r.day is None), key=lambda r: (r.weekday, r.opens)
+        ):
+            blocks.setdefault(weekday, []).append((opens, closes))
+        closed = frozenset(r.day for r in rows if r.day is not None)
+        snapshot = _Snapshot(blocks, closed)
+        s.info[_SNAPSHOT] = snapshot
+    return snapshot
+
+
+def _changed(s: Session) -> None:
+    s.info.pop(_SNAPSHOT, None)
+
+
 def _has_opening_hours(s: Session) -> bool:
-    return s.scalar(select(OpeningHours.id).limit(1)) is not None
+    return bool(_snapshot(s).blocks)
 
 
 def _blocks_by_weekday(s: Session) -> dict[int, list[tuple[time, time]]]:
-    blocks: dict[int, list[tuple[time, time]]] = {}
-    for block in opening_hours(s):
-        blocks.setdefault(block.weekday, []).append((block.opens, block.closes))
-    return blocks
+    return _snapshot(s).blocks
 
 
 def _closed_days(s: Session, first: date, last: date) -> set[date]:
-    return set(s.scalars(select(ClosedDay.day).where(ClosedDay.day.between(first, last))))
+    return {day for day in _snapshot(s).closed if first <= day <= last}
 
 
 def _is_closed_day(s: Session, day: date) -> bool:
-    return s.get(ClosedDay, day) is not None
+    return day in _snapshot(s).closed
