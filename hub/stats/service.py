@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from functools import cached_property
+from operator import itemgetter
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -222,11 +223,11 @@ def rebuild_days(s: Session, days: Iterable[date]) -> None:
     _lock(s)
     tops: dict[int, int] = {}  # the highest number of each scope, read when first needed
     for day in touched:
-        rows = s.execute(select(*FACT_COLUMNS).where(StatsFact.day == day)).all()
+        rows = s.execute(select(*CELL_COLUMNS).where(StatsFact.day == day)).all()
         s.execute(delete(StatsDay).where(StatsDay.day == day))
         s.execute(delete(StatsDayCell).where(StatsDayCell.day == day))
         if rows:
-            found = cells_from_facts([_stored_fact(row, day) for row in rows])
+            found = cells_from_rows(rows)
             whole, cells = _encode_day(day, found, _numbers(s, found, tops))
             connection = s.connection()
             connection.execute(insert(_table(StatsDay)), [whole])
@@ -596,41 +597,114 @@ def _band(bands: Sequence[int], seconds: float) -> int:
     return max(0, bisect_right(bands, seconds / 60) - 1)
 
 
+# The columns of a fact that its cells are made of, in this order (`cells_from_rows`).
+CELL_COLUMNS = (
+    StatsFact.day,
+    StatsFact.site_id,
+    StatsFact.subject_id,
+    StatsFact.grade,
+    StatsFact.channel,
+    StatsFact.outcome,
+    StatsFact.wait_s,
+    StatsFact.session_s,
+    StatsFact.helper_organisation_id,
+    StatsFact.student_rating,
+    StatsFact.helper_rating,
+    StatsFact.student_key,
+)
+_DAY, _SITE, _SUBJECT, _GRADE, _CHANNEL, _OUTCOME, _WAIT, _LENGTH = range(8)
+_ORGANISATION, _STUDENT_RATING, _HELPER_RATING, _KEY = range(8, 12)
+
+
 def cells_from_facts(found: Iterable[Fact]) -> Cells:
+    return cells_from_rows(
+        [
+            (
+                f.day,
+                f.site_id,
+                f.subject_id,
+                f.grade,
+                f.channel,
+                f.outcome,
+                f.wait_s,
+                f.session_s,
+                f.helper_organisation_id,
+                f.student_rating,
+                f.helper_rating,
+                f.student_key,
+            )
+            for f in found
+        ]
+    )
+
+
+def _add_bars(
+    c: Cells,
+    dim: str,
+    keys: Sequence[Any],
+    students: Sequence[Any],
+    amounts: Sequence[float] | None = None,
+) -> None:
+    """The bars of one dimension: a fact's key, student and amount at the same place in each.
+    Counted a dimension at a time by Python's C loops (Counter, set, zip), not fact by fact."""
+    totals: dict[Any, float] = {}
+    if amounts is not None:
+        for key, amount in zip(keys, amounts, strict=True):
+            totals[key] = totals.get(key, 0.0) + amount
+    who: dict[Any, set[Any]] = {}
+    for key, student in set(zip(keys, students, strict=True)):
+        listed = who.get(key)
+        if listed is None:
+            who[key] = {student}
+        elif len(listed) < MIN_STUDENTS:
+            listed.add(student)
+    for key, n in Counter(keys).items():
+        c.cells[(dim, key)] = Cell(n, float(totals.get(key, 0.0)), who[key])
+
+
+def cells_from_rows(rows: Sequence[Sequence[Any]]) -> Cells:
+    """The cells of a set of facts, each given as its `CELL_COLUMNS`."""
     c = Cells()
-    for f in found:
-        k = f.student_key
-        asked = c.asked.get(f.site_id)
-        if asked is None:
-            asked = c.asked[f.site_id] = set()
-        asked.add(k)
-        c.add("outcome", f.outcome, k)
-        c.add("subject_asked", f.subject_id, k)
-        if f.outcome != RequestStatus.MATCHED:
-            continue
-        day = f.day
-        helped = c.helped.get(day)
-        if helped is None:
-            helped = c.helped[day] = set()
-        helped.add(k)
-        c.add("day", day, k)
-        c.add("site", f.site_id, k)
-        c.add("subject", f.subject_id, k)
-        c.add("grade", f.grade, k)
-        c.add("channel", f.channel, k)
-        c.add("wait", _band(WAIT_BANDS, f.wait_s), k)
-        c.waits[f.wait_s] += 1
-        if f.student_rating is not None:
-            c.add("student_rating", f.student_rating, k)
-            c.add("rated_by_students", None, k, f.student_rating)
-        if f.helper_rating is not None:
-            c.add("helper_rating", f.helper_rating, k)
-            c.add("rated_by_helpers", None, k, f.helper_rating)
-        if f.session_s is not None:
-            c.add("ended", None, k, f.session_s)
-            c.add("length", _band(LENGTH_BANDS, f.session_s), k)
-            c.add("organisation", f.helper_organisation_id, k, f.session_s)
-            c.lengths[f.session_s] += 1
+
+    def column(at: int, of: Sequence[Sequence[Any]]) -> list[Any]:
+        return list(map(itemgetter(at), of))
+
+    everyone = column(_KEY, rows)
+    for site, student in set(zip(column(_SITE, rows), everyone, strict=True)):
+        c.asked.setdefault(site, set()).add(student)
+    _add_bars(c, "outcome", column(_OUTCOME, rows), everyone)
+    _add_bars(c, "subject_asked", column(_SUBJECT, rows), everyone)
+
+    matched_value = RequestStatus.MATCHED.value
+    matched = [r for r in rows if r[_OUTCOME] == matched_value]
+    keys = column(_KEY, matched)
+    days = column(_DAY, matched)
+    for day, student in set(zip(days, keys, strict=True)):
+        c.helped.setdefault(day, set()).add(student)
+    waits = column(_WAIT, matched)
+    _add_bars(c, "day", days, keys)
+    _add_bars(c, "site", column(_SITE, matched), keys)
+    _add_bars(c, "subject", column(_SUBJECT, matched), keys)
+    _add_bars(c, "grade", column(_GRADE, matched), keys)
+    _add_bars(c, "channel", column(_CHANNEL, matched), keys)
+    _add_bars(c, "wait", [_band(WAIT_BANDS, w) for w in waits], keys)
+    c.waits.update(waits)
+    for at, dim, overall in (
+        (_STUDENT_RATING, "student_rating", "rated_by_students"),
+        (_HELPER_RATING, "helper_rating", "rated_by_helpers"),
+    ):
+        rated = [r for r in matched if r[at] is not None]
+        if rated:
+            ratings, raters = column(at, rated), column(_KEY, rated)
+            _add_bars(c, dim, ratings, raters)
+            _add_bars(c, overall, [None] * len(rated), raters, ratings)
+    ended = [r for r in matched if r[_LENGTH] is not None]
+    if ended:
+        lengths, enders = column(_LENGTH, ended), column(_KEY, ended)
+        _add_bars(c, "ended", [None] * len(ended), enders, lengths)
+        _add_bars(c, "length", [_band(LENGTH_BANDS, x) for x in lengths], enders)
+        _add_bars(c, "organisation", column(_ORGANISATION, ended), enders, lengths)
+        c.lengths.update(lengths)
     return c
 
 
@@ -959,6 +1033,16 @@ def cells_from_days(s: Session, period: Period) -> Cells:
     return add_up(s, spans).cells()
 
 
+def cells_of_site(s: Session, period: Period, site_id: int) -> Cells:
+    """One site's cells of a period, from its facts (a year at a busy site: some 5,000)."""
+    query = select(*CELL_COLUMNS).where(
+        StatsFact.site_id == site_id,
+        StatsFact.day >= period.first,
+        StatsFact.day <= period.last,
+    )
+    return cells_from_rows(s.execute(query).all())
+
+
 # ---------------------------------------------------------------------------------------------
 # Computing the dashboard
 
@@ -1198,15 +1282,7 @@ def _requests_total(requests: int, gave_up: Cell, left: Cell, asked: int) -> Fig
 
 def compute(s: Session, period: Period, site_id: int | None, by: str, locale: str) -> Dashboard:
     """The dashboard of `period` at one site (or all), as the page and the CSV show it: all
-    sites from the days' figures (a year is 366 rows), one site from its facts."""
+    sites from the months' and days' figures, one site from its facts by the database."""
     refresh(s)
-    if site_id is None:
-        cells = cells_from_days(s, period)
-    else:
-        query = select(*FACT_COLUMNS, StatsFact.day).where(
-            StatsFact.day >= period.first,
-            StatsFact.day <= period.last,
-            StatsFact.site_id == site_id,
-        )
-        cells = cells_from_facts(_stored_fact(row[:-1], row[-1]) for row in s.execute(query))
+    cells = cells_from_days(s, period) if site_id is None else cells_of_site(s, period, site_id)
     return from_cells(cells, period, site_id, by, Names.load(s, locale))
