@@ -508,6 +508,13 @@ def _parser() -> argparse.ArgumentParser:
         help="profile the local hub through phases A-C with py-spy (.svg flamegraph, "
         ".json speedscope, anything else: collapsed stacks)",
     )
+    p.add_argument(
+        "--statements",
+        action="store_true",
+        help="instead of the benchmark: count the SQL statements of each matching step, run in "
+        "this process as the socket handlers run them, on a fresh database (40 students and 5 "
+        "helpers unless --students/--helpers say otherwise)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the data dir and database")
     p.add_argument("--json", type=Path, help="where to write the results (default bench/results/)")
     return p
@@ -573,8 +580,113 @@ async def _bench(
         await disconnect_all(clients or [a.sio for a in bench.students + bench.helpers])
 
 
+def count_statements(url: str, students: int, helpers: int) -> list[str]:
+    """The statements each matching step sends, counted by a `before_cursor_execute` listener
+    in this process: the steps run as hub/matching/events.py and dispatcher.py run them, on the
+    same service functions. BEGIN and COMMIT are one round trip each more on PostgreSQL
+    (psycopg sends them itself); the pool's ping of a connection that rested (hub/db.py) does not
+    happen here, since the steps follow each other at once."""
+    from sqlalchemy import event, select
+
+    from hub import clock, create_app
+    from hub.accounts.access import Identity, load_identity
+    from hub.accounts.models import User
+    from hub.catalog.models import Subject
+    from hub.config import HubConfig
+    from hub.matching import service
+    from hub.matching.dispatcher import TELL_CHUNK
+    from hub.matching.models import DutyStatus
+    from hub.rooms import service as rooms
+    from hub.state import HubState
+
+    app = create_app(HubConfig(database_url=url, secret_key=SECRET_KEY))
+    state: HubState = app.extensions["lektiecafe"]
+    sent: list[str] = []
+    event.listen(
+        state.db.engine,
+        "before_cursor_execute",
+        lambda _c, _cur, statement, *_rest: sent.append(" ".join(statement.split())[:90]),
+    )
+    lines: list[str] = []
+
+    def step(name: str, run: Any, times: int) -> None:
+        counts = []
+        for i in range(times):
+            sent.clear()
+            run(i)
+            counts.append(len(sent))
+        lines.append(f"  {name:34s} {min(counts):3d}-{max(counts):<3d} ({times} times)")
+        lines.extend(f"      {s}" for s in sent)
+
+    with app.app_context():
+        with state.db.transaction() as s:
+            ids = dict(s.execute(select(User.username, User.id)).all())
+            math = s.scalar(select(Subject.id).where(Subject.key == "math"))
+
+        def who(username: str) -> Identity:
+            identity = load_identity(ids[username])
+            assert identity is not None
+            return identity
+
+        pupils = [who(f"student{i}") for i in range(1, students + 1)]
+        crew = [who(f"helper{i}") for i in range(1, helpers + 1)]
+        assert math is not None
+        offers: dict[int, int] = {}
+
+        def ask(i: int) -> None:
+            with state.db.matching_transaction() as s:
+                service.create_request(
+                    s, pupils[i], subject_id=math, grade=9, language_code=None, note="",
+                    attachment_ids=[], now=clock.now(), config=state.config,
+                )  # fmt: skip
+
+        def duty(i: int) -> None:
+            now = clock.now()
+            with state.db.matching_transaction() as s:
+                notices = service.set_duty(s, crew[i], DutyStatus.AVAILABLE, now)
+                notices += service.offer_free_helpers(s, now, state.config)
+            offers[i] = next(n.payload["offer_id"] for n in notices if n.event == "offer")
+
+        def accept(i: int) -> None:
+            with state.db.matching_transaction() as s:
+                service.accept_offer(s, crew[i], offers[i], clock.now(), [])
+
+        def tell(_i: int) -> None:
+            with state.db.transaction() as s:
+                waiting = service.waiting_in_order(s)
+            with state.db.transaction() as s:
+                at_hand = service.help_at_hand(s, state.config)
+            changed = service.changed_places(waiting, at_hand, pause=lambda: None)
+            with state.db.transaction() as s:
+                service.tell_places(s, changed[:TELL_CHUNK])
+
+        def dispatch(_i: int) -> None:
+            now = clock.now()
+            with state.db.matching_transaction() as s:
+                rooms.end_abandoned(s, now, state.config)
+                service.dispatch(s, now, state.config)
+                service.next_deadline(s)
+
+        step("help:request (nobody on duty)", ask, min(students, 20))
+        step("duty:set available, with its offer", duty, min(helpers, 3))
+        step("offer:accept", accept, min(helpers, 3))
+        step(f"places pass, telling {TELL_CHUNK}", tell, 1)
+        step("dispatcher pass (nothing to do)", dispatch, 2)
+    state.db.dispose()
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.statements:
+        students = 40 if args.students == 2000 else args.students
+        helpers = 5 if args.helpers == 300 else args.helpers
+        with fresh_database(args.database_url, args.pg_admin_url, keep=args.keep) as db:
+            seed(db.url, students, helpers)
+            print(f"statements per matching step, {database_version(db.url)}, commit "
+                  f"{machine_info().get('commit', '?')}:")  # fmt: skip
+            print("\n".join(count_statements(db.url, students, helpers)), flush=True)
+        return 0
     names = _usernames(args)
     started_at = datetime.now(UTC)
     load_before = os.getloadavg()

@@ -475,12 +475,22 @@ def _make_offers(
     s: Session, free: list[policy.HelperSkills], now: datetime, config: HubConfig
 ) -> list[Notice]:
     offered = select(Offer.request_id).where(Offer.status == OfferStatus.PENDING)
+    # With what an offer tells the helper, so that making one reads nothing more (but the files,
+    # for a request that has any).
+    has_files = select(Attachment.id).where(Attachment.request_id == HelpRequest.id).exists()
     unoffered = (
-        select(*_POLICY_COLUMNS, HelpRequest.created_at)
+        select(
+            *_POLICY_COLUMNS,
+            HelpRequest.created_at,
+            HelpRequest.note,
+            User.display_name,
+            has_files.label("has_files"),
+        )
+        .join(User, User.id == HelpRequest.student_id)
         .where(HelpRequest.status == RequestStatus.WAITING, HelpRequest.id.not_in(offered))
         .order_by(HelpRequest.created_at, HelpRequest.id)
     )
-    notices: list[Notice] = []
+    made: list[tuple[Offer, PlainRow]] = []
     remaining = list(free)
     size = FIRST_OFFER_CHUNK
     while remaining:
@@ -493,6 +503,7 @@ def _make_offers(
             | ((HelpRequest.created_at == last.created_at) & (HelpRequest.id > last.id))
         )
         size *= OFFER_CHUNK_GROWTH
+        by_id = {r.id: r for r in chunk}
         for request_id, helper_id in policy.plan_offers(_with_history(s, chunk), remaining):
             offer = Offer(
                 request_id=request_id,
@@ -501,10 +512,13 @@ def _make_offers(
                 expires_at=now + timedelta(seconds=config.offer_timeout_s),
             )
             s.add(offer)
-            s.flush()
-            notices.append(_offer_notice(s, offer, now))
+            made.append((offer, by_id[request_id]))
             remaining = [h for h in remaining if h.id != helper_id]
-    return notices
+    s.flush()  # every offer of the pass in one INSERT
+    return [
+        _offer_notice_of(offer, request, _files(s, request.id) if request.has_files else [], now)
+        for offer, request in made
+    ]
 
 
 def next_deadline(s: Session) -> datetime | None:
@@ -542,8 +556,7 @@ def _drop_absent_students(s: Session, now: datetime, config: HubConfig) -> list[
 
 
 def _offer_notice(s: Session, offer: Offer, now: datetime) -> Notice:
-    # The request, its student's nickname and its attachments in one query (a row per file).
-    rows = s.execute(
+    request = s.execute(
         select(
             HelpRequest.id,
             HelpRequest.subject_id,
@@ -552,15 +565,26 @@ def _offer_notice(s: Session, offer: Offer, now: datetime) -> Notice:
             HelpRequest.note,
             HelpRequest.created_at,
             User.display_name,
-            Attachment.id.label("file_id"),
-            Attachment.mime,
         )
         .join(User, User.id == HelpRequest.student_id)
-        .outerjoin(Attachment, Attachment.request_id == HelpRequest.id)
         .where(HelpRequest.id == offer.request_id)
+    ).one()
+    return _offer_notice_of(offer, request, _files(s, request.id), now)
+
+
+def _files(s: Session, request_id: int) -> Sequence[PlainRow]:
+    return s.execute(
+        select(Attachment.id, Attachment.mime)
+        .where(Attachment.request_id == request_id)
         .order_by(Attachment.created_at, Attachment.id)
     ).all()
-    request = rows[0]
+
+
+def _offer_notice_of(
+    offer: Offer, request: PlainRow, files: Sequence[PlainRow], now: datetime
+) -> Notice:
+    """The `offer` a helper gets: the request (its subject, grade, language, note, the student's
+    nickname and files) as read with it."""
     payload = {
         "offer_id": offer.id,
         "expires_in_s": max(0.0, (offer.expires_at - now).total_seconds()),
@@ -571,9 +595,7 @@ def _offer_notice(s: Session, offer: Offer, now: datetime) -> Notice:
             "note": request.note,
             "nickname": request.display_name,
             "attachments": [
-                {"id": a.file_id, "mime": a.mime, "url": f"/api/attachments/{a.file_id}"}
-                for a in rows
-                if a.file_id is not None
+                {"id": a.id, "mime": a.mime, "url": f"/api/attachments/{a.id}"} for a in files
             ],
             "waited_s": int((now - request.created_at).total_seconds()),
         },
