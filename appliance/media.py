@@ -40,6 +40,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import av
@@ -393,7 +394,17 @@ class LeanVp8Encoder(vpx.Vp8Encoder):
         self.estimate_bps: int | None = None
         self.max_bps = max_kbps * 1000
         self._target = vpx.DEFAULT_BITRATE
+        self._probe_until = 0.0
         self._retarget()
+
+    def probe(self) -> None:
+        """Back to full video: aiortc's starting bitrate for `PROBE_S` whatever the estimate
+        (see appliance/quality.py), so the helper's estimate can grow back."""
+        self._probe_until = time.monotonic() + quality.PROBE_S
+        self._retarget()
+
+    def probing(self) -> bool:
+        return time.monotonic() < self._probe_until
 
     @property
     def target_bitrate(self) -> int:
@@ -410,6 +421,8 @@ class LeanVp8Encoder(vpx.Vp8Encoder):
 
     def _retarget(self) -> None:
         wanted = vpx.DEFAULT_BITRATE if self.estimate_bps is None else self.estimate_bps
+        if self.probing():
+            wanted = max(wanted, vpx.DEFAULT_BITRATE)
         self._target = max(quality.VIDEO_MIN_KBPS * 1000, min(wanted, self.max_bps))
         self._Vp8Encoder__target_bitrate = self._target
 
@@ -429,13 +442,23 @@ class Counted(MediaStreamTrack):
         return frame
 
 
-def sample_of(stats: list[Any], before: tuple[int, int]) -> tuple[Sample, tuple[int, int]]:
+@dataclass(frozen=True)
+class Counters:
+    """What the sample before saw: packets sent, and reported lost, in all."""
+
+    sent: int = 0
+    lost: int = 0
+
+
+def sample_of(stats: list[Any], before: Counters) -> tuple[Sample, Counters]:
     """One sample from the stats of the call's senders (aiortc's outbound-rtp and
-    remote-inbound-rtp) and the (sent, lost) counters of the sample before: the loss is the share
-    of the packets sent since then that the helper's receiver reports say were lost, as rtc.js's
-    `sampleFromStats` counts it. The round trip is the sound's (from RTCP: aiortc has no ICE round
-    trip), which keeps being measured while video is off; the video's when there is no sound.
-    The available bitrate is the encoder's (`LeanVp8Encoder.estimate_bps`), not in these stats."""
+    remote-inbound-rtp) and the counters of the sample before: the loss is the share of the
+    packets sent since then that the helper's receiver reports say were lost, counted as rtc.js's
+    `sampleFromStats` counts it (RTCP's per-report fraction lost is left out: over the few packets
+    of a small video between two reports it is mostly noise). The round trip is the sound's
+    (from RTCP: aiortc has no ICE round trip), which keeps being measured while video is off;
+    the video's when there is no sound. The available bitrate is the encoder's
+    (`LeanVp8Encoder.estimate_bps`), not in these stats."""
     sent = lost = 0
     rtt: dict[str, float] = {}
     for s in stats:
@@ -445,9 +468,9 @@ def sample_of(stats: list[Any], before: tuple[int, int]) -> tuple[Sample, tuple[
             lost += max(0, s.packetsLost or 0)
             if s.roundTripTime is not None:
                 rtt[s.kind] = s.roundTripTime
-    d_sent, d_lost = sent - before[0], lost - before[1]
+    d_sent, d_lost = sent - before.sent, lost - before.lost
     loss = max(0, d_lost) / (d_sent + d_lost) if d_sent + d_lost > 0 else 0.0
-    return Sample(loss=loss, rtt_s=rtt.get("audio", rtt.get("video"))), (sent, lost)
+    return Sample(loss=loss, rtt_s=rtt.get("audio", rtt.get("video"))), Counters(sent, lost)
 
 
 # ---- the engine ------------------------------------------------------------------------------
@@ -538,7 +561,7 @@ class MediaEngine:
         self.last_sample: Sample | None = None
         self.remote_audio_frames = 0  # the helper's sound frames played (or dropped, when fake)
         self._quality: SendQuality | None = None
-        self._counters = (0, 0)
+        self._counters = Counters()
         self._sending: AdaptiveVideo | None = None
         self._opus: LeanOpusEncoder | None = None
         self._vp8: LeanVp8Encoder | None = None
@@ -795,7 +818,7 @@ class MediaEngine:
             else:
                 self._spawn(self._play(Counted(track, self._heard)))
 
-        self._counters = (0, 0)
+        self._counters = Counters()
         self._spawn(self._measure(pc))
 
         @pc.on("connectionstatechange")
@@ -846,19 +869,17 @@ class MediaEngine:
             if pc is not self._pc:
                 return
             sample, self._counters = sample_of(stats, self._counters)
-            # The estimate counts only while full video is sent (see appliance/quality.py);
-            # with audio only chosen the policy may still be at full.
+            # The estimate counts only while full video is sent and not while probing (see
+            # appliance/quality.py); with audio only chosen the policy may still be at full.
             vp8 = self._vp8
-            if vp8 is not None and vp8.estimate_bps is not None and not self.audio_only:
-                sample = Sample(sample.loss, sample.rtt_s, vp8.estimate_bps / 1000)
+            estimate = None if vp8 is None or vp8.probing() else vp8.estimate_bps
+            if estimate is not None and not self.audio_only:
+                sample = Sample(sample.loss, sample.rtt_s, estimate / 1000)
             self._step(sample)
 
     def _step(self, sample: Sample) -> None:
         self.last_sample = sample
-        before = self.policy.level
         self.policy = quality.step(self.policy, sample)
-        if self.policy.level != before:
-            log.info("video %s -> %s (network)", before, self.policy.level)
         self._apply_level()
 
     def _choose_audio_only(self, on: bool) -> None:
@@ -873,13 +894,26 @@ class MediaEngine:
         if self._sending is not None:
             self._sending.level = level
         if self._vp8 is not None:
+            if level == "full" and self.video_level != "full":
+                self._vp8.probe()
             self._vp8.set_max(quality.VIDEO_MAX_KBPS[level] or quality.VIDEO_MIN_KBPS)
         if self._opus is not None:
             self._opus.bitrate_bps = quality.AUDIO_KBPS[network] * 1000
         if level != self.video_level:
+            log.info("video %s -> %s (%s)", self.video_level, level, self._why())
             self.video_level = level
             if self._quality is not None:
                 self._quality(level, self.video_reason())
+
+    def _why(self) -> str:
+        """The reason of a level change for the log, with the sample behind it (no personal
+        data: loss, round trip, estimate)."""
+        sample = self.last_sample
+        if self.audio_only or sample is None:
+            return self.video_reason()
+        rtt = "?" if sample.rtt_s is None else f"{sample.rtt_s * 1000:.0f} ms"
+        kbps = "?" if sample.kbps is None else f"{sample.kbps:.0f} kbit/s"
+        return f"network: loss {sample.loss:.0%}, rtt {rtt}, estimate {kbps}"
 
     async def _drop_connection(self) -> None:
         self._cancel_timer()

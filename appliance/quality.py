@@ -25,7 +25,13 @@ its bitrates itself): VP8 at most `VIDEO_MAX_KBPS[level]`, following the helper'
 down to `VIDEO_MIN_KBPS`; Opus at `AUDIO_KBPS[level]` of the network's level (a student who
 chose audio only on a good link keeps the better sound). aiortc on its own sends Opus at
 96 kbit/s and VP8 at 250 kbit/s or more, which a 64 kbit/s link cannot carry; 16 kbit/s of Opus
-plus its packet headers (about 20 kbit/s at 50 packets a second) leaves room on one."""
+plus its packet headers (about 20 kbit/s at 50 packets a second) leaves room on one.
+
+aiortc does not probe the link as a browser does: the helper's estimate (REMB) grows only with
+what arrives, about 8 % a second, and a change of picture size (a new VP8 keyframe) can make it
+dip. So when its video goes back up to full, the kiosk sends VP8 at aiortc's starting 500 kbit/s
+for `PROBE_S` and its estimate does not count meanwhile; loss and round trip still do, so a link
+that cannot carry it sends video down again."""
 
 from __future__ import annotations
 
@@ -44,6 +50,7 @@ LOW_SCALE, LOW_FPS = 2, 10
 VIDEO_MAX_KBPS: dict[Level, int] = {"full": 1500, "low": 150, "off": 0}
 VIDEO_MIN_KBPS = 50
 AUDIO_KBPS: dict[Level, int] = {"full": 32, "low": 24, "off": 16}
+PROBE_S = 8.0
 
 
 @dataclass(frozen=True)

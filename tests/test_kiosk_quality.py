@@ -8,23 +8,43 @@ a call with a helper in Chromium through a shaped link."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page, expect
 
 from appliance import quality
 from appliance.media import MediaEngine
 from appliance.quality import Sample
 from tests.kiosks import helper_call
+from tests.test_browser import log_in
 from tests.test_kiosk import (
     ask_for_help,
     big_enough_to_touch,
     hub_env,  # noqa: F401 (a fixture)
     start_kiosk,  # noqa: F401 (a fixture)
 )
+from tests.test_kiosk_browser import meet
+from tests.test_kiosk_network import (
+    WATCH_CALLS,
+    helper_browser,  # noqa: F401 (a fixture)
+    hub_on_the_link,  # noqa: F401 (a fixture)
+    kiosk_in_namespace,  # noqa: F401 (a fixture)
+    kiosk_network,  # noqa: F401 (a fixture)
+)
 from tests.test_matching import on_duty
+from tests.test_poor_network import HOLD_S, PROFILES, RECOVER_S, shape
+from tests.test_room_browser import (
+    DESKTOP,
+    MEDIA,
+    chromium,  # noqa: F401 (a fixture)
+    expect_video_from_the_other_side,
+)
 
 pytestmark = pytest.mark.kiosk
 
@@ -232,3 +252,149 @@ def test_the_room_screen_says_what_the_helpers_side_reports_and_audio_only_tells
         assert toggle["rect"][2] >= 64 and toggle["rect"][3] >= 64
     finally:
         engine.close()
+
+
+# ---- the kiosk through a shaped link, in a call with a helper in Chromium --------------------
+#
+# The kiosk process in the network namespace of tests/test_kiosk_network.py, the hub and the
+# helper's Chromium on the host; the link shaped as in tests/test_poor_network.py (`shape`: tc's
+# token bucket both ways and 2 % loss by nftables; this kernel has no sch_netem, so no delay).
+# What the helper's page receives of the kiosk is read from Chromium's own stats every 0.25 s;
+# the kiosk's level from its log ("video full -> low (network: …)").
+
+# What the helper's page receives from the kiosk: audio packets, video frames decoded, the size
+# of the last one.
+RECEIVED = """async () => {
+  const call = window.lcCalls[window.lcCalls.length - 1];
+  const out = { audio: 0, frames: 0, width: 0, height: 0 };
+  if (!call) return out;
+  (await call.pc.getStats()).forEach((r) => {
+    if (r.type === "inbound-rtp" && r.kind === "audio") out.audio += r.packetsReceived || 0;
+    if (r.type === "inbound-rtp" && r.kind === "video") {
+      out.frames += r.framesDecoded || 0;
+      out.width = r.frameWidth || out.width;
+      out.height = r.frameHeight || out.height;
+    }
+  });
+  return out;
+}"""
+LEVEL_LINE = re.compile(r"appliance\.media: video (\w+) -> (\w+) \((\w+)(?:: ([^)]*))?\)")
+
+
+@dataclass
+class Seen:
+    """One profile seen from the helper's page: the kiosk's video fps and sizes, audio packets a
+    second and the longest stretch without any; and the kiosk's levels (its log)."""
+
+    seconds: float = 0.0
+    frames: int = 0
+    audio: int = 0
+    longest_gap_s: float = 0.0
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+    levels: list[str] = field(default_factory=list)
+    why: list[str] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    @property
+    def audio_per_s(self) -> float:
+        return self.audio / self.seconds if self.seconds else 0.0
+
+    def line(self, name: str) -> str:
+        sizes = ", ".join(f"{w}x{h}" for w, h in self.sizes) or "none"
+        return (
+            f"{name}: {self.seconds:.0f} s, kiosk video {self.fps:.1f} fps ({sizes}), audio "
+            f"{self.audio_per_s:.0f} packets/s, longest gap {self.longest_gap_s:.1f} s, kiosk "
+            f"levels {' -> '.join(self.levels)} [{'; '.join(self.why)}]"
+        )
+
+
+def kiosk_levels(log: Path, since: int) -> tuple[list[tuple[str, str]], int]:
+    """The kiosk's level changes logged after offset `since`: (level, why), and the new offset."""
+    text = log.read_text(errors="replace")
+    found = [(m[2], f"{m[1]}->{m[2]} {m[4] or m[3]}") for m in LEVEL_LINE.finditer(text, since)]
+    return found, len(text)
+
+
+def watch_kiosk(
+    helper: Page, log: Path, seconds: float, level: str, until: str | None = None
+) -> tuple[Seen, str]:
+    """What the helper receives over `seconds` (or until the kiosk's level is `until`), starting
+    at the kiosk's `level`; returns the figures and the level at the end."""
+    seen = Seen(levels=[level])
+    _, offset = kiosk_levels(log, 0)
+    started = last_audio_at = time.monotonic()
+    last = helper.evaluate(RECEIVED)
+    while time.monotonic() - started < seconds and level != until:
+        time.sleep(0.25)
+        now = helper.evaluate(RECEIVED)
+        at = time.monotonic()
+        # a new RTCPeerConnection (the helper's page restarted the call) counts from 0
+        seen.audio += (
+            now["audio"] - last["audio"] if now["audio"] >= last["audio"] else now["audio"]
+        )
+        frames = (
+            now["frames"] - last["frames"] if now["frames"] >= last["frames"] else now["frames"]
+        )
+        seen.frames += frames
+        if now["audio"] != last["audio"]:
+            last_audio_at = at
+        seen.longest_gap_s = max(seen.longest_gap_s, at - last_audio_at)
+        size = (now["width"], now["height"])
+        if frames and (not seen.sizes or seen.sizes[-1] != size):
+            seen.sizes.append(size)
+        last = now
+        changes, offset = kiosk_levels(log, offset)
+        for level, why in changes:
+            seen.levels.append(level)
+            seen.why.append(why)
+    seen.seconds = time.monotonic() - started
+    return seen, level
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_kiosk_through_a_poor_network_keeps_its_sound_lowers_its_video_and_gets_it_back(
+    hub_on_the_link,  # noqa: F811
+    kiosk_network,  # noqa: F811
+    kiosk_in_namespace,  # noqa: F811
+    helper_browser,  # noqa: F811
+):
+    if subprocess.run(["nft", "--version"], capture_output=True).returncode != 0:
+        pytest.skip("nft is missing (scripts/ensure-test-tools installs nftables)")
+    hub = hub_on_the_link
+    _process, d, log = kiosk_in_namespace
+    helper = log_in(helper_browser, hub, "helper1", WATCH_CALLS, **DESKTOP, **MEDIA)
+    meet(d, helper)
+    expect_video_from_the_other_side(helper)
+    wait_until(lambda: helper.evaluate(RECEIVED)["frames"] > 30, 30, "the kiosk's video")
+    seen: dict[str, Seen] = {}
+    try:
+        seen["clean before"], level = watch_kiosk(helper, log, 8, "full")
+        for name in ("weak", "bad"):
+            shape(kiosk_network, *PROFILES[name])
+            seen[name], level = watch_kiosk(helper, log, HOLD_S, level)
+        shape(kiosk_network, *PROFILES["clean"])
+        seen["clean"], level = watch_kiosk(helper, log, RECOVER_S, level, until="full")
+        seen["full again"], level = watch_kiosk(helper, log, 6, level)
+    finally:
+        shape(kiosk_network, None, 0)
+        for name, figures in seen.items():
+            print(figures.line(name))
+        for line in log.read_text(errors="replace").splitlines():
+            if "appliance.media" in line or "connection state" in line.lower():
+                print("kiosk:", line[-160:])
+    before = seen["clean before"]
+    assert before.fps > 10 and before.sizes == [(640, 480)] and before.levels == ["full"], before
+    # Sound keeps flowing through both poor profiles (Opus sends 50 packets a second).
+    for name in ("weak", "bad"):
+        assert seen[name].audio_per_s > 25 and seen[name].longest_gap_s < 2.0, seen[name]
+    # The kiosk's video goes down on the weak link, off on the bad one, and the helper is told.
+    assert {"low", "off"} & set(seen["weak"].levels[1:]), seen["weak"]
+    assert "off" in seen["bad"].levels and seen["bad"].fps < 5, seen["bad"]
+    # Back at full on the clean link, and the helper's notice about the kiosk's video is gone.
+    assert seen["clean"].levels[-1] == "full", seen["clean"]
+    assert seen["full again"].fps > 10 and seen["full again"].sizes[-1] == (640, 480)
+    expect(helper.get_by_test_id("quality-notice")).to_be_hidden(timeout=10_000)
