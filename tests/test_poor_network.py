@@ -1,9 +1,10 @@
 """A call that survives a poor network (issue 11): the video policy (appliance/quality.py, and its
 browser copy in rtc.js, which must decide alike), the `rtc:quality` room event that tells the
 other side, the room page's audio-only toggle and plain-words notice, and a real call between
-two Chromiums (the student's inside a network namespace) through a shaped link. The kiosk does not
-adapt yet (appliance/quality.py is its policy, not yet wired into appliance/media.py): aiortc sends
-Opus at 96 kbit/s and VP8 at 250 kbit/s or more, more than the 64 kbit/s profile carries."""
+two Chromiums (the student's inside a network namespace) through a shaped link. The kiosk adapts
+with the same policy (appliance/media.py: video at half size and 10 fps or none, and Opus and VP8
+at bitrates a 64 kbit/s link carries); its side, and the kiosk in a call with a helper's Chromium
+through this shaped link, are tested in tests/test_kiosk_quality.py."""
 
 from __future__ import annotations
 
