@@ -118,12 +118,15 @@ class StatsMonth(Base):
     """One calendar month's figures, all sites, added up from its days (`StatsDay`, the same
     columns) so that a year reads a dozen rows instead of 365, beside its bars in
     `StatsMonthCell`. `twice`: who had sessions on more than one day of the month (returning
-    students). A month's row is deleted whenever one of its days is rebuilt and made again from
-    the days when a period that covers the whole month is read (`hub.stats.service`)."""
+    students). A month is added up the first time a period covering all of it is read, and again
+    in the transaction that rebuilds one of its days (`hub.stats.service.rebuild_days`)."""
 
     __tablename__ = "stats_months"
 
     month: Mapped[date] = mapped_column(primary_key=True)  # its first day
+    # New (random) each time the month is added up: what a hub process computed from the month's
+    # facts of one site is still right while the version it was computed at is.
+    version: Mapped[int] = mapped_column(BigInteger)
     asked: Mapped[bytes] = mapped_column(LargeBinary)
     helped: Mapped[bytes] = mapped_column(LargeBinary)
     twice: Mapped[bytes] = mapped_column(LargeBinary)

@@ -26,7 +26,7 @@ import statistics
 import sys
 from array import array
 from bisect import bisect_right
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -592,6 +592,22 @@ class Cells:
     def keys(self, dim: str) -> set[Any]:
         return {key for d, key in self.cells if d == dim}
 
+    def merge(self, other: Cells) -> None:
+        """Add the cells of other facts (both from facts, `cells_from_rows`), exactly as if they
+        had been counted together; `other` stays as it was."""
+        for at, cell in other.cells.items():
+            mine = self.cells.get(at)
+            if mine is None:
+                self.cells[at] = Cell(cell.n, cell.total, set(cell.students))
+            else:
+                mine.merge(cell.n, cell.total, cell.students)
+        for site, who in other.asked.items():
+            self.asked.setdefault(site, set()).update(who)
+        for day, who in other.helped.items():
+            self.helped.setdefault(day, set()).update(who)
+        self.waits.update(other.waits)
+        self.lengths.update(other.lengths)
+
 
 def _band(bands: Sequence[int], seconds: float) -> int:
     return max(0, bisect_right(bands, seconds / 60) - 1)
@@ -1013,6 +1029,7 @@ def roll_up(s: Session, months: Iterable[date], again: bool = False) -> None:
         s.execute(delete(StatsMonth).where(StatsMonth.month == month))
         s.execute(delete(StatsMonthCell).where(StatsMonthCell.month == month))
         whole, cells = add_up(s, Spans(None, ((month, _month_last(month)),))).month_rows(month)
+        whole["version"] = secrets.randbits(62)
         connection = s.connection()
         connection.execute(insert(_table(StatsMonth)), [whole])
         if cells:
@@ -1033,14 +1050,59 @@ def cells_from_days(s: Session, period: Period) -> Cells:
     return add_up(s, spans).cells()
 
 
+# One site's cells of whole months, as this process computed them from the site's facts, with
+# the month's version they are right for: {(site, month): (version, cells)}, the oldest first.
+_site_months: OrderedDict[tuple[int, date], tuple[int, Cells]] = OrderedDict()
+SITE_MONTHS_KEPT = 4000  # some 100 sites' two years; a month's cells are a few kilobytes
+
+
+def _site_rows(s: Session, site_id: int, where: Any) -> list[Any]:
+    query = select(*CELL_COLUMNS).where(StatsFact.site_id == site_id, where)
+    return list(s.execute(query).all())
+
+
 def cells_of_site(s: Session, period: Period, site_id: int) -> Cells:
-    """One site's cells of a period, from its facts (a year at a busy site: some 5,000)."""
-    query = select(*CELL_COLUMNS).where(
-        StatsFact.site_id == site_id,
-        StatsFact.day >= period.first,
-        StatsFact.day <= period.last,
-    )
-    return cells_from_rows(s.execute(query).all())
+    """One site's cells of a period, from its facts (a year at a busy site: some 5,000): those of
+    whole months computed once per process and month version (`StatsMonth.version`, new whenever
+    one of the month's days changes), the days around them on every read."""
+    spans = Spans.of(period)
+    around = _in_ranges(StatsFact.day, spans.days) if spans.days else None
+    c = cells_from_rows(_site_rows(s, site_id, around)) if around is not None else Cells()
+    if spans.months is None:
+        return c
+    wanted = _months_between(*spans.months)
+    in_months = StatsMonth.month.between(*spans.months)
+    versions = dict(s.execute(select(StatsMonth.month, StatsMonth.version).where(in_months)).all())
+    if len(versions) < len(wanted):
+        roll_up(s, set(wanted) - versions.keys())
+        versions = dict(
+            s.execute(select(StatsMonth.month, StatsMonth.version).where(in_months)).all()
+        )
+    known: dict[date, Cells] = {}
+    for month in wanted:
+        cached = _site_months.get((site_id, month))
+        if cached is not None and cached[0] == versions[month]:
+            known[month] = cached[1]
+    missing = [month for month in wanted if month not in known]
+    if missing:
+        # Under the lock no day changes, so the facts read are those of the versions read.
+        _lock(s)
+        versions = dict(
+            s.execute(select(StatsMonth.month, StatsMonth.version).where(in_months)).all()
+        )
+        ranges = [(month, _month_last(month)) for month in missing]
+        by_month: dict[date, list[Any]] = {month: [] for month in missing}
+        for row in _site_rows(s, site_id, _in_ranges(StatsFact.day, ranges)):
+            by_month[month_of(row[_DAY])].append(row)
+        for month, rows in by_month.items():
+            known[month] = cells_from_rows(rows)
+            _site_months[(site_id, month)] = (versions[month], known[month])
+            _site_months.move_to_end((site_id, month))
+        while len(_site_months) > SITE_MONTHS_KEPT:
+            _site_months.popitem(last=False)
+    for month in wanted:
+        c.merge(known[month])
+    return c
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ Revises: 0017
 Create Date: 2026-12-04 02:40:00.000000
 
 Empty at first: the hub adds a month up from its days the first time a period covering the
-whole month is read, and deletes it whenever one of its days is rebuilt.
+whole month is read, and again whenever one of its days is rebuilt (a new `version` each time).
 """
 
 from collections.abc import Sequence
@@ -23,6 +23,7 @@ def upgrade() -> None:
     op.create_table(
         "stats_months",
         sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("version", sa.BigInteger(), nullable=False),
         sa.Column("asked", sa.LargeBinary(), nullable=False),
         sa.Column("helped", sa.LargeBinary(), nullable=False),
         sa.Column("twice", sa.LargeBinary(), nullable=False),
