@@ -398,8 +398,8 @@ class LeanVp8Encoder(vpx.Vp8Encoder):
         self._retarget()
 
     def probe(self) -> None:
-        """Back to full video: aiortc's starting bitrate for `PROBE_S` whatever the estimate
-        (see appliance/quality.py), so the helper's estimate can grow back."""
+        """Back to full video: for `PROBE_S`, `PROBE_GAIN` times the helper's estimate (see
+        appliance/quality.py), so the estimate can grow back."""
         self._probe_until = time.monotonic() + quality.PROBE_S
         self._retarget()
 
@@ -421,8 +421,8 @@ class LeanVp8Encoder(vpx.Vp8Encoder):
 
     def _retarget(self) -> None:
         wanted = vpx.DEFAULT_BITRATE if self.estimate_bps is None else self.estimate_bps
-        if self.probing():
-            wanted = max(wanted, vpx.DEFAULT_BITRATE)
+        if self.probing() and self.estimate_bps is not None:
+            wanted = int(self.estimate_bps * quality.PROBE_GAIN)
         self._target = max(quality.VIDEO_MIN_KBPS * 1000, min(wanted, self.max_bps))
         self._Vp8Encoder__target_bitrate = self._target
 
@@ -790,6 +790,8 @@ class MediaEngine:
                 encoder = self._opus = LeanOpusEncoder(quality.AUDIO_KBPS[self.policy.level])
             elif mime == "video/vp8":
                 encoder = self._vp8 = LeanVp8Encoder(quality.VIDEO_MAX_KBPS[self.video_level])
+                if self.video_level == "full":
+                    encoder.probe()  # the call starts: the helper's estimate starts low too
             else:
                 continue
             setattr(sender, "_RTCRtpSender__encoder", encoder)  # noqa: B010 (a private slot)

@@ -27,11 +27,13 @@ chose audio only on a good link keeps the better sound). aiortc on its own sends
 96 kbit/s and VP8 at 250 kbit/s or more, which a 64 kbit/s link cannot carry; 16 kbit/s of Opus
 plus its packet headers (about 20 kbit/s at 50 packets a second) leaves room on one.
 
-aiortc does not probe the link as a browser does: the helper's estimate (REMB) grows only with
-what arrives, about 8 % a second, and a change of picture size (a new VP8 keyframe) can make it
-dip. So when its video goes back up to full, the kiosk sends VP8 at aiortc's starting 500 kbit/s
-for `PROBE_S` and its estimate does not count meanwhile; loss and round trip still do, so a link
-that cannot carry it sends video down again."""
+aiortc does not probe the link as a browser does: the helper's estimate (REMB) starts low and
+grows only with what arrives, and a change of picture size (a new VP8 keyframe) can make it dip.
+So for `PROBE_S` after its video starts or goes back up to full the kiosk sends VP8 at
+`PROBE_GAIN` times the estimate (the estimate then grows with what arrives, and the target with
+it, up to the ceiling), and the estimate does not count for the policy meanwhile; loss and round
+trip still do, and a falling estimate still lowers the target at once, so a link that cannot
+carry it sends video down."""
 
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ LOW_SCALE, LOW_FPS = 2, 10
 VIDEO_MAX_KBPS: dict[Level, int] = {"full": 1500, "low": 150, "off": 0}
 VIDEO_MIN_KBPS = 50
 AUDIO_KBPS: dict[Level, int] = {"full": 32, "low": 24, "off": 16}
-PROBE_S = 8.0
+PROBE_S, PROBE_GAIN = 8.0, 1.5
 
 
 @dataclass(frozen=True)
