@@ -10,9 +10,13 @@ when, with the sessions shown, it would give away a small number of given-up or 
 
 The figures come from `stats_facts`, one narrow row per finished request, which the hub keeps
 up to date from the requests the database triggers mark (`refresh`, before every read), and from
-`stats_days`, each day's figures in a form that adds up over days exactly (`Cells`): the dashboard
-of all sites adds up the period's days (366 rows for a year, whatever the number of requests);
-one site's is computed from its facts. Requests of students whose account has gone (a kiosk visit
+`stats_days`, each day's figures in a form that adds up over days exactly (`Cells`), and
+`stats_months`, the same for each calendar month, added up from its days (`roll_up`: when a period
+covering the whole month is first read, and again in the transaction that rebuilds one of its
+days). The dashboard of all sites adds up the period's whole months and the days around them (a
+year: 11 or 12 months and some 30 days, whatever the number of requests); one site's is counted
+from its facts, those of whole months once per hub process and month version (`cells_of_site`).
+Requests of students whose account has gone (a kiosk visit
 past the retention period, a student who deleted their account) stay as facts without the link
 (`archive_student`), so the figures of a past period do not change when the raw rows are deleted.
 """
@@ -1061,6 +1065,12 @@ def _site_rows(s: Session, site_id: int, where: Any) -> list[Any]:
     return list(s.execute(query).all())
 
 
+def _kept(site_id: int, versions: dict[date, int]) -> dict[date, Cells]:
+    """The site's months this process has the cells of at the versions given."""
+    found = {month: _site_months.get((site_id, month)) for month in versions}
+    return {m: x[1] for m, x in found.items() if x is not None and x[0] == versions[m]}
+
+
 def cells_of_site(s: Session, period: Period, site_id: int) -> Cells:
     """One site's cells of a period, from its facts (a year at a busy site: some 5,000): those of
     whole months computed once per process and month version (`StatsMonth.version`, new whenever
@@ -1078,18 +1088,15 @@ def cells_of_site(s: Session, period: Period, site_id: int) -> Cells:
         versions = dict(
             s.execute(select(StatsMonth.month, StatsMonth.version).where(in_months)).all()
         )
-    known: dict[date, Cells] = {}
-    for month in wanted:
-        cached = _site_months.get((site_id, month))
-        if cached is not None and cached[0] == versions[month]:
-            known[month] = cached[1]
-    missing = [month for month in wanted if month not in known]
-    if missing:
+    known = _kept(site_id, versions)
+    if len(known) < len(wanted):
         # Under the lock no day changes, so the facts read are those of the versions read.
         _lock(s)
         versions = dict(
             s.execute(select(StatsMonth.month, StatsMonth.version).where(in_months)).all()
         )
+        known = _kept(site_id, versions)
+        missing = [month for month in wanted if month not in known]
         ranges = [(month, _month_last(month)) for month in missing]
         by_month: dict[date, list[Any]] = {month: [] for month in missing}
         for row in _site_rows(s, site_id, _in_ranges(StatsFact.day, ranges)):
