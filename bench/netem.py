@@ -71,6 +71,9 @@ PHASES = (
 )
 
 
+RANK = {"off": 0, "low": 1, "full": 2}
+
+
 @dataclass
 class Call:
     """A call in progress: the helper's page (sampled) and where the student's sent video
@@ -150,6 +153,11 @@ def seconds_after(
     return next((at - since for at, level in changes if at > since and wanted(level)), None)
 
 
+def stepped(level: str, up: bool) -> Callable[[str], bool]:
+    """Whether a level is a step up (or down) from `level`."""
+    return lambda other: RANK[other] > RANK[level] if up else RANK[other] < RANK[level]
+
+
 def levels_between(changes: list[tuple[float, str]], start: float, end: float) -> list[str]:
     """The level in force at `start` and every change up to `end`."""
     before = [level for at, level in changes if at <= start][-1:]
@@ -219,9 +227,14 @@ def measure(args: argparse.Namespace, net: KioskNetwork, call: Call, run: int) -
             "adapt_s": None,
             "told_s": None,
         }
-        if i > 0 and len(levels) > 1:
-            first_change = next(at for at, level in student if start < at <= end)
-            row["adapt_s"] = first_change - start
+        if i > 0:
+            # Down from the level in force on a poor link, up from it on a clean one: a step
+            # the other way (still going up from the profile before) is not the adapting.
+            row["adapt_s"] = seconds_after(
+                [(at, lv) for at, lv in student if start < at <= end],
+                start,
+                stepped(levels[0], up=PHASES[i][1] == "clean"),
+            )
             told = [at for at, _ in f.changes("notice")[1:]]
             row["told_s"] = told[0] - start if told else None
         if i == len(phases) - 1:
@@ -239,7 +252,14 @@ def measure(args: argparse.Namespace, net: KioskNetwork, call: Call, run: int) -
             notices = f.changes("notice")
             row["notice_gone_s"] = seconds_after(notices, start, lambda level: level == "")
         out.append(row)
-    return {"run": run, "student_software": call.student_software, "phases": out}
+    return {
+        "run": run,
+        "student_software": call.student_software,
+        "phases": out,
+        "shaped_at": [p["shaped_at"] for p in phases],
+        "student_changes": student,
+        "helper_changes": helper_sent,
+    }
 
 
 # ---- the report ------------------------------------------------------------------------------
@@ -309,12 +329,19 @@ def report(result: dict[str, Any]) -> str:
         ("student's video sent at", lambda i: levels_cell(runs, i, "student_levels")),
         ("helper's video sent at", lambda i: levels_cell(runs, i, "helper_levels")),
         ("helper's notice (worse side)", lambda i: levels_cell(runs, i, "helper_notices")),
-        ("time to adapt (shaped → level)", lambda i: cell(runs, i, "adapt_s", num(".1f"))),
+        ("time to adapt (shaped → step)", lambda i: cell(runs, i, "adapt_s", num(".1f"))),
         ("helper told (shaped → notice)", lambda i: cell(runs, i, "told_s", num(".1f"))),
     ]
     names = [name for name, _ in PHASES]
     width = 34
-    col = max(22, *(len(levels_cell(runs, i, "student_levels")) + 2 for i in range(len(names))))
+    col = max(
+        22,
+        *(
+            len(levels_cell(runs, i, key)) + 2
+            for i in range(len(names))
+            for key in ("student_levels", "helper_levels", "helper_notices")
+        ),
+    )
     lines.append(f"  {'':<{width}}" + "".join(f"{n:<{col}}" for n in names))
     for label, value in rows:
         lines.append(f"  {label:<{width}}" + "".join(f"{value(i):<{col}}" for i in range(4)))
