@@ -408,14 +408,21 @@ class Figures:
         return statistics.median(windows) if windows else 0.0
 
     def audio_gaps_s(self) -> list[float]:
-        """Every stretch without a new audio packet, in seconds (to the sampling's 50 ms)."""
+        """Every stretch without a new audio packet, in seconds (to the sampling's 50 ms): from
+        a sample that saw packets to the next that does, with at least one sample between that
+        saw none. A page too busy to sample for a while (one long interval with packets at its
+        end) is no gap: the packets may have come all along."""
         gaps: list[float] = []
         last_at = self.samples[0]["t"] if self.samples else 0.0
+        empty = False
         for before, after in pairwise(self.samples):
             if grown(before, after, "audio") > 0:
-                gaps.append((after["t"] - last_at) / 1000)
-                last_at = after["t"]
-        if self.samples:
+                if empty:
+                    gaps.append((after["t"] - last_at) / 1000)
+                last_at, empty = after["t"], False
+            else:
+                empty = True
+        if self.samples and empty:
             gaps.append((self.samples[-1]["t"] - last_at) / 1000)
         return gaps
 
