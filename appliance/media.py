@@ -395,6 +395,14 @@ class LeanVp8Encoder(vpx.Vp8Encoder):
         self.max_bps = max_kbps * 1000
         self._target = vpx.DEFAULT_BITRATE
         self._probe_until = 0.0
+        self.trusted = True
+        self._retarget()
+
+    def distrust(self) -> None:
+        """Video went off: from now on in this call the estimate neither sets the target nor
+        counts for the policy (see appliance/quality.py: it falls to Chrome's floor while no
+        video arrives and takes a minute to grow back); loss and round trip decide."""
+        self.trusted = False
         self._retarget()
 
     def probe(self) -> None:
@@ -420,8 +428,10 @@ class LeanVp8Encoder(vpx.Vp8Encoder):
         self._retarget()
 
     def _retarget(self) -> None:
-        wanted = vpx.DEFAULT_BITRATE if self.estimate_bps is None else self.estimate_bps
-        if self.probing() and self.estimate_bps is not None:
+        wanted = vpx.DEFAULT_BITRATE
+        if self.estimate_bps is not None and self.trusted:
+            wanted = self.estimate_bps
+        if self.probing() and self.estimate_bps is not None and self.trusted:
             wanted = int(self.estimate_bps * quality.PROBE_GAIN)
         self._target = max(quality.VIDEO_MIN_KBPS * 1000, min(wanted, self.max_bps))
         self._Vp8Encoder__target_bitrate = self._target
@@ -444,33 +454,39 @@ class Counted(MediaStreamTrack):
 
 @dataclass(frozen=True)
 class Counters:
-    """What the sample before saw: packets sent, and reported lost, in all."""
+    """What the sample before saw, summed over the call's senders as of their newest receiver
+    reports: packets the reports cover, and of those reported lost."""
 
-    sent: int = 0
+    covered: int = 0
     lost: int = 0
 
 
 def sample_of(stats: list[Any], before: Counters) -> tuple[Sample, Counters]:
-    """One sample from the stats of the call's senders (aiortc's outbound-rtp and
-    remote-inbound-rtp) and the counters of the sample before: the loss is the share of the
-    packets sent since then that the helper's receiver reports say were lost, counted as rtc.js's
-    `sampleFromStats` counts it (RTCP's per-report fraction lost is left out: over the few packets
-    of a small video between two reports it is mostly noise). The round trip is the sound's
-    (from RTCP: aiortc has no ICE round trip), which keeps being measured while video is off;
-    the video's when there is no sound. The available bitrate is the encoder's
+    """One sample from the stats of the call's senders (aiortc's remote-inbound-rtp) and the
+    counters of the sample before.
+
+    The loss: of the packets the helper's receiver reports covered since then, the share they say
+    were lost (aiortc's packetsReceived + packetsLost is what had been sent when the report came).
+    rtc.js counts lost packets against packets *sent*; here both sides of the fraction come from
+    the reports, because Chrome reports on the sound only every few seconds: against packets sent,
+    a sample with a report would count a 5 s lump of losses against 2 s of sending, one without
+    would see none, and 2 % random loss would look like 0 % and 5 % in turn. No report since the
+    sample before: no loss measured. RTCP's per-report fraction lost is left out (over the few
+    packets of a small video it is mostly noise). The round trip is the sound's (from RTCP:
+    aiortc has no ICE round trip), which keeps being measured while video is off; the video's
+    when there is no sound. The available bitrate is the encoder's
     (`LeanVp8Encoder.estimate_bps`), not in these stats."""
-    sent = lost = 0
+    covered = lost = 0
     rtt: dict[str, float] = {}
     for s in stats:
-        if s.type == "outbound-rtp":
-            sent += s.packetsSent or 0
-        elif s.type == "remote-inbound-rtp":
+        if s.type == "remote-inbound-rtp":
             lost += max(0, s.packetsLost or 0)
+            covered += max(0, (s.packetsReceived or 0) + (s.packetsLost or 0))
             if s.roundTripTime is not None:
                 rtt[s.kind] = s.roundTripTime
-    d_sent, d_lost = sent - before.sent, lost - before.lost
-    loss = max(0, d_lost) / (d_sent + d_lost) if d_sent + d_lost > 0 else 0.0
-    return Sample(loss=loss, rtt_s=rtt.get("audio", rtt.get("video"))), Counters(sent, lost)
+    d_covered, d_lost = covered - before.covered, lost - before.lost
+    loss = min(1.0, max(0, d_lost) / d_covered) if d_covered > 0 else 0.0
+    return Sample(loss=loss, rtt_s=rtt.get("audio", rtt.get("video"))), Counters(covered, lost)
 
 
 # ---- the engine ------------------------------------------------------------------------------
@@ -874,7 +890,8 @@ class MediaEngine:
             # The estimate counts only while full video is sent and not while probing (see
             # appliance/quality.py); with audio only chosen the policy may still be at full.
             vp8 = self._vp8
-            estimate = None if vp8 is None or vp8.probing() else vp8.estimate_bps
+            trusted = vp8 is not None and vp8.trusted and not vp8.probing()
+            estimate = vp8.estimate_bps if vp8 is not None and trusted else None
             if estimate is not None and not self.audio_only:
                 sample = Sample(sample.loss, sample.rtt_s, estimate / 1000)
             self._step(sample)
@@ -898,6 +915,8 @@ class MediaEngine:
         if self._vp8 is not None:
             if level == "full" and self.video_level != "full":
                 self._vp8.probe()
+            if level == "off" and not self.audio_only:
+                self._vp8.distrust()
             self._vp8.set_max(quality.VIDEO_MAX_KBPS[level] or quality.VIDEO_MIN_KBPS)
         if self._opus is not None:
             self._opus.bitrate_bps = quality.AUDIO_KBPS[network] * 1000
