@@ -21,8 +21,9 @@ Then it times, in the hub's own app and through its routes (`GET /admin/stats`,
   CSV export, year             the export of the whole year, all sites
 
 With `--reuse` the seeded database is kept (SQLite: bench/results/stats-bench.db, PostgreSQL: the
-database `stats_bench`, or the one `--database-url` names) and a later run with `--reuse` times it
-again without seeding (a year takes some ten minutes per engine to seed); delete it to reseed.
+database `stats_bench`, or the one `--database-url` names) and a later run with `--reuse` migrates
+it to the hub's schema and times it again without seeding (a year takes some ten minutes per
+engine to seed); delete it to reseed.
 
 Prints the median, p95 and p99 of each, and writes the figures as JSON to bench/results/. See
 bench/README.md."""
