@@ -401,7 +401,7 @@ class LeanVp8Encoder(vpx.Vp8Encoder):
     def distrust(self) -> None:
         """Video went off: from now on in this call the estimate neither sets the target nor
         counts for the policy (see appliance/quality.py: it falls to Chrome's floor while no
-        video arrives and takes a minute to grow back); loss and round trip decide."""
+        video arrives and grows back only slowly); loss and round trip decide."""
         self.trusted = False
         self._retarget()
 

@@ -35,9 +35,10 @@ it, up to the ceiling), and the estimate does not count for the policy meanwhile
 trip still do, and a falling estimate still lowers the target at once, so a link that cannot
 carry it sends video down. Once video has been off for the network in a call, the kiosk trusts
 the estimate no more in that call: while no video arrives Chrome's estimate falls to its floor
-(5 kbit/s) and grows back at about 8 % a second, so for a minute it would say the link carries
-nothing. From then on VP8 sends the level's ceiling, at most aiortc's 500 kbit/s, and loss and
-round trip alone decide."""
+(5 kbit/s) and grows back only slowly (in tests/test_kiosk_quality.py's shaped call it was still
+5 kbit/s 20 s after video was back), so it would keep saying the link carries nothing. From
+then on VP8 sends the level's ceiling, at most aiortc's 500 kbit/s, and loss and round trip
+alone decide."""
 
 from __future__ import annotations
 
