@@ -278,6 +278,15 @@ RECEIVED = """async () => {
   });
   return out;
 }"""
+# The helper's own video sender at full: active, not scaled down (rtc.js's applyVideoLevel).
+HELPER_SENDS_FULL = """() => {
+  const call = window.lcCalls[window.lcCalls.length - 1];
+  if (!call) return false;
+  const t = call.pc.getTransceivers().find((t) => t.receiver.track.kind === "video");
+  const encodings = (t && t.sender.getParameters().encodings) || [];
+  const full = (e) => e.active && (e.scaleResolutionDownBy || 1) === 1;
+  return encodings.length > 0 && encodings.every(full);
+}"""
 LEVEL_LINE = re.compile(r"appliance\.media: video (\w+) -> (\w+) \((\w+)(?:: ([^)]*))?\)")
 
 
@@ -397,4 +406,7 @@ def test_the_kiosk_through_a_poor_network_keeps_its_sound_lowers_its_video_and_g
     # Back at full on the clean link, and the helper's notice about the kiosk's video is gone.
     assert seen["clean"].levels[-1] == "full", seen["clean"]
     assert seen["full again"].fps > 5 and seen["full again"].sizes[-1] == (640, 480)
+    # The helper's notice shows the worse of both sides' videos: once the helper's own video is
+    # back at full too (its own policy, which waits longer after several offs), no notice.
+    helper.wait_for_function(HELPER_SENDS_FULL, timeout=90_000, polling=500)
     expect(helper.get_by_test_id("quality-notice")).to_be_hidden(timeout=10_000)
