@@ -54,6 +54,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union,
     union_all,
     update,
 )
@@ -177,9 +178,13 @@ def _stored_fact(row: Any, day: date) -> Fact:
     return found
 
 
-def _store_facts(s: Session, ids: list[int], dialect: str) -> set[date]:
-    """(Re)write the facts of these requests from the live tables; the days they touched."""
-    touched = set(s.scalars(select(StatsFact.day).where(StatsFact.request_id.in_(ids))))
+def _store_facts(s: Session, ids: list[int], dialect: str) -> dict[date, set[Any]]:
+    """(Re)write the facts of these requests from the live tables; the days they touched, each
+    with the students whose facts of that day these were (before or after)."""
+    touched: dict[date, set[Any]] = {}
+    before = select(StatsFact.day, StatsFact.student_key).where(StatsFact.request_id.in_(ids))
+    for day, key in s.execute(before):
+        touched.setdefault(day, set()).add(key)
     rows: dict[int, dict[str, Any]] = {}
     for row in s.execute(_live_query(dialect).where(HelpRequest.id.in_(ids))):
         request_id = row[-1]
@@ -191,7 +196,9 @@ def _store_facts(s: Session, ids: list[int], dialect: str) -> set[date]:
     s.execute(delete(StatsFact).where(StatsFact.request_id.in_(ids)))
     if rows:
         s.connection().execute(insert(_table(StatsFact)), list(rows.values()))
-    return touched | {r["day"] for r in rows.values()}
+    for r in rows.values():
+        touched.setdefault(r["day"], set()).add(r["student_key"])
+    return touched
 
 
 def refresh(s: Session) -> int:
@@ -206,21 +213,30 @@ def refresh(s: Session) -> int:
     if last is None:
         return 0
     ids = sorted(set(s.scalars(select(StatsDirty.request_id).where(StatsDirty.seq <= last))))
-    touched: set[date] = set()
+    every: set[date] = set()
     if ids and ids[0] == EVERY_DAY:  # e.g. after migration 0012 moved the old archive in
         ids.pop(0)
-        touched |= set(s.scalars(select(StatsFact.day).distinct()))
+        every = set(s.scalars(select(StatsFact.day).distinct()))
+    changed: dict[date, set[Any]] = {}
     for at in range(0, len(ids), REFRESH_CHUNK):
-        touched |= _store_facts(s, ids[at : at + REFRESH_CHUNK], dialect)
+        for day, keys in _store_facts(s, ids[at : at + REFRESH_CHUNK], dialect).items():
+            changed.setdefault(day, set()).update(keys)
     s.execute(delete(StatsDirty).where(StatsDirty.seq <= last))
-    rebuild_days(s, touched)
+    for day in every:
+        changed.pop(day, None)  # counted afresh
+    rebuild_days(s, every | changed.keys(), changed)
     return len(ids)
 
 
-def rebuild_days(s: Session, days: Iterable[date]) -> None:
+def rebuild_days(
+    s: Session, days: Iterable[date], changed: dict[date, set[Any]] | None = None
+) -> None:
     """Work the figures of these days out again from their facts, and those of their months that
     were added up already (in the same transaction, so a reader never sees one without the
-    other; a month not added up yet is added up when a period covering it is first read)."""
+    other; a month not added up yet is added up when a period covering it is first read).
+    `changed`: for a day, the only students whose facts of it may have changed since its figures
+    were worked out; its bitmaps of who asked are then those kept with only their bits set again
+    (the others' numbers and bits stay as they were), instead of every student's looked up."""
     touched = sorted(set(days))
     if not touched:
         return
@@ -228,11 +244,23 @@ def rebuild_days(s: Session, days: Iterable[date]) -> None:
     tops: dict[int, int] = {}  # the highest number of each scope, read when first needed
     for day in touched:
         rows = s.execute(select(*CELL_COLUMNS).where(StatsFact.day == day)).all()
+        keys = None if changed is None else changed.get(day)
+        kept = None
+        if keys is not None and rows:
+            kept = s.execute(
+                select(StatsDay.asked, StatsDay.helped, StatsDay.sites, StatsDay.site_asked).where(
+                    StatsDay.day == day
+                )
+            ).one_or_none()
         s.execute(delete(StatsDay).where(StatsDay.day == day))
         s.execute(delete(StatsDayCell).where(StatsDayCell.day == day))
         if rows:
             found = cells_from_rows(rows)
-            whole, cells = _encode_day(day, found, _numbers(s, found, tops))
+            if keys is not None and kept is not None:
+                bitmaps = _patched(s, found, keys, kept, tops)
+            else:
+                bitmaps = _bitmaps(found, _numbers(s, day, found, tops))
+            whole, cells = _encode_day(day, found, bitmaps)
             connection = s.connection()
             connection.execute(insert(_table(StatsDay)), [whole])
             connection.execute(insert(_table(StatsDayCell)), cells)
@@ -248,20 +276,37 @@ def _scope(site_id: int | None) -> int:
     return site_id or 0
 
 
-def _numbers(s: Session, c: Cells, tops: dict[int, int]) -> dict[tuple[int, Any], int]:
-    """The numbers of the students in these cells, overall and at each site they asked at;
-    new ones are given the next free number of their scope (`tops`: the highest so far)."""
+def _numbers(s: Session, day: date, c: Cells, tops: dict[int, int]) -> dict[tuple[int, Any], int]:
+    """The numbers of the students in these cells (the day's facts), overall and at each site
+    they asked at; new ones are given the next free number of their scope (`tops`: the highest
+    so far). Those there already are read by a join with the day's facts on the primary key,
+    only the (scope, student) pairs the day needs: no lists of keys sent, no other scopes read."""
     wanted = {(EVERYWHERE, k) for who in c.asked.values() for k in who}
     wanted |= {(_scope(site), k) for site, who in c.asked.items() for k in who}
-    keys = sorted({k for _scope_, k in wanted})
-    found: dict[tuple[int, Any], int] = {}
-    for at in range(0, len(keys), REFRESH_CHUNK):
-        chunk = keys[at : at + REFRESH_CHUNK]
-        query = select(StatsNumber.scope, StatsNumber.student_key, StatsNumber.number).where(
-            StatsNumber.student_key.in_(chunk)
-        )
-        for scope, key, number in s.execute(query):
-            found[(scope, key)] = number
+    of_day = StatsFact.day == day
+    pairs = union(
+        select(literal(EVERYWHERE).label("scope"), StatsFact.student_key).where(of_day),
+        select(func.coalesce(StatsFact.site_id, 0).label("scope"), StatsFact.student_key).where(
+            of_day
+        ),
+    ).subquery()
+    query = select(StatsNumber.scope, StatsNumber.student_key, StatsNumber.number).join(
+        pairs,
+        (pairs.c.scope == StatsNumber.scope) & (pairs.c.student_key == StatsNumber.student_key),
+    )
+    found: dict[tuple[int, Any], int] = {
+        (scope, key): number for scope, key, number in s.execute(query)
+    }
+    return _assign(s, wanted, found, tops)
+
+
+def _assign(
+    s: Session,
+    wanted: set[tuple[int, Any]],
+    found: dict[tuple[int, Any], int],
+    tops: dict[int, int],
+) -> dict[tuple[int, Any], int]:
+    """`found` with the next free number of its scope given to each wanted one not in it."""
     new = []
     for scope, key in sorted(wanted - found.keys()):
         if scope not in tops:
@@ -275,6 +320,58 @@ def _numbers(s: Session, c: Cells, tops: dict[int, int]) -> dict[tuple[int, Any]
     if new:
         s.connection().execute(insert(_table(StatsNumber)), new)
     return found
+
+
+Bitmaps = tuple[bytes, bytes, list[tuple[int, bytes]]]  # asked, helped, [(scope, asked there)]
+
+
+def _bitmaps(c: Cells, numbers: dict[tuple[int, Any], int]) -> Bitmaps:
+    """A day's bitmaps of who asked, who had a session and who asked at each site."""
+    asked = {numbers[(EVERYWHERE, k)] for who in c.asked.values() for k in who}
+    helped = {numbers[(EVERYWHERE, k)] for who in c.helped.values() for k in who}
+    sites = [
+        (_scope(site), _bitmap(numbers[(_scope(site), k)] for k in who))
+        for site, who in c.asked.items()
+    ]
+    return _bitmap(asked), _bitmap(helped), sites
+
+
+def _patched(s: Session, c: Cells, keys: set[Any], kept: Any, tops: dict[int, int]) -> Bitmaps:
+    """A day's bitmaps as `_bitmaps` gives them, from those kept (`kept`: the day's row before)
+    when only these students' facts of the day changed: their bits set or cleared, in every
+    scope they have a number in (new numbers given as needed); everyone else's stay."""
+    everyone: set[Any] = set().union(*c.asked.values())
+    had: set[Any] = set().union(*c.helped.values())
+    where: dict[Any, set[int]] = {}
+    for site, who in c.asked.items():
+        for key in who & keys:
+            where.setdefault(key, set()).add(_scope(site))
+    wanted = {(EVERYWHERE, k) for k in keys & everyone}
+    wanted |= {(scope, k) for k, scopes in where.items() for scope in scopes}
+    query = select(StatsNumber.scope, StatsNumber.student_key, StatsNumber.number).where(
+        StatsNumber.student_key.in_(sorted(keys))
+    )
+    found = {(scope, key): number for scope, key, number in s.execute(query)}
+    numbers = _assign(s, wanted, found, tops)
+    asked = int.from_bytes(kept.asked, "little")
+    helped = int.from_bytes(kept.helped, "little")
+    at_site: dict[int, int] = {}
+    at = 0
+    for scope, size in json.loads(kept.sites):
+        at_site[scope] = int.from_bytes(kept.site_asked[at : at + size], "little")
+        at += size
+    for (scope, key), number in numbers.items():
+        if key not in keys:
+            continue
+        bit = 1 << number
+        if scope == EVERYWHERE:
+            asked = asked | bit if key in everyone else asked & ~bit
+            helped = helped | bit if key in had else helped & ~bit
+        else:
+            there = at_site.get(scope, 0)
+            at_site[scope] = there | bit if scope in where.get(key, ()) else there & ~bit
+    sites = [(_scope(site), _bits(at_site.get(_scope(site), 0))) for site in c.asked]
+    return _bits(asked), _bits(helped), sites
 
 
 def _bitmap(numbers: Iterable[int]) -> bytes:
@@ -748,7 +845,7 @@ def _undense(total: int) -> Counter[float]:
 
 
 def _encode_day(
-    day: date, c: Cells, numbers: dict[tuple[int, Any], int]
+    day: date, c: Cells, bitmaps: Bitmaps
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A day's cells as its stats_days row and stats_day_cells rows (from stored facts: keys
     and seconds are integers)."""
@@ -764,19 +861,15 @@ def _encode_day(
         }
         for (dim, key), cell in c.cells.items()
     ]
-    asked = {numbers[(EVERYWHERE, k)] for who in c.asked.values() for k in who}
-    helped = {numbers[(EVERYWHERE, k)] for who in c.helped.values() for k in who}
-    sites, site_asked = [], []
-    for site, who in c.asked.items():
-        bits = _bitmap(numbers[(_scope(site), k)] for k in who)
-        sites.append([_scope(site), len(bits)])
-        site_asked.append(bits)
+    asked, helped, at_sites = bitmaps
     whole = {
         "day": day,
-        "asked": _bitmap(asked),
-        "helped": _bitmap(helped),
-        "sites": json.dumps(sites, separators=(",", ":")),
-        "site_asked": b"".join(site_asked),
+        "asked": asked,
+        "helped": helped,
+        "sites": json.dumps(
+            [[scope, len(bits)] for scope, bits in at_sites], separators=(",", ":")
+        ),
+        "site_asked": b"".join(bits for _scope_, bits in at_sites),
         "waits": _dense(c.waits),
         "lengths": _dense(c.lengths),
     }
