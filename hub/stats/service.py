@@ -46,6 +46,7 @@ from sqlalchemy import (
     LargeBinary,
     Select,
     Table,
+    bindparam,
     case,
     delete,
     func,
@@ -253,7 +254,8 @@ def rebuild_days(
                 )
             ).one_or_none()
         s.execute(delete(StatsDay).where(StatsDay.day == day))
-        s.execute(delete(StatsDayCell).where(StatsDayCell.day == day))
+        if kept is None:
+            s.execute(delete(StatsDayCell).where(StatsDayCell.day == day))
         if rows:
             found = cells_from_rows(rows)
             if keys is not None and kept is not None:
@@ -263,10 +265,36 @@ def rebuild_days(
             whole, cells = _encode_day(day, found, bitmaps)
             connection = s.connection()
             connection.execute(insert(_table(StatsDay)), [whole])
-            connection.execute(insert(_table(StatsDayCell)), cells)
+            if kept is not None:
+                cells = _changed_cells(s, day, cells)
+            if cells:
+                connection.execute(insert(_table(StatsDayCell)), cells)
     months = {month_of(day) for day in touched}
     rolled = s.scalars(select(StatsMonth.month).where(StatsMonth.month.in_(months)))
     roll_up(s, set(rolled), again=True)
+
+
+def _changed_cells(s: Session, day: date, cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Of a day's new cells, those to insert: its kept cells that are gone or differ are deleted,
+    the others stay (a few changed facts change a few dozen of a day's hundreds of cells)."""
+    columns = (StatsDayCell.n, StatsDayCell.total, StatsDayCell.few, StatsDayCell.students)
+    query = select(StatsDayCell.dim, StatsDayCell.key, *columns).where(StatsDayCell.day == day)
+    kept = {(dim, key): tuple(rest) for dim, key, *rest in s.execute(query)}
+    new = {(c["dim"], c["key"]): c for c in cells}
+    stale = [
+        {"d": day, "m": dim, "k": key}
+        for (dim, key), values in kept.items()
+        if (c := new.get((dim, key))) is None
+        or (c["n"], c["total"], c["few"], c["students"]) != values
+    ]
+    if stale:
+        t = _table(StatsDayCell)
+        where = (
+            (t.c.day == bindparam("d")) & (t.c.dim == bindparam("m")) & (t.c.key == bindparam("k"))
+        )
+        s.connection().execute(delete(t).where(where), stale)
+    same = kept.keys() - {(x["m"], x["k"]) for x in stale}
+    return [c for at, c in new.items() if at not in same]
 
 
 EVERYWHERE = -1  # the scope of a student's number across all sites
