@@ -7,9 +7,14 @@ browser; this is the single place that documents them, and both must change toge
   outgoing bitrate < 150 kbit/s; *poor* when loss ≥ 4 %, round trip ≥ 350 ms or bitrate
   < 400 kbit/s; otherwise *good*.
 - full → low after 2 poor samples in a row; full or low → off after 2 bad ones.
-- up one level (off → low → full) only after good samples in a row: 5 from low; from off 5, then
-  10, then 20 each time video had to go off again since it was last full, so a network that
-  cannot carry video does not make the picture come and go every few seconds.
+- up one level (off → low → full) only after good samples in a row: 5, then 10, then 20 (at most)
+  each time that level failed again since video last held full for `HELD_FULL` good samples
+  (30 s): from off by the times video went off, from low by the times full went down. So a
+  network that cannot carry video, or not full video, does not make the picture come and go
+  every few seconds. (A link that carries low video but not full, such as 256 kbit/s, looks good
+  at low, where the estimate does not count; with a fixed wait it went low → full → low every
+  14 s.) The two counts are apart so that a bad spell after a weak one does not also slow the
+  step from off to low.
 - the bitrate estimate counts only while video is full: with only sound, or small video, to send
   the sender's estimate stays near what it sends and would keep video down for good; loss and
   round trip count at every level (a link that cannot carry the video loses packets or queues
@@ -42,7 +47,7 @@ alone decide."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Level = Literal["full", "low", "off"]
@@ -53,6 +58,7 @@ SAMPLE_S = 2.0
 POOR = {"loss": 0.04, "rtt_s": 0.35, "kbps": 400.0}
 BAD = {"loss": 0.10, "rtt_s": 0.60, "kbps": 150.0}
 DOWN_AFTER, UP_AFTER = 2, 5
+HELD_FULL = 15  # good samples in a row at full after which earlier drops are forgotten
 LOW_SCALE, LOW_FPS = 2, 10
 VIDEO_MAX_KBPS: dict[Level, int] = {"full": 1500, "low": 150, "off": 0}
 VIDEO_MIN_KBPS = 50
@@ -85,29 +91,35 @@ def health(sample: Sample, full: bool = True) -> Health:
 
 @dataclass(frozen=True)
 class Policy:
-    """The current level, the run of samples that points the same way, and how often video went
-    off since it was last full."""
+    """The current level, the run of samples that points the same way, and since video last held
+    full: how often it went off (`offs`) and how often full went down (`falls`)."""
 
     level: Level = "full"
     run: Health = "good"
     count: int = 0
     offs: int = 0
+    falls: int = 0
 
 
 def up_after(policy: Policy) -> int:
     """Good samples in a row needed to go up a level."""
-    return UP_AFTER * 2 ** min(max(policy.offs - 1, 0), 2) if policy.level == "off" else UP_AFTER
+    failed = policy.offs if policy.level == "off" else policy.falls
+    return UP_AFTER * 2 ** min(max(failed - 1, 0), 2)
 
 
 def step(policy: Policy, sample: Sample) -> Policy:
     """The policy after one more sample; its `level` is what to send now."""
     now = health(sample, full=policy.level == "full")
     count = policy.count + 1 if now == policy.run else 1
-    if now == "bad" and count >= DOWN_AFTER and policy.level != "off":
-        return Policy("off", now, 0, policy.offs + 1)
-    if now == "poor" and count >= DOWN_AFTER and policy.level == "full":
-        return Policy("low", now, 0, policy.offs)
-    if now == "good" and count >= up_after(policy) and policy.level != "full":
+    down = count >= DOWN_AFTER
+    falls = policy.falls + (policy.level == "full")
+    if now == "bad" and down and policy.level != "off":
+        return Policy("off", now, 0, policy.offs + 1, falls)
+    if now == "poor" and down and policy.level == "full":
+        return Policy("low", now, 0, policy.offs, falls)
+    if now == "good" and policy.level != "full" and count >= up_after(policy):
         up: Level = "low" if policy.level == "off" else "full"
-        return Policy(up, now, 0, 0 if up == "full" else policy.offs)
-    return Policy(policy.level, now, count, policy.offs)
+        return replace(policy, level=up, run=now, count=0)
+    if policy.level == "full" and now == "good" and count >= HELD_FULL:
+        return Policy("full", now, count)
+    return replace(policy, run=now, count=count)

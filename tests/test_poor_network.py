@@ -93,7 +93,39 @@ def test_each_time_video_has_to_go_off_again_it_waits_longer_before_trying():
     assert set(run([CLEAN] * 19, Policy("off", offs=3))) == {"off"}
 
 
+def stays(levels: list[str], level: str) -> list[int]:
+    """How many samples in a row each stay at `level` lasted."""
+    runs = [0]
+    for now, before in zip(levels, ["full", *levels[:-1]], strict=True):
+        if now == level:
+            runs[-1] += 1
+        elif before == level:
+            runs.append(0)
+    return [r for r in runs if r]
+
+
+def test_a_link_that_carries_low_video_but_not_full_tries_full_less_and_less_often():
+    # At low the weak link looks good (the estimate counts only at full): each try at full
+    # fails, and the wait before the next try doubles, up to 20 samples (40 s).
+    assert stays(run([WEAK] * 120), "low")[:5] == [5, 10, 20, 20, 20]
+    # Once full has held for 15 good samples, earlier drops are forgotten.
+    settled = [WEAK] * 2 + [CLEAN] * 5 + [WEAK] * 2 + [CLEAN] * 10
+    assert stays(run(settled + [CLEAN] * 15 + [WEAK] * 2 + [CLEAN] * 5), "low")[-1] == 5
+    assert stays(run(settled + [CLEAN] * 14 + [WEAK] * 2 + [CLEAN] * 20), "low")[-1] == 20
+    # Full's failures on the weak link do not slow the step from off to low after a bad spell.
+    lossy = Sample(loss=0.12)
+    weak_then_bad = [WEAK] * 2 + [CLEAN] * 5 + [WEAK] * 2 + [lossy] * 2 + [CLEAN] * 40
+    assert stays(run(weak_then_bad), "off") == [5] and stays(run(weak_then_bad), "low")[-1] == 10
+
+
 SEQUENCES = {
+    "weak link, full too much": [WEAK] * 90,
+    "held full": [WEAK] * 2 + [CLEAN] * 20 + [WEAK] * 2 + [CLEAN] * 6,
+    "weak then lossy": [WEAK] * 2
+    + [CLEAN] * 5
+    + [WEAK] * 2
+    + [Sample(loss=0.12)] * 2
+    + [CLEAN] * 40,
     "weak": [WEAK] * 4,
     "bad": [BAD] * 3,
     "flicker": [CLEAN, BAD, CLEAN, WEAK, CLEAN] * 3,
@@ -106,7 +138,7 @@ JS_POLICY = """async (sequences) => {
   const { nextVideoLevel } = await import("/static/js/rtc.js");
   const out = {};
   for (const [name, samples] of Object.entries(sequences)) {
-    let policy = { level: "full", run: "good", count: 0, offs: 0 };
+    let policy = { level: "full", run: "good", count: 0, offs: 0, falls: 0 };
     out[name] = samples.map((s) => (policy = nextVideoLevel(policy, s)).level);
   }
   return out;

@@ -26,6 +26,7 @@ export const VIDEO_POLICY = {
   bad: { loss: 0.1, rttS: 0.6, kbps: 150 },
   downAfter: 2,
   upAfter: 5,
+  heldFull: 15,
   low: { scaleResolutionDownBy: 2, maxFramerate: 10 },
 };
 
@@ -41,27 +42,31 @@ export function videoHealth({ loss = 0, rttS = null, kbps = null }, full = true)
   return past(VIDEO_POLICY.poor) ? "poor" : "good";
 }
 
-/** Good samples in a row needed to go up a level: more each time video had to go off again. */
+/** Good samples in a row needed to go up a level: more each time that level failed again. */
 function upAfter(policy) {
-  if (policy.level !== "off") return VIDEO_POLICY.upAfter;
-  return VIDEO_POLICY.upAfter * 2 ** Math.min(Math.max((policy.offs || 0) - 1, 0), 2);
+  const failed = (policy.level === "off" ? policy.offs : policy.falls) || 0;
+  return VIDEO_POLICY.upAfter * 2 ** Math.min(Math.max(failed - 1, 0), 2);
 }
 
-/** The policy {level, run, count, offs} after one more sample; its level is what to send now. */
+/**
+ * The policy {level, run, count, offs, falls} after one more sample; its level is what to send
+ * now (offs: times video went off, falls: times full went down, since video last held full).
+ */
 export function nextVideoLevel(policy, sample) {
   const offs = policy.offs || 0;
+  const falls = (policy.falls || 0) + (policy.level === "full" ? 1 : 0);
   const now = videoHealth(sample, policy.level === "full");
   const count = now === policy.run ? policy.count + 1 : 1;
   const down = count >= VIDEO_POLICY.downAfter;
   if (now === "bad" && down && policy.level !== "off")
-    return { level: "off", run: now, count: 0, offs: offs + 1 };
+    return { level: "off", run: now, count: 0, offs: offs + 1, falls };
   if (now === "poor" && down && policy.level === "full")
-    return { level: "low", run: now, count: 0, offs };
-  if (now === "good" && count >= upAfter(policy) && policy.level !== "full") {
-    const up = policy.level === "off" ? "low" : "full";
-    return { level: up, run: now, count: 0, offs: up === "full" ? 0 : offs };
-  }
-  return { level: policy.level, run: now, count, offs };
+    return { level: "low", run: now, count: 0, offs, falls };
+  if (now === "good" && policy.level !== "full" && count >= upAfter(policy))
+    return { ...policy, level: policy.level === "off" ? "low" : "full", run: now, count: 0 };
+  if (policy.level === "full" && now === "good" && count >= VIDEO_POLICY.heldFull)
+    return { level: "full", run: now, count, offs: 0, falls: 0 };
+  return { ...policy, run: now, count };
 }
 
 /**
@@ -150,7 +155,7 @@ export function createCall({
   let offerWaitTimer = null;
   let watchdog = null;
   let statsTimer = null;
-  let policy = { level: "full", run: "good", count: 0, offs: 0 };
+  let policy = { level: "full", run: "good", count: 0, offs: 0, falls: 0 };
   let counters = { sent: 0, lost: 0 };
   let audioOnly = false; // the user's choice, above whatever the network allows
   let sentLevel = "full";
