@@ -39,7 +39,6 @@ class Chat:
         self.ctx = ctx
         self.link = link
         self.outbox = outbox
-        self._kept: dict[str, str] = {}  # a pending chat line's key -> its outbox entry
         link.on("breakroom:message", self._breakroom_message)
         link.on("breakroom:removed", self._breakroom_removed)
         link.on("chat:message", self._chat_message, room_only=True)
@@ -61,14 +60,8 @@ class Chat:
             (v.chat if where == "chat" else v.breakroom).append(line)
             if where == "chat":
                 payload = {"room_id": v.room_id, "text": text, "client_msg_id": line.key}
-                if (item_id := self.outbox.keep("chat:send", payload)) is not None:
-                    self._kept[line.key] = item_id
+                self.outbox.keep(line.key, "chat:send", payload)
         self.ctx.submit(self.flush, where)
-
-    def _answered(self, key: str) -> None:
-        """The hub has stored or refused the line `key`: its copy on disk can go."""
-        if (item_id := self._kept.pop(key, None)) is not None:
-            self.outbox.done(item_id)
 
     def flush(self, where: Where) -> None:
         """Send the lines still pending, oldest first; the hub stores a resend only once."""
@@ -96,11 +89,11 @@ class Chat:
                         blocked_reason=reason,
                         blocked_message=exc.message,
                     )
-                self._answered(line.key)
+                self.outbox.done(line.key)
                 continue
             with self.ctx.lock:
                 _replace_line(lines, line.key, pending=False, ts=answer.get("ts"))
-            self._answered(line.key)
+            self.outbox.done(line.key)
 
     def _flush_later(self, where: Where) -> None:
         """One timer per kind of line: flush sends every pending line, oldest first."""
@@ -117,7 +110,7 @@ class Chat:
         with self.ctx.lock:
             if client_id and any(x.key == client_id and x.mine for x in lines):
                 _replace_line(lines, client_id, pending=False, ts=message.get("ts"))
-                self._answered(client_id)
+                self.outbox.done(client_id)
                 return
             key = f"hub:{message.get('msg_id')}"
             if any(x.key == key for x in lines):
@@ -150,7 +143,7 @@ class Chat:
 
     def _chat_blocked(self, data: dict[str, Any]) -> None:
         v, key = self.ctx.v, str(data.get("client_msg_id"))
-        self._answered(key)
+        self.outbox.done(key)
         with self.ctx.lock:
             _replace_line(
                 v.chat,

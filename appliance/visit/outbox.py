@@ -22,8 +22,9 @@ class Outbox:
         self.ctx = ctx
         self.link = link
         # Entries a part of the visit under way sends itself (chat lines, which it shows as
-        # pending): the outbox only keeps them for after a restart or the end of that visit.
-        self._kept: set[str] = set()
+        # pending), by that part's own key: the outbox only keeps them for after a restart or
+        # the end of that visit.
+        self._kept: dict[str, str] = {}  # the caller's key -> the entry's id
 
     def waiting(self) -> bool:
         """Something the outbox sends has not reached the hub yet."""
@@ -32,7 +33,7 @@ class Outbox:
 
     def _theirs(self, item: OutboxItem) -> bool:
         """Kept for a part of the visit under way, which sends it itself."""
-        return item.id in self._kept and item.visit_id == self.ctx.v.visit_id
+        return item.id in self._kept.values() and item.visit_id == self.ctx.v.visit_id
 
     def send(self, event: str, payload: dict[str, Any]) -> None:
         """About the room of the visit under way (on the worker): queued, then sent if possible."""
@@ -42,20 +43,20 @@ class Outbox:
         state.enqueue(event, {"room_id": v.room_id, **payload}, v.visit_id)
         self.flush()
 
-    def keep(self, event: str, payload: dict[str, Any]) -> str | None:
+    def keep(self, key: str, event: str, payload: dict[str, Any]) -> None:
         """A call the caller makes itself while the visit under way lasts, kept on disk so that
-        it still reaches the hub if the kiosk restarts first (or the visit ends first): its id
-        for `done`, None without a visit."""
+        it still reaches the hub if the kiosk restarts first (or the visit ends first), until
+        `done(key)`. Nothing is kept without a visit."""
         v, state = self.ctx.v, self.ctx.state
-        if v.visit_id is None or state is None:
-            return None
-        item = state.enqueue(event, payload, v.visit_id)
-        self._kept.add(item.id)
-        return item.id
+        if v.visit_id is not None and state is not None:
+            self._kept[key] = state.enqueue(event, payload, v.visit_id).id
 
-    def done(self, item_id: str) -> None:
-        """The hub has answered the kept call `item_id`: nothing more to keep."""
-        self._kept.discard(item_id)
+    def done(self, key: str) -> None:
+        """The hub has answered the kept call `key`: nothing more to keep."""
+        if (item_id := self._kept.pop(key, None)) is not None:
+            self._remove(item_id)
+
+    def _remove(self, item_id: str) -> None:
         if self.ctx.state is not None:
             self.ctx.state.remove(item_id)
 
@@ -94,10 +95,10 @@ class Outbox:
                 if exc.code in TRY_AGAIN_CODES:
                     return
                 log.warning("the hub refused %s for good: %s", item.event, exc.code)
-                self.done(item.id)
+                self._remove(item.id)
                 if item.visit_id == self.ctx.v.visit_id:
                     raise
                 continue
-            self.done(item.id)
+            self._remove(item.id)
             if item.event == "visit:end":
                 self.link.stop_acting()
