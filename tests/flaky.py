@@ -11,6 +11,8 @@ from contextlib import suppress
 
 from tests.conftest import free_port
 
+CONNECTED = b'40{"sid":'  # the hub's answer to a Socket.IO connect (it sends it unmasked)
+
 
 class FlakyNetwork:
     def __init__(self, target_port: int) -> None:
@@ -21,11 +23,17 @@ class FlakyNetwork:
         self._open: list[socket.socket] = []
         self._listener: socket.socket | None = None
         self._flowing = threading.Event()
+        self._hold_once_connected = False
         self.mend()
 
     def hold(self) -> None:
         """Packets stop getting through, in both directions; the connections stay open."""
         self._flowing.clear()
+
+    def hold_once_connected(self) -> None:
+        """Hold, as `hold`, right after the hub's next Socket.IO connect answer has got through:
+        the client is connected, and the first call it makes then gets no answer."""
+        self._hold_once_connected = True
 
     def cut(self) -> None:
         """The network goes down: open connections break and new ones are refused."""
@@ -83,6 +91,9 @@ class FlakyNetwork:
             while data := source.recv(65536):
                 self._flowing.wait()
                 sink.sendall(data)
+                if self._hold_once_connected and CONNECTED in data:
+                    self._hold_once_connected = False
+                    self.hold()
         for conn in (source, sink):
             with suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
