@@ -352,7 +352,9 @@ export function createCall({
     if (!report || pc !== conn) return;
     const { sample, counters: next } = sampleFromStats([...report.values()], counters);
     counters = next;
-    policy = nextVideoLevel(policy, sample);
+    // With audio only chosen, little is sent and the estimate falls with it: it does not count
+    // (as on the kiosk), or video would come back low or off when the user turns it on again.
+    policy = nextVideoLevel(policy, audioOnly ? { ...sample, kbps: null } : sample);
     await applyVideoLevel();
   }
 
