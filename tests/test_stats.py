@@ -544,6 +544,36 @@ def test_a_deleted_account_leaves_its_facts_and_the_days_figures_without_its_use
     assert exported(admin, **MONTH) == month_before
 
 
+def random_fact(
+    rng: random.Random,
+    day: date,
+    sites: list[int],
+    subjects: list[int],
+    organisations: list[int],
+    keys: list[int],
+) -> StatsFact:
+    """A finished request on `day` at random: mostly matched, most of those with a session, more
+    than half of those rated by both."""
+    outcome = rng.choices(["matched", "cancelled", "left"], [8, 1, 1])[0]
+    ended = outcome == "matched" and rng.random() < 0.9
+    rated = ended and rng.random() < 0.6
+    return StatsFact(
+        day=day,
+        asked_at=at(day, rng.randrange(14, 21), rng.randrange(60)),
+        site_id=rng.choice(sites),
+        subject_id=rng.choice(subjects),
+        grade=rng.choice([8, 9, 10]),
+        channel=rng.choice(["home", "kiosk"]),
+        outcome=outcome,
+        wait_s=int(rng.expovariate(1 / 300)),
+        session_s=rng.randrange(60, 3600) if ended else None,
+        helper_organisation_id=rng.choice(organisations) if ended else None,
+        student_rating=rng.randint(1, 5) if rated else None,
+        helper_rating=rng.randint(1, 5) if rated else None,
+        student_key=rng.choice(keys),
+    )
+
+
 @both_backends  # the triggers and the GROUP BY differ between the two
 @pytest.mark.demo(students=1, helpers=1)
 def test_the_days_figures_give_the_same_dashboard_as_the_facts_themselves(hub):
@@ -556,29 +586,10 @@ def test_the_days_figures_give_the_same_dashboard_as_the_facts_themselves(hub):
         subjects = list(s.scalars(select(Subject.id)))
         organisations = list(s.scalars(select(Organisation.id)))
         keys = [service.new_student_key() for _ in range(12)]
-        rows = []
-        for _ in range(80):
-            day = first + timedelta(days=rng.randrange(21))
-            outcome = rng.choices(["matched", "cancelled", "left"], [8, 1, 1])[0]
-            ended = outcome == "matched" and rng.random() < 0.9
-            rated = ended and rng.random() < 0.6
-            rows.append(
-                StatsFact(
-                    day=day,
-                    asked_at=at(day, rng.randrange(14, 21), rng.randrange(60)),
-                    site_id=rng.choice(sites),
-                    subject_id=rng.choice(subjects),
-                    grade=rng.choice([8, 9, 10]),
-                    channel=rng.choice(["home", "kiosk"]),
-                    outcome=outcome,
-                    wait_s=int(rng.expovariate(1 / 300)),
-                    session_s=rng.randrange(60, 3600) if ended else None,
-                    helper_organisation_id=rng.choice(organisations) if ended else None,
-                    student_rating=rng.randint(1, 5) if rated else None,
-                    helper_rating=rng.randint(1, 5) if rated else None,
-                    student_key=rng.choice(keys),
-                )
-            )
+        choices = (sites, subjects, organisations, keys)
+        rows = [
+            random_fact(rng, first + timedelta(days=rng.randrange(21)), *choices) for _ in range(80)
+        ]
         s.add_all(rows)
         s.flush()
         service.rebuild_days(s, {r.day for r in rows})
@@ -632,28 +643,11 @@ def test_the_months_added_up_give_the_same_dashboard_as_the_facts_and_follow_the
         subjects = list(s.scalars(select(Subject.id)))
         organisations = list(s.scalars(select(Organisation.id)))
         keys = [service.new_student_key() for _ in range(9)]
-
-        def random_fact(day: date) -> StatsFact:
-            outcome = rng.choices(["matched", "cancelled", "left"], [8, 1, 1])[0]
-            ended = outcome == "matched" and rng.random() < 0.9
-            rated = ended and rng.random() < 0.6
-            return StatsFact(
-                day=day,
-                asked_at=at(day, rng.randrange(14, 21), rng.randrange(60)),
-                site_id=rng.choice(sites),
-                subject_id=rng.choice(subjects),
-                grade=rng.choice([8, 9, 10]),
-                channel=rng.choice(["home", "kiosk"]),
-                outcome=outcome,
-                wait_s=int(rng.expovariate(1 / 300)),
-                session_s=rng.randrange(60, 3600) if ended else None,
-                helper_organisation_id=rng.choice(organisations) if ended else None,
-                student_rating=rng.randint(1, 5) if rated else None,
-                helper_rating=rng.randint(1, 5) if rated else None,
-                student_key=rng.choice(keys),
-            )
-
-        rows = [random_fact(first + timedelta(days=rng.randrange(111))) for _ in range(150)]
+        choices = (sites, subjects, organisations, keys)
+        rows = [
+            random_fact(rng, first + timedelta(days=rng.randrange(111)), *choices)
+            for _ in range(150)
+        ]
         s.add_all(rows)
         s.flush()
         service.rebuild_days(s, {r.day for r in rows})
@@ -686,7 +680,7 @@ def test_the_months_added_up_give_the_same_dashboard_as_the_facts_and_follow_the
     # the site's figures of the month this process kept (the second pass above used them).
     changed = spans.months[0] + timedelta(days=3)
     with hub.db.transaction() as s:
-        late = random_fact(changed)
+        late = random_fact(rng, changed, *choices)
         late.student_key = service.new_student_key()
         late.outcome, late.session_s, late.site_id = "matched", 600, sites[0]
         s.add(late)
