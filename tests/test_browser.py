@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy import select
 
 from hub.accounts.models import User
 from hub.catalog.models import Subject
+from hub.matching.models import HelpRequest
 from tests.hubclient import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -107,6 +109,27 @@ def test_student_and_helper_go_from_login_to_matched(browser, hub):
     expect(student.get_by_test_id("matched")).to_contain_text("Hjælper 1")
     room = student.get_by_test_id("matched").get_attribute("data-room-id")
     assert room and room == helper.get_by_test_id("matched").get_attribute("data-room-id")
+
+
+def test_a_student_far_back_in_a_long_queue_is_told_about_where_they_are(browser, hub):
+    """Beyond 20 the hub tells places rounded up (docs/protocol.md); the page says "about"."""
+    with hub.db.transaction() as s:
+        math = s.scalar(select(Subject.id).where(Subject.key == "math"))
+        earlier = datetime.now(UTC) - timedelta(hours=1)
+        for n in range(28):
+            waiting = User(
+                username=f"queued{n}",
+                password_hash="!",
+                role="student",
+                display_name=f"Kø {n}",
+                created_at=earlier,
+            )
+            s.add(waiting)
+            s.flush()
+            s.add(HelpRequest(student_id=waiting.id, subject_id=math, grade=9, created_at=earlier))
+    student = log_in(browser, hub, "student1")
+    ask(student, hub, "Brøker")  # number 29
+    expect(student.get_by_test_id("queue-position")).to_have_text("ca. 30")
 
 
 def test_a_declined_offer_disappears_and_a_reload_keeps_the_students_place(browser, hub):

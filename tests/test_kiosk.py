@@ -28,6 +28,7 @@ from kiosk_ui.driver import DriverClient
 from kiosk_ui.screen import Screen
 from kiosk_ui.screens.ask import PhotoScreen, QuestionScreen, SubjectScreen
 from kiosk_ui.screens.attract import AttractScreen, NicknameScreen
+from kiosk_ui.screens.common import place_text
 from kiosk_ui.screens.feedback import FeedbackScreen, ThanksScreen
 from kiosk_ui.screens.overlays import Confirm, ReportDialog
 from kiosk_ui.screens.room import RoomScreen
@@ -173,6 +174,14 @@ def ask_for_help(d: DriverClient, nickname: str = "Ali", note: str = "brøker") 
     d.wait_screen("waiting")
     d.wait_for("stop")
     big_enough_to_touch(d)
+
+
+def test_a_place_far_back_in_the_queue_is_shown_as_about_that_place():
+    """The hub rounds places beyond 20 up (docs/protocol.md); the kiosk must not show them as
+    exact. Danish, the kiosk's default."""
+    assert place_text(1) == "Du er den næste!"
+    assert place_text(20) == "Du er nummer 20 i køen"
+    assert place_text(30) == "Du er cirka nummer 30 i køen"
 
 
 def test_a_new_kiosk_shows_its_code_until_staff_confirm_it(hub, start_kiosk):

@@ -1,6 +1,7 @@
 """The matching policy on its own: plain data in, decisions out."""
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 from hub.matching.policy import (
     FREE_HELPER_WAIT_S,
@@ -10,8 +11,10 @@ from hub.matching.policy import (
     estimate_wait_s,
     plan_offers,
     queue_positions,
+    told_position,
     told_wait_s,
 )
+from hub.matching.service import HelpAtHand, changed_places
 
 T0 = datetime(2026, 11, 1, 15, 0, tzinfo=UTC)
 
@@ -121,9 +124,46 @@ def test_wait_is_told_in_whole_minutes_and_in_five_minute_steps_beyond_an_hour()
     assert [told_wait_s(s) for s in (3570, 3749, 3750, 8000)] == [3600, 3600, 3900, 8100]
 
 
+def test_places_far_back_are_told_rounded_up_in_growing_steps():
+    places = (1, 20, 21, 30, 31, 100, 101, 150, 151, 500, 501, 1234)
+    assert [told_position(p) for p in places] == [
+        1,
+        20,
+        30,
+        30,
+        40,
+        100,
+        150,
+        150,
+        200,
+        500,
+        600,
+        1300,
+    ]
+
+
 def test_a_slightly_longer_typical_session_does_not_change_the_wait_told():
     waits = {
         estimate_wait_s(6, free_able=0, on_duty_able=3, typical_session_s=typical)
         for typical in (1290, 1300, 1310)
     }
     assert waits == {33 * 60}  # 30 s + 1.5 sessions of about 21.7 minutes
+
+
+def test_when_the_head_of_a_long_queue_moves_only_students_whose_told_place_changes_hear_it():
+    queue = [
+        SimpleNamespace(
+            id=n,
+            student_id=n,
+            subject_id=1,
+            grade=9,
+            language_code=None,
+            told_position=told_position(n),
+            told_eta_s=None,
+        )
+        for n in range(1, 301)
+    ]
+    nobody_on_duty = HelpAtHand(on_duty=[], typical_session_s=1200)
+    told = changed_places(queue[1:], nobody_on_duty, pause=lambda: None)  # the first was matched
+    assert [p.position for p in told] == [*range(1, 21), *range(30, 101, 10), 150, 200, 250]
+    assert [p.request_id for p in told][:2] == [2, 3]

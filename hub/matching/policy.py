@@ -15,6 +15,11 @@ FREE_HELPER_WAIT_S = 30
 MINUTE_S = 60
 LONG_WAIT_S = 3600
 LONG_WAIT_STEP_S = 300
+# Places up to EXACT_PLACES are told exactly; further back they are rounded up in growing steps
+# (see told_position). Clients show a place beyond EXACT_PLACES as "about".
+EXACT_PLACES = 20
+PLACE_STEPS = ((100, 10), (500, 50))
+FAR_PLACE_STEP = 100
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,20 @@ def queue_positions(waiting_in_order: Iterable[Asking]) -> dict[int, int]:
         counts[request.subject_id] = counts.get(request.subject_id, 0) + 1
         positions[request.id] = counts[request.subject_id]
     return positions
+
+
+def told_position(position: int) -> int:
+    """A place in the queue as the student is told it: exact up to EXACT_PLACES, beyond that
+    rounded up to the next 10 (up to 100), 50 (up to 500) or 100.
+
+    Number 347 cannot tell 346 from 350, yet telling each step would send every waiting student a
+    `queue:update` each time the head of the queue moves: with thousands waiting, the hub would
+    spend its time telling places instead of matching. Rounding up never promises a place nearer
+    the front than the real one."""
+    if position <= EXACT_PLACES:
+        return position
+    step = next((step for limit, step in PLACE_STEPS if position <= limit), FAR_PLACE_STEP)
+    return step * math.ceil(position / step)
 
 
 def estimate_wait_s(

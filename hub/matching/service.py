@@ -154,7 +154,7 @@ def _status_at(
     eta = wait_s(s, position, request, config)
     shift = _next_shift_for(s, request, now, config) if eta is None else None
     return {
-        "position": position,
+        "position": policy.told_position(position),
         "eta_s": eta,
         "next_shift": shift.starts_at.isoformat() if shift else None,
     }
@@ -714,7 +714,7 @@ def typical_session_s(s: Session, config: HubConfig) -> int:
 
 @dataclass(frozen=True)
 class Place:
-    """A waiting student's place and estimate, to be told in a `queue:update`."""
+    """A waiting student's place as told (policy.told_position) and estimate: a `queue:update`."""
 
     request_id: int
     student_id: int
@@ -757,7 +757,8 @@ def help_at_hand(s: Session, config: HubConfig) -> HelpAtHand:
 def changed_places(
     waiting: Sequence[PlainRow], at_hand: HelpAtHand, pause: Callable[[], None]
 ) -> list[Place]:
-    """Every waiting request whose place or estimate differs from what its student was told.
+    """Every waiting request whose told place (policy.told_position) or estimate differs from
+    what its student was told.
 
     Calls `pause` between small steps, so that the caller can let other work go first: the
     places of thousands of students must not hold up an offer or an acknowledgement."""
@@ -766,9 +767,9 @@ def changed_places(
     for r in waiting:
         pause()
         position = positions[r.id]
-        eta = at_hand.wait_s(position, r)
-        if (position, eta) != (r.told_position, r.told_eta_s):
-            changed.append(Place(r.id, r.student_id, position, eta))
+        told = (policy.told_position(position), at_hand.wait_s(position, r))
+        if told != (r.told_position, r.told_eta_s):
+            changed.append(Place(r.id, r.student_id, *told))
     return changed
 
 

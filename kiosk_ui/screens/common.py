@@ -40,6 +40,20 @@ def chat_items(lines: Sequence[ChatLine], me: str) -> list[Item]:
     return items
 
 
+# The hub tells places beyond this rounded up (docs/protocol.md, queue:update).
+EXACT_PLACES = 20
+
+
+def place_text(position: int | None) -> str:
+    if position is None:
+        return _("Finding a helper for you…")
+    if position <= 1:
+        return _("You are next in line!")
+    if position <= EXACT_PLACES:
+        return _("You are number %(n)d in line") % {"n": position}
+    return _("You are about number %(n)d in line") % {"n": position}
+
+
 def wait_text(eta_s: int | None) -> str:
     if eta_s is None:
         return ""

@@ -15,6 +15,7 @@ from kiosk_ui.screens.common import (
     error_line,
     keyboard_for,
     notice_box,
+    place_text,
     problem,
     wait_text,
     when_text,
@@ -66,18 +67,12 @@ class WaitingScreen(Screen):
                 }
             text += " " + _("You can keep waiting here, or stop and come back later.")
             return notice_box(theme, "queue.no_helper", area, text, size=24)
-        if view.queue_position is None:
-            place = _("Finding a helper for you…")
-        elif view.queue_position <= 1:
-            place = _("You are next in line!")
-        else:
-            place = _("You are number %(n)d in line") % {"n": view.queue_position}
         return [
             Box("queue.box", area, border=t.PRIMARY),
             Label(
                 "queue.position",
                 theme.rect(48, 26, 840, 48),
-                place,
+                place_text(view.queue_position),
                 size=36,
                 bold=True,
                 color=t.PRIMARY,

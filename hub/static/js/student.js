@@ -230,8 +230,14 @@ function setText(el, text) {
   if (el.textContent !== text) el.textContent = text; // no repeated announcements
 }
 
+// The hub tells places beyond this rounded up (docs/protocol.md, queue:update).
+const EXACT_PLACES = 20;
+
 function renderQueue(position, eta, nextShift) {
-  setText(positionEl, String(position));
+  setText(
+    positionEl,
+    position > EXACT_PLACES ? t("about {n}", { n: position }) : String(position),
+  );
   let text = etaText(eta);
   if (nextShift) {
     const when = new Date(nextShift);
